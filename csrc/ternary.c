@@ -1,0 +1,224 @@
+#include "ternary.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "floatfmt.h"
+#include "gguf.h"
+
+int bn_ternary_alloc(bn_ternary *t, int64_t rows, int64_t cols, bn_err *err) {
+    memset(t, 0, sizeof *t);
+    t->rows = rows;
+    t->cols = cols;
+    t->nblocks = (int)((cols + BN_QK - 1) / BN_QK);
+    t->row_bytes = (size_t)t->nblocks * BN_QK_BYTES;
+    t->owned = malloc(t->row_bytes * (size_t)rows);
+    if (!t->owned) return bn_errf(err, "out of memory for a %lld x %lld ternary matrix", (long long)rows,
+                                  (long long)cols);
+    memset(t->owned, 0x55, t->row_bytes * (size_t)rows); /* every code 1: zero */
+    t->codes = t->owned;
+    t->scale = 1.0f;
+    return 1;
+}
+
+void bn_ternary_free(bn_ternary *t) {
+    free(t->owned);
+    free(t->block_scale);
+    memset(t, 0, sizeof *t);
+}
+
+void bn_pack_row_i2(const int8_t *v, int64_t cols, uint8_t *dst) {
+    int nb = (int)((cols + BN_QK - 1) / BN_QK);
+    for (int b = 0; b < nb; b++) {
+        for (int j = 0; j < 32; j++) {
+            uint8_t byte = 0;
+            for (int g = 0; g < 4; g++) {
+                int64_t e = (int64_t)b * BN_QK + g * 32 + j;
+                int code = e < cols ? v[e] + 1 : 1;
+                byte |= (uint8_t)(code << (6 - 2 * g));
+            }
+            dst[b * BN_QK_BYTES + j] = byte;
+        }
+    }
+}
+
+void bn_ternary_set_row(bn_ternary *t, int64_t row, const int8_t *values) {
+    bn_pack_row_i2(values, t->cols, t->owned + (size_t)row * t->row_bytes);
+}
+
+void bn_ternary_get_row(const bn_ternary *t, int64_t row, int8_t *v) {
+    const uint8_t *src = t->codes + (size_t)row * t->row_bytes;
+    for (int64_t e = 0; e < t->cols; e++) {
+        int64_t b = e / BN_QK, w = e % BN_QK;
+        uint8_t byte = src[b * BN_QK_BYTES + w % 32];
+        v[e] = (int8_t)(((byte >> (6 - 2 * (w / 32))) & 3) - 1);
+    }
+}
+
+int bn_ternary_from_i2s(bn_ternary *t, const uint8_t *data, int64_t rows, int64_t cols,
+                        const char *what, bn_err *err) {
+    memset(t, 0, sizeof *t);
+    if (cols % BN_QK) return bn_errf(err, "%s: I2_S rows must be a multiple of 128, not %lld", what, (long long)cols);
+    t->rows = rows;
+    t->cols = cols;
+    t->nblocks = (int)(cols / BN_QK);
+    t->row_bytes = (size_t)t->nblocks * BN_QK_BYTES;
+    t->codes = data; /* used in place: the file holds our layout */
+    memcpy(&t->scale, data + t->row_bytes * (size_t)rows, 4);
+    if (!isfinite(t->scale)) return bn_errf(err, "%s: I2_S scale is not a finite number", what);
+    return 1;
+}
+
+/* Decodes one TQ block (256 weights) into values and returns its scale. */
+static float tq_block(uint32_t type, const uint8_t *b, int8_t *v) {
+    uint16_t h;
+    if (type == GGML_TQ2_0) {
+        for (int e = 0; e < 256; e++)
+            v[e] = (int8_t)(((b[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3) - 1);
+        memcpy(&h, b + 64, 2);
+    } else { /* TQ1_0: base-3 digits, most significant first, byte = ceil(v*256/243) */
+        static const uint8_t pow3[5] = {1, 3, 9, 27, 81};
+        int e = 0;
+        for (int n = 0; n < 5; n++)
+            for (int m = 0; m < 32; m++) v[e++] = (int8_t)((((uint16_t)(uint8_t)(b[m] * pow3[n])) * 3 >> 8) - 1);
+        for (int n = 0; n < 5; n++)
+            for (int m = 0; m < 16; m++) v[e++] = (int8_t)((((uint16_t)(uint8_t)(b[32 + m] * pow3[n])) * 3 >> 8) - 1);
+        for (int n = 0; n < 4; n++)
+            for (int j = 0; j < 4; j++) v[e++] = (int8_t)((((uint16_t)(uint8_t)(b[48 + j] * pow3[n])) * 3 >> 8) - 1);
+        memcpy(&h, b + 52, 2);
+    }
+    return bn_f16_to_f32(h);
+}
+
+int bn_ternary_from_tq(bn_ternary *t, uint32_t type, const uint8_t *data, int64_t rows, int64_t cols,
+                       const char *what, bn_err *err) {
+    if (cols % 256) return bn_errf(err, "%s: TQ rows must be a multiple of 256, not %lld", what, (long long)cols);
+    if (!bn_ternary_alloc(t, rows, cols, err)) return 0;
+    size_t blk_bytes = type == GGML_TQ2_0 ? 66 : 54;
+    int64_t nq = cols / 256;
+    int8_t *row = malloc((size_t)cols);
+    float *scales = malloc(sizeof(float) * (size_t)(rows * nq));
+    if (!row || !scales) {
+        free(row);
+        free(scales);
+        bn_ternary_free(t);
+        return bn_errf(err, "%s: out of memory", what);
+    }
+    /* one scale for the tensor when every block that has a nonzero weight
+     * carries the same one (converters write a per tensor) */
+    int uniform = 1, have = 0;
+    float common = 0.0f;
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t k = 0; k < nq; k++) {
+            const uint8_t *b = data + (size_t)(r * nq + k) * blk_bytes;
+            float d = tq_block(type, b, row + k * 256);
+            int nz = 0;
+            for (int e = 0; e < 256; e++) {
+                if (row[k * 256 + e] > 1) row[k * 256 + e] = 1; /* invalid code: clamp */
+                nz |= row[k * 256 + e];
+            }
+            scales[r * nq + k] = d;
+            if (!isfinite(d)) {
+                free(row);
+                free(scales);
+                bn_ternary_free(t);
+                return bn_errf(err, "%s: block scale is not a finite number", what);
+            }
+            if (nz) {
+                if (!have) { common = d; have = 1; }
+                else if (d != common) uniform = 0;
+            }
+        }
+        bn_ternary_set_row(t, r, row);
+    }
+    if (uniform) {
+        t->scale = have ? common : 0.0f;
+        free(scales);
+    } else { /* each 256-block covers two of our 128-blocks */
+        t->block_scale = malloc(sizeof(float) * (size_t)(rows * t->nblocks));
+        if (!t->block_scale) {
+            free(row);
+            free(scales);
+            bn_ternary_free(t);
+            return bn_errf(err, "%s: out of memory", what);
+        }
+        for (int64_t r = 0; r < rows; r++)
+            for (int b = 0; b < t->nblocks; b++) t->block_scale[r * t->nblocks + b] = scales[r * nq + b / 2];
+        free(scales);
+        t->scale = 1.0f;
+    }
+    free(row);
+    return 1;
+}
+
+static float float_at(uint32_t type, const uint8_t *data, size_t i) {
+    uint16_t h;
+    float f;
+    switch (type) {
+    case GGML_F32: memcpy(&f, data + 4 * i, 4); return f;
+    case GGML_F16: memcpy(&h, data + 2 * i, 2); return bn_f16_to_f32(h);
+    default: memcpy(&h, data + 2 * i, 2); return bn_bf16_to_f32(h);
+    }
+}
+
+int bn_ternary_from_ternary_floats(bn_ternary *t, uint32_t type, const uint8_t *data, int64_t rows,
+                                   int64_t cols, const char *what, bn_err *err) {
+    size_t n = (size_t)(rows * cols);
+    float a = 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        float v = fabsf(float_at(type, data, i));
+        if (!isfinite(v)) return bn_errf(err, "%s: weight %zu is not a finite number", what, i);
+        if (v == 0.0f) continue;
+        if (a == 0.0f) a = v;
+        else if (v != a)
+            return bn_errf(err, "%s: float weights are not ternary (magnitudes %g and %g); BitNet files hold T*a",
+                           what, (double)a, (double)v);
+    }
+    if (!bn_ternary_alloc(t, rows, cols, err)) return 0;
+    int8_t *row = malloc((size_t)cols);
+    if (!row) {
+        bn_ternary_free(t);
+        return bn_errf(err, "%s: out of memory", what);
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t c = 0; c < cols; c++) {
+            float v = float_at(type, data, (size_t)(r * cols + c));
+            row[c] = (int8_t)(v > 0 ? 1 : v < 0 ? -1 : 0);
+        }
+        bn_ternary_set_row(t, r, row);
+    }
+    free(row);
+    t->scale = a;
+    return 1;
+}
+
+int bn_ternary_from_master(bn_ternary *t, uint32_t type, const uint8_t *data, int64_t rows, int64_t cols,
+                           const char *what, bn_err *err) {
+    size_t n = (size_t)(rows * cols);
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        float v = float_at(type, data, i);
+        if (!isfinite(v)) return bn_errf(err, "%s: weight %zu is not a finite number", what, i);
+        sum += fabsf(v);
+    }
+    /* torch computes mean|W| in fp32; the double sum rounded once is as close */
+    float a = (float)(sum / (double)n);
+    if (a < 1e-5f) a = 1e-5f;
+    if (!bn_ternary_alloc(t, rows, cols, err)) return 0;
+    int8_t *row = malloc((size_t)cols);
+    if (!row) {
+        bn_ternary_free(t);
+        return bn_errf(err, "%s: out of memory", what);
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t c = 0; c < cols; c++) {
+            float q = rintf(float_at(type, data, (size_t)(r * cols + c)) / a);
+            row[c] = (int8_t)(q > 1.0f ? 1 : q < -1.0f ? -1 : (int)q);
+        }
+        bn_ternary_set_row(t, r, row);
+    }
+    free(row);
+    t->scale = a;
+    return 1;
+}
