@@ -126,6 +126,15 @@ static int l_session(lua_State *L) {
     return 1;
 }
 
+/* model:chat_template() -> the Jinja chat template the model's files carry
+ * (GGUF tokenizer.chat_template or tokenizer_config.json), or nil. */
+static int l_chat_template(lua_State *L) {
+    bn_model *m = bn_check_model(L, 1);
+    if (m->chat_template) lua_pushstring(L, m->chat_template);
+    else lua_pushnil(L);
+    return 1;
+}
+
 static int l_tostring(lua_State *L) {
     bn_lmodel *u = luaL_checkudata(L, 1, BN_MODEL_MT);
     if (!u->m) {
@@ -148,7 +157,7 @@ static int l_gc(lua_State *L) {
 }
 
 static const luaL_Reg model_methods[] = {
-    {"info", l_info}, {"session", l_session}, {NULL, NULL}};
+    {"info", l_info}, {"session", l_session}, {"chat_template", l_chat_template}, {NULL, NULL}};
 
 void bn_open_model(lua_State *L) {
     luaL_newmetatable(L, BN_MODEL_MT);
