@@ -138,7 +138,7 @@ static int tensor_bytes(reader *r, bn_gguf_tensor *t) {
      * which a file may omit at its very end) */
     if (t->type == GGML_I2_S) total += 4;
     if (total > r->size)
-        return bn_errf(r->err, "%s: tensor '%.*s' needs %llu bytes, more than the file holds", r->name,
+        return bn_errf(r->err, "%s: truncated file: tensor '%.*s' needs %llu bytes, more than the file holds", r->name,
                        (int)t->name.len, t->name.ptr, (unsigned long long)total);
     t->nbytes = (size_t)total;
     return 1;

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs everything bitnet needs to build, test and run on Debian 12.
+# Runs apt-get as root (through sudo when started by another user).
+set -euo pipefail
+if [ "$(id -u)" -ne 0 ]; then
+  exec sudo "$0" "$@"
+fi
+export DEBIAN_FRONTEND=noninteractive
+packages=(
+  gcc make libc6-dev pkg-config git
+  lua5.4 liblua5.4-dev            # the main target
+  luajit libluajit-5.1-dev        # Neovim / OpenResty target
+  libcjson-dev                    # config.json and tokenizer.json
+  luarocks                        # `luarocks make` packaging
+  lua-busted lua-dkjson           # specs
+  valgrind                        # `make valgrind`
+)
+# apt-get update is slow: skip everything when all packages are present
+missing=0
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing=1
+done
+[ "$missing" -eq 0 ] && exit 0
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
