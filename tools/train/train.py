@@ -37,7 +37,11 @@ def get_args(argv=None):
     ap.add_argument("--ctx", type=int, default=256)
     ap.add_argument("--rope-theta", type=float, default=10000.0)
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--steps", type=int, default=2000,
+                    help="maximum steps; the schedule ends at --steps or --time-budget")
+    ap.add_argument("--time-budget", type=float, default=0.0,
+                    help="training seconds; if set, the LR schedule runs on "
+                         "max(step/steps, elapsed/time_budget) and training stops at 1")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--min-lr-frac", type=float, default=0.1)
     ap.add_argument("--warmup", type=int, default=200)
@@ -99,10 +103,19 @@ def get_batch(ids, starts, B, C, bos, bos_frac, rng):
     return x[:, :-1], x[:, 1:]
 
 
-def lr_at(step, a):
+def progress(step, elapsed, a):
+    p = step / a.steps
+    if a.time_budget > 0:
+        p = max(p, elapsed / a.time_budget)
+    return min(1.0, p)
+
+
+def lr_at(step, elapsed, a):
+    """Linear warmup over --warmup steps, then cosine (in overall progress: steps or
+    wall time, whichever runs out first) down to min_lr_frac * lr."""
     if step < a.warmup:
         return a.lr * (step + 1) / a.warmup
-    p = min(1.0, (step - a.warmup) / max(1, a.steps - a.warmup))
+    p = progress(step, elapsed, a)
     return a.lr * (a.min_lr_frac + (1 - a.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * p)))
 
 
@@ -155,6 +168,7 @@ def main(argv=None):
         ck = torch.load(ckpt_path)
         saved = ck["args"]
         for k in ("hidden", "ffn", "layers", "heads", "kv_heads", "ctx", "steps", "lr",
+                  "time_budget",
                   "batch", "warmup", "wd", "min_lr_frac", "rope_theta", "bos_frac"):
             setattr(args, k, saved[k])   # the schedule must not change on resume
         cfg = Config(**ck["config"])
@@ -198,8 +212,9 @@ def main(argv=None):
     last_ckpt = time.time()
     run_steps = 0
     loss_acc, n_acc = 0.0, 0
-    while step < args.steps:
-        lr = lr_at(step, args)
+    elapsed = elapsed0
+    while progress(step, elapsed, args) < 1.0:
+        lr = lr_at(step, elapsed, args)
         for g in opt.param_groups:
             g["lr"] = lr
         x, y = get_batch(ids, starts, args.batch, args.ctx, tok.bos_id, args.bos_frac, rng)
@@ -216,7 +231,8 @@ def main(argv=None):
         n_acc += 1
         elapsed = elapsed0 + time.time() - t_start
         ev, bpb = "", ""
-        if step % args.eval_every == 0 or step == args.steps:
+        finished = progress(step, elapsed, args) >= 1.0
+        if step % args.eval_every == 0 or finished:
             el = eval_loss(model, eval_ids, args.ctx)
             ev = "%.4f" % el
             bpb = "%.4f" % (el * eval_ntok / (math.log(2) * eval_bytes))
@@ -230,7 +246,7 @@ def main(argv=None):
             print("step %d loss %.4f lr %.2e %.0f tok/s elapsed %.0fs%s" % (
                 step, tl, lr, rate, elapsed, (" eval %s bpb %s" % (ev, bpb)) if ev else ""),
                 flush=True)
-        if time.time() - last_ckpt > args.ckpt_every or step == args.steps:
+        if time.time() - last_ckpt > args.ckpt_every or finished:
             save_ckpt(ckpt_path, model, opt, step, tokens_seen, elapsed, args, cfg, rng)
             last_ckpt = time.time()
         if args.max_steps_this_run and run_steps >= args.max_steps_this_run:
