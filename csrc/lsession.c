@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "lbitnet.h"
+#include "score.h"
 
 bn_session *bn_check_session(lua_State *L, int idx) {
     bn_lsession *u = luaL_checkudata(L, idx, BN_SESSION_MT);
@@ -55,6 +56,35 @@ static int l_feed(lua_State *L) {
     free(ids);
     lua_pushinteger(L, n);
     return 1;
+}
+
+/* sess:nll(ids [, { from = k }]) -> nll, count
+ * Feeds ids like sess:feed and returns the summed negative log-likelihood
+ * (nats) of ids[k..#ids] given everything before each, and how many were
+ * scored. from defaults to 2 (the first id has no prediction) or to 1 when
+ * the session already holds tokens. The primitive behind perplexity. */
+static int l_nll(lua_State *L) {
+    static const char *const allowed[] = {"from", NULL};
+    bn_session *s = bn_check_session(L, 1);
+    bn_check_options(L, 3, "sess:nll", allowed);
+    lua_Integer from = bn_opt_integer(L, 3, "from", s->have_logits ? 1 : 2, "sess:nll");
+    int n;
+    int32_t *ids = check_ids(L, 2, s->model->hp.n_vocab, &n, "sess:nll");
+    const char *problem = NULL;
+    if (from < 1 || from > (lua_Integer)n + 1) problem = "option 'from' must be within 1..#ids+1";
+    else if (from == 1 && !s->have_logits) problem = "option 'from' = 1 needs a session that already holds tokens";
+    else if (n > s->n_ctx - s->pos) problem = "the ids exceed the context (n_ctx)";
+    if (problem) {
+        free(ids);
+        luaL_error(L, "sess:nll: %s", problem);
+    }
+    bn_err err = {{0}};
+    double nll = n ? bn_session_nll(s, ids, n, (int)from - 1, &err) : 0.0;
+    free(ids);
+    if (err.msg[0]) luaL_error(L, "sess:nll: %s", err.msg);
+    lua_pushnumber(L, nll);
+    lua_pushinteger(L, n - (from - 1) < 0 ? 0 : n - (from - 1));
+    return 2;
 }
 
 /* sess:logits() -> array of n_vocab numbers for the last position fed
@@ -124,7 +154,7 @@ static int l_tostring(lua_State *L) {
 }
 
 static const luaL_Reg session_methods[] = {
-    {"feed", l_feed},   {"logits", l_logits}, {"pos", l_pos},     {"n_ctx", l_n_ctx}, {"rewind", l_rewind},
+    {"feed", l_feed},   {"nll", l_nll},       {"logits", l_logits}, {"pos", l_pos},     {"n_ctx", l_n_ctx}, {"rewind", l_rewind},
     {"reset", l_reset}, {"close", l_close},   {"model", l_model}, {NULL, NULL}};
 
 void bn_open_session(lua_State *L) {

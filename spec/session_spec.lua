@@ -144,3 +144,45 @@ describe("Session", function()
     assert.has_error(function() model.info(s) end)
   end)
 end)
+
+describe("sess:nll", function()
+  local model
+  setup(function() model = assert(bitnet.load(path)) end)
+
+  local function log_softmax_at(lg, id)
+    local mx = -math.huge
+    for _, v in ipairs(lg) do mx = math.max(mx, v) end
+    local sum = 0
+    for _, v in ipairs(lg) do sum = sum + math.exp(v - mx) end
+    return lg[id + 1] - mx - math.log(sum)
+  end
+
+  it("sums -log p of each token given the ones before it", function()
+    local ids = {}
+    for i = 1, 40 do ids[i] = (i * 37) % 512 end
+    -- the same quantity from logits read one position at a time
+    local s = model:session()
+    local want = 0
+    for i = 1, #ids do
+      if i >= 2 then want = want - log_softmax_at(s:logits(), ids[i]) end
+      s:feed({ ids[i] })
+    end
+    local t = model:session()
+    local nll, count = t:nll(ids)
+    assert.are.equal(39, count)
+    assert.is_true(math.abs(nll - want) < 1e-6 * want, ("%g vs %g"):format(nll, want))
+    assert.are.equal(40, t:pos())
+    -- continuing: from = 1 scores the first id from what the session holds
+    local nll2, c2 = t:nll({ 5, 6 })
+    assert.are.equal(2, c2)
+    assert.is_true(nll2 > 0)
+  end)
+
+  it("raises on a bad 'from'", function()
+    local s = model:session()
+    assert.has_error(function() s:nll({ 1, 2 }, { from = 1 }) end,
+      "sess:nll: option 'from' = 1 needs a session that already holds tokens")
+    assert.has_error(function() s:nll({ 1, 2 }, { from = 4 }) end,
+      "sess:nll: option 'from' must be within 1..#ids+1")
+  end)
+end)
