@@ -36,9 +36,13 @@ SPECIALS = [BOS, EOS, "<|start_header_id|>", "<|end_header_id|>", EOT,
 CHAT_TEMPLATE = (
     "{{ bos_token }}"
     "{% for message in messages %}"
-    "{{ message['role'] | capitalize }}: {{ message['content'] }}<|eot_id|>"
+    "{% if message['role'] == 'system' %}{{ 'System: ' + message['content'] + '<|eot_id|>' }}"
+    "{% elif message['role'] == 'user' %}{{ 'User: ' + message['content'] + '<|eot_id|>' }}"
+    "{% elif message['role'] == 'assistant' %}"
+    "{{ 'Assistant: ' + message['content'] + '<|eot_id|>' }}"
+    "{% endif %}"
     "{% endfor %}"
-    "{% if add_generation_prompt %}Assistant: {% endif %}")
+    "{% if add_generation_prompt %}{{ 'Assistant: ' }}{% endif %}")
 
 
 def bytes_to_unicode():
