@@ -87,12 +87,13 @@ class RMSNorm(nn.Module):
 
 
 def rope_tables(cfg, T, device=None):
+    """cos/sin [T, head_dim] in fp32, computed as HF transformers does."""
     hd = cfg.head_dim
-    inv = 1.0 / (cfg.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
-    pos = torch.arange(T, dtype=torch.float64)
+    inv = 1.0 / (cfg.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
+    pos = torch.arange(T, dtype=torch.int64).float()
     f = torch.outer(pos, inv)                      # [T, hd/2]
     f = torch.cat([f, f], dim=-1)                  # NEOX: pair i with i + hd/2
-    return f.cos().float().to(device), f.sin().float().to(device)
+    return f.cos().to(device), f.sin().to(device)
 
 
 def rotate_half(x):
