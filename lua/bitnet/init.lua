@@ -8,10 +8,51 @@ local bitnet = {}
 bitnet.core = core
 bitnet.version = core.version
 
---- bitnet.load(path [, opts]) -> Model | nil, message
--- Loads a GGUF file or a Hugging Face model directory. Options: threads,
--- kernel, n_ctx, scale_convention. A missing or corrupt file returns nil and
--- a message naming the file and the problem; bad options raise.
-bitnet.load = core.load
+-- The model shipped in models/ (a checkout) or installed beside this
+-- module by luarocks (bitnet/models/).
+local DEFAULT_MODEL = "kjv-bitnet-6m"
+
+local function module_dir()
+  local src = debug.getinfo(1, "S").source
+  return src:sub(1, 1) == "@" and (src:sub(2):match("^(.*)/[^/]*$") or ".") or "."
+end
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+--- bitnet.default_model() -> path | nil, message
+-- The GGUF file of the shipped model: from a luarocks installation
+-- (<module dir>/models/) or from a checkout (models/<name>/ beside lua/).
+function bitnet.default_model()
+  local dir = module_dir()
+  local file = DEFAULT_MODEL .. ".gguf"
+  for _, candidate in ipairs({
+    dir .. "/models/" .. file,
+    dir .. "/../../models/" .. DEFAULT_MODEL .. "/" .. file,
+  }) do
+    if exists(candidate) then return candidate end
+  end
+  return nil, "the shipped model " .. file .. " is not installed (looked in " .. dir .. "/models and the checkout's models/)"
+end
+
+--- bitnet.load([path] [, opts]) -> Model | nil, message
+-- Loads a GGUF file or a Hugging Face model directory; without a path (nil
+-- or an options table first), the shipped model. Options: threads, kernel,
+-- n_ctx, scale_convention. A missing or corrupt file returns nil and a
+-- message naming the file and the problem; bad options raise.
+function bitnet.load(path, opts)
+  if path == nil or type(path) == "table" then
+    local default, err = bitnet.default_model()
+    if not default then return nil, err end
+    return core.load(default, path or opts)
+  end
+  return core.load(path, opts)
+end
+
+require("bitnet.perplexity")
+bitnet.template = require("bitnet.template")
 
 return bitnet
