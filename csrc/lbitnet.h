@@ -31,5 +31,6 @@ void bn_push_model(lua_State *L, bn_model *m);
 
 void bn_open_model(lua_State *L);    /* leaves nothing on the stack */
 void bn_open_session(lua_State *L);
+void bn_open_sampler(lua_State *L);  /* bitnet.Sampler and module.sampler(opts) */
 
 #endif
