@@ -1,0 +1,105 @@
+/* tok_internal.h: the tokenizer's data, shared by the files that build it
+ * (tok_gguf.c, tok_hf.c), run it (tokenizer.c, tok_merge.c, tok_pretok.c)
+ * and by nothing else: callers use tokenizer.h. */
+#ifndef BN_TOK_INTERNAL_H
+#define BN_TOK_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tokenizer.h"
+
+/* Token types, numbered as GGUF's tokenizer.ggml.token_type. */
+enum {
+    BN_TT_NORMAL = 1, BN_TT_UNKNOWN = 2, BN_TT_CONTROL = 3,
+    BN_TT_USER_DEFINED = 4, BN_TT_UNUSED = 5, BN_TT_BYTE = 6
+};
+
+/* Pre-tokenizers: how byte-level BPE splits text into words before merging. */
+typedef enum { BN_PRE_NONE = 0, BN_PRE_LLAMA3, BN_PRE_GPT2 } bn_pretok;
+
+typedef struct {
+    uint32_t off, len;
+} bn_span;
+
+typedef struct {
+    uint64_t key;   /* (left id << 32) | right id; 0 marks an empty slot */
+    int32_t rank;   /* position in the merge list: lower merges first */
+    int32_t result; /* id of the merged token */
+} bn_merge_slot;
+
+struct bn_tokenizer {
+    atomic_int refs;
+    bn_tokenizer_kind kind;
+    bn_pretok pre;
+    int32_t n_vocab;
+    char *text_pool;  /* token texts as the vocabulary spells them */
+    bn_span *text;
+    size_t text_pool_used, text_pool_cap;
+    char *piece_pool; /* the bytes each token decodes to */
+    bn_span *piece;
+    float *score;     /* SPM merge priority (higher first); NULL for BPE */
+    uint8_t *type;    /* BN_TT_* */
+
+    int32_t *text_index; /* open-addressing hash: text -> id (-1 empty) */
+    uint32_t text_index_mask;
+
+    bn_merge_slot *merges; /* BPE: pair -> rank and result */
+    uint32_t merge_mask;
+    int32_t n_merges;
+
+    int32_t *specials;    /* ids matched in text (control and user-defined), longest first */
+    int32_t n_specials;
+    uint8_t special_first_byte[256]; /* 1 when some special text starts with that byte */
+
+    int32_t byte_token[256]; /* SPM: <0xNN>; BPE: the byte's one-character token; -1 none */
+    uint32_t byte_cp[256];   /* BPE: byte -> code point of the byte-level alphabet */
+
+    int32_t bos, eos, eot, eom, unk, pad; /* -1 when absent */
+    int32_t *eog;
+    int32_t n_eog;
+    int add_bos, add_eos;
+    int add_space_prefix; /* SPM: a space before the text, as sentencepiece does */
+    int add_prefix_space; /* byte-level BPE (GPT-2 option): a space before the text */
+    int ignore_merges;    /* BPE: a word that is itself a token is not merged */
+    int byte_fallback;
+};
+
+/* Building (used by the loaders, in this order). */
+/* A tokenizer of n_vocab tokens whose texts total at most text_bytes. */
+bn_tokenizer *bn_tok_new(bn_tokenizer_kind kind, int32_t n_vocab, size_t text_bytes, bn_err *err);
+/* Sets the text of token id (copied). */
+int bn_tok_set_text(bn_tokenizer *t, int32_t id, const char *s, size_t len, bn_err *err);
+/* Indexes the texts; call once all are set. Fails on duplicates. */
+int bn_tok_index_texts(bn_tokenizer *t, const char *what, bn_err *err);
+/* Id of the token spelled exactly s, or -1. */
+int32_t bn_tok_find(const bn_tokenizer *t, const char *s, size_t len);
+/* Reserves room for n merges (BPE). */
+int bn_tok_reserve_merges(bn_tokenizer *t, size_t n, bn_err *err);
+/* Adds merge `left right` with the next rank; fails naming the merge when a
+ * side or the result is not in the vocabulary. */
+int bn_tok_add_merge(bn_tokenizer *t, const char *left, size_t llen, const char *right, size_t rlen, const char *what,
+                     bn_err *err);
+/* Derives decoded pieces, byte tokens, special and end-of-generation lists;
+ * call last. */
+int bn_tok_finish(bn_tokenizer *t, const char *what, bn_err *err);
+
+/* The merge of pair (a, b): 1 with its rank and result, 0 if none. */
+int bn_tok_merge_lookup(const bn_tokenizer *t, int32_t a, int32_t b, int32_t *rank, int32_t *result);
+
+/* Loads a GGUF file's tokenizer (tok_gguf.c). */
+bn_tokenizer *bn_tokenizer_from_gguf_file(const char *path, bn_err *err);
+
+/* Merging (tok_merge.c). Appends the ids of one pre-tokenized word. */
+int bn_tok_bpe_word(const bn_tokenizer *t, const uint8_t *word, size_t len, bn_ids *out);
+int bn_tok_spm_text(const bn_tokenizer *t, const uint8_t *text, size_t len, bn_ids *out);
+
+/* Pre-tokenizing (tok_pretok.c): the end of the word that starts at s[pos]
+ * (pos < n), by the given pre-tokenizer's rules. */
+size_t bn_pretok_word_end(bn_pretok pre, const uint8_t *s, size_t n, size_t pos);
+
+/* Appends to a growable array; 0 when out of memory. */
+int bn_ids_push(bn_ids *v, int32_t id);
+
+#endif
