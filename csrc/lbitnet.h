@@ -32,5 +32,6 @@ void bn_push_model(lua_State *L, bn_model *m);
 void bn_open_model(lua_State *L);    /* leaves nothing on the stack */
 void bn_open_session(lua_State *L);
 void bn_open_sampler(lua_State *L);  /* bitnet.Sampler and module.sampler(opts) */
+void bn_open_tokenizer(lua_State *L); /* bitnet.Tokenizer/Decoder, module.tokenizer(path), model:tokenize... */
 
 #endif
