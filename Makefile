@@ -17,7 +17,7 @@ LIBJIT = build/luajit/bitnet/core.so
 LIBASAN = build/asan/bitnet/core.so
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all lua54 luajit asan test test-lua54 test-luajit test-asan valgrind bench clean
+.PHONY: all lua54 luajit asan test test-lua54 test-luajit test-asan test-kernels valgrind bench check-neon clean
 
 all: lua54 luajit
 lua54: $(LIB54)
@@ -37,7 +37,17 @@ $(LIBASAN): $(SRC) $(HDR) Makefile
 	$(CC) $(WARN) -O1 -g $(SANITIZE) $(PIC) -I$(LUA54_INC) -Icsrc -shared -o $@ $(SRC) $(LIBS)
 
 # BUSTED_ARGS lets CI add an output handler; BITNET_BUILD picks the library.
-test: test-lua54 test-luajit test-asan
+test: test-kernels test-lua54 test-luajit test-asan
+
+# Every kernel path this CPU runs against the C reference, bit for bit.
+KTEST = build/kernels_test
+KTEST_SRC = tests/kernels_test.c $(wildcard csrc/kernels/*.c) csrc/floatfmt.c csrc/gguf.c csrc/errbuf.c csrc/mapfile.c
+$(KTEST): $(KTEST_SRC) $(HDR) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) -Icsrc -o $@ $(KTEST_SRC) -lm
+
+test-kernels: $(KTEST)
+	$(KTEST)
 
 test-lua54: $(LIB54)
 	BITNET_BUILD=build/lua5.4 lua5.4 $(BUSTED) $(BUSTED_ARGS)

@@ -1,32 +1,76 @@
-/* kernels.h: the ternary x int8 kernels behind one table of function
- * pointers, chosen once at load. The portable C path (ref.c) is the
- * definition of correct; every other path must give identical integers. */
+/* kernels.h: the inner loops behind one table of function pointers, chosen
+ * once at load. The portable C path (ref.c) is the definition of correct:
+ * every other path gives identical integers for the ternary and int8
+ * products, and identical floats for the attention entry points (they sum
+ * in the reference's order, one position or one dimension per lane). Only
+ * dot_f32 and dot_rows_f16 (the output head) may round differently.
+ *
+ * Ternary weights are in ternary.h's layout: rows of 128-weight blocks of
+ * 32 bytes, byte j holding elements j, 32+j, 64+j, 96+j (bits 7:6 .. 1:0)
+ * as codes 0,1,2 for -1,0,+1. Activations are int8, nblocks*128 per token,
+ * zero past the real row length. */
 #ifndef BN_KERNELS_H
 #define BN_KERNELS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+/* Positions per K-cache tile: K is stored [tile][head_dim][BN_KV_TILE] so
+ * that one vector load holds one dimension of many positions. */
+#define BN_KV_TILE 16
+
 typedef struct bn_kernels {
     const char *name;
     /* out[r] = sum over the row's nblocks*128 elements of (code - 1) * q[e],
-     * for rows 0..nrows-1 starting at w (rows row_bytes apart). q holds
-     * nblocks*128 int8 values (zero past the real row length). */
+     * for rows 0..nrows-1 starting at w (rows row_bytes apart). */
     void (*ternary_dot_rows)(const uint8_t *w, size_t row_bytes, int nblocks, const int8_t *q,
                              int64_t nrows, int32_t *out);
+    /* The same for ntok tokens at once (token t's activations at
+     * q + t*q_stride): out[t*out_stride + r]. Each weight block is decoded
+     * once for several tokens: the prefill path. */
+    void (*ternary_matmat)(const uint8_t *w, size_t row_bytes, int nblocks, int64_t nrows, const int8_t *q,
+                           size_t q_stride, int ntok, int32_t *out, size_t out_stride);
     /* sum of a[i]*b[i], accumulated in the order the path chooses */
     float (*dot_f32)(const float *a, const float *b, int64_t n);
+    /* Output head over F16 rows (row_stride elements apart): out[r] =
+     * sum_i f16(w[r][i]) * x[i], i < n, in the order the path chooses. */
+    void (*dot_rows_f16)(const uint16_t *w, size_t row_stride, int64_t nrows, const float *x, int64_t n,
+                         float *out);
+    /* Int8 output head: out[r] = sum_i w[r][i] * q[i], exact, for int8 rows
+     * row_stride bytes apart; q in [-127, 127]. */
+    void (*dot_rows_i8)(const int8_t *w, size_t row_stride, int64_t nrows, const int8_t *q, int64_t n,
+                        int32_t *out);
+    /* Attention scores of one head: s[p] = sum_d q[d] * k_p[d] summed from
+     * d = 0 up (a multiply then an add, as C without contraction does), for
+     * p < npos, K in tiles (see BN_KV_TILE) of f32, or f16 when kv_f16. */
+    void (*attn_scores)(const float *q, const void *k, int kv_f16, int npos, int hd, float *s);
+    /* out[d] = sum_p w[p] * v_p[d] summed from p = 0 up, V stored [pos][hd]. */
+    void (*attn_mix)(const float *w, const void *v, int kv_f16, int npos, int hd, float *out);
 } bn_kernels;
 
 extern const bn_kernels bn_kernels_ref;
+#if defined(__x86_64__) || defined(__i386__)
+extern const bn_kernels bn_kernels_avx2;
+extern const bn_kernels bn_kernels_avx512;
+#endif
+#if defined(__aarch64__)
+extern const bn_kernels bn_kernels_neon;
+#endif
 
 /* Picks the best path for this CPU, or the one named by `force` (a load
- * option or the BITNET_KERNEL environment variable); NULL if no such path. */
+ * option or the BITNET_KERNEL environment variable); NULL if there is no
+ * such path or this CPU cannot run it. */
 const bn_kernels *bn_kernels_select(const char *force);
+/* The paths this CPU can run, best first, NULL-terminated; returns the
+ * count (at most max - 1 entries are written). */
+int bn_kernels_available(const bn_kernels **out, int max);
 
 /* Per-token absmax int8 quantization, the BitNet b1.58 definition:
  * s = 127 / max(max|x|, 1e-5), q = clamp(round_half_even(x*s), -128, 127).
  * Writes n values and zero-pads q up to npad; returns s. */
 float bn_quantize_act(const float *x, int64_t n, int8_t *q, int64_t npad);
+
+/* Sum of n int8 values (the -1 offset of the ternary codes). */
+int32_t bn_sum_i8(const int8_t *q, int64_t n);
 
 #endif

@@ -1,7 +1,8 @@
-/* ref.c: the portable reference kernels. */
+/* ref.c: the portable reference kernels: the definition of correct. */
 #include <math.h>
 #include <string.h>
 
+#include "../floatfmt.h"
 #include "kernels.h"
 
 float bn_quantize_act(const float *x, int64_t n, int8_t *q, int64_t npad) {
@@ -16,6 +17,12 @@ float bn_quantize_act(const float *x, int64_t n, int8_t *q, int64_t npad) {
         q[i] = (int8_t)(v > 127.0f ? 127 : v < -128.0f ? -128 : v);
     }
     if (npad > n) memset(q + n, 0, (size_t)(npad - n));
+    return s;
+}
+
+int32_t bn_sum_i8(const int8_t *q, int64_t n) {
+    int32_t s = 0;
+    for (int64_t i = 0; i < n; i++) s += q[i];
     return s;
 }
 
@@ -37,10 +44,58 @@ static void ref_ternary_dot_rows(const uint8_t *w, size_t row_bytes, int nblocks
     }
 }
 
+static void ref_ternary_matmat(const uint8_t *w, size_t row_bytes, int nblocks, int64_t nrows, const int8_t *q,
+                               size_t q_stride, int ntok, int32_t *out, size_t out_stride) {
+    for (int t = 0; t < ntok; t++)
+        ref_ternary_dot_rows(w, row_bytes, nblocks, q + (size_t)t * q_stride, nrows, out + (size_t)t * out_stride);
+}
+
 static float ref_dot_f32(const float *a, const float *b, int64_t n) {
     float s = 0.0f;
     for (int64_t i = 0; i < n; i++) s += a[i] * b[i];
     return s;
 }
 
-const bn_kernels bn_kernels_ref = {"ref", ref_ternary_dot_rows, ref_dot_f32};
+static void ref_dot_rows_f16(const uint16_t *w, size_t row_stride, int64_t nrows, const float *x, int64_t n,
+                             float *out) {
+    for (int64_t r = 0; r < nrows; r++) {
+        const uint16_t *row = w + (size_t)r * row_stride;
+        float s = 0.0f;
+        for (int64_t i = 0; i < n; i++) s += bn_f16_to_f32(row[i]) * x[i];
+        out[r] = s;
+    }
+}
+
+static void ref_dot_rows_i8(const int8_t *w, size_t row_stride, int64_t nrows, const int8_t *q, int64_t n,
+                            int32_t *out) {
+    for (int64_t r = 0; r < nrows; r++) {
+        const int8_t *row = w + (size_t)r * row_stride;
+        int32_t s = 0;
+        for (int64_t i = 0; i < n; i++) s += row[i] * q[i];
+        out[r] = s;
+    }
+}
+
+static float kv_at(const void *base, int kv_f16, size_t i) {
+    return kv_f16 ? bn_f16_to_f32(((const uint16_t *)base)[i]) : ((const float *)base)[i];
+}
+
+static void ref_attn_scores(const float *q, const void *k, int kv_f16, int npos, int hd, float *s) {
+    for (int p = 0; p < npos; p++) {
+        size_t tile = (size_t)(p / BN_KV_TILE) * hd * BN_KV_TILE, lane = (size_t)(p % BN_KV_TILE);
+        float acc = 0.0f;
+        for (int d = 0; d < hd; d++) acc += q[d] * kv_at(k, kv_f16, tile + (size_t)d * BN_KV_TILE + lane);
+        s[p] = acc;
+    }
+}
+
+static void ref_attn_mix(const float *w, const void *v, int kv_f16, int npos, int hd, float *out) {
+    for (int d = 0; d < hd; d++) out[d] = 0.0f;
+    for (int p = 0; p < npos; p++)
+        for (int d = 0; d < hd; d++) out[d] += w[p] * kv_at(v, kv_f16, (size_t)p * hd + d);
+}
+
+const bn_kernels bn_kernels_ref = {
+    "ref",           ref_ternary_dot_rows, ref_ternary_matmat, ref_dot_f32, ref_dot_rows_f16, ref_dot_rows_i8,
+    ref_attn_scores, ref_attn_mix,
+};

@@ -1,14 +1,55 @@
-/* select.c: runtime choice of the kernel path. */
+/* select.c: runtime choice of the kernel path. The x86 paths are compiled
+ * with per-function target attributes, so one build runs on any x86-64 and
+ * this file decides, by asking the CPU, which of them may be called. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels.h"
 
+/* Whether this CPU (and OS) can run path k. */
+static int supported(const bn_kernels *k) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (k == &bn_kernels_avx512)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
+               __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (k == &bn_kernels_avx2)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               __builtin_cpu_supports("f16c");
+#endif
+    return k == &bn_kernels_ref
+#if defined(__aarch64__)
+           || k == &bn_kernels_neon
+#endif
+        ;
+}
+
+/* Every path this build has, best first. */
+static const bn_kernels *const all_paths[] = {
+#if defined(__x86_64__) || defined(__i386__)
+    &bn_kernels_avx512,
+    &bn_kernels_avx2,
+#endif
+#if defined(__aarch64__)
+    &bn_kernels_neon,
+#endif
+    &bn_kernels_ref,
+};
+#define N_PATHS (sizeof all_paths / sizeof all_paths[0])
+
+int bn_kernels_available(const bn_kernels **out, int max) {
+    int n = 0;
+    for (size_t i = 0; i < N_PATHS && n < max - 1; i++)
+        if (supported(all_paths[i])) out[n++] = all_paths[i];
+    if (max > 0) out[n] = NULL;
+    return n;
+}
+
 const bn_kernels *bn_kernels_select(const char *force) {
     if (!force || !*force) force = getenv("BITNET_KERNEL");
-    if (force && *force && strcmp(force, "auto") != 0) {
-        if (strcmp(force, "ref") == 0) return &bn_kernels_ref;
-        return NULL;
-    }
-    return &bn_kernels_ref;
+    int any = !force || !*force || strcmp(force, "auto") == 0;
+    for (size_t i = 0; i < N_PATHS; i++)
+        if ((any || strcmp(force, all_paths[i]->name) == 0) && supported(all_paths[i])) return all_paths[i];
+    return NULL;
 }

@@ -1,0 +1,299 @@
+/* avx512.c: the AVX-512 path (F, BW, VL and VNNI: Ice Lake, Zen 4 and
+ * later). Functions carry their own target attribute; select.c checks the
+ * CPU before any of them is called.
+ *
+ * Ternary blocks: a 32-byte block is broadcast to both halves of a 512-bit
+ * register and shifted by 6|4 and 2|0 bits per half (vpsrlvw), so after
+ * masking, one register holds planes 0 and 1 (elements 0..63 of the block)
+ * and the other planes 2 and 3 (64..127): each lines up with 64
+ * consecutive activations, and vpdpbusd multiplies the unsigned codes with
+ * the signed activations straight into int32 lanes (no overflow path). */
+#if defined(__x86_64__) || defined(__i386__)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=off") /* attention must round as ref.c does */
+#endif
+#include <immintrin.h>
+#include <string.h>
+
+#include "../floatfmt.h"
+#include "kernels.h"
+
+#define TGT "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"
+#define AVX512 __attribute__((target(TGT)))
+#define AVX512_INLINE static inline __attribute__((always_inline, target(TGT)))
+
+AVX512_INLINE __m512i ld(const int8_t *p) { return _mm512_loadu_si512((const void *)p); }
+
+static AVX512 int32_t sum_i8(const int8_t *q, int64_t n) {
+    const __m512i ones = _mm512_set1_epi8(1);
+    __m512i acc = _mm512_setzero_si512();
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) acc = _mm512_dpbusd_epi32(acc, ones, ld(q + i));
+    int32_t s = _mm512_reduce_add_epi32(acc);
+    for (; i < n; i++) s += q[i];
+    return s;
+}
+
+/* Decode without shifts: masking a broadcast block with 0xC0|0x30 keeps
+ * planes 0|1 as code*64|code*16, and 0x0C|0x03 keeps planes 2|3 as
+ * code*4|code; products stay within vpdpbusd's range and each 32-bit lane
+ * sums one plane only, so the scale is divided out exactly per lane. */
+AVX512_INLINE __m512i bcast(const uint8_t *blk) {
+    return _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)blk));
+}
+
+/* lane-exact (acc01 / (64|16)) + (acc23 / (4|1)), summed */
+AVX512_INLINE int32_t unscale(__m512i a01, __m512i a23) {
+    const __m512i s01 = _mm512_inserti64x4(_mm512_set1_epi32(6), _mm256_set1_epi32(4), 1);
+    const __m512i s23 = _mm512_inserti64x4(_mm512_set1_epi32(2), _mm256_set1_epi32(0), 1);
+    return _mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_srav_epi32(a01, s01), _mm512_srav_epi32(a23, s23)));
+}
+
+static AVX512 void avx512_ternary_dot_rows(const uint8_t *w, size_t row_bytes, int nblocks, const int8_t *q,
+                                           int64_t nrows, int32_t *out) {
+    const __m512i m01 = _mm512_inserti64x4(_mm512_set1_epi8((char)0xC0), _mm256_set1_epi8(0x30), 1);
+    const __m512i m23 = _mm512_inserti64x4(_mm512_set1_epi8(0x0C), _mm256_set1_epi8(0x03), 1);
+    int32_t sq = sum_i8(q, (int64_t)nblocks * 128);
+    int64_t r = 0;
+    for (; r + 4 <= nrows; r += 4) { /* four rows share the activation loads */
+        const uint8_t *w0 = w + (size_t)r * row_bytes;
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        for (int b = 0; b < nblocks; b++) {
+            __m512i q01 = ld(q + b * 128), q23 = ld(q + b * 128 + 64), v;
+            v = bcast(w0 + b * 32);
+            a0 = _mm512_dpbusd_epi32(a0, _mm512_and_si512(v, m01), q01);
+            b0 = _mm512_dpbusd_epi32(b0, _mm512_and_si512(v, m23), q23);
+            v = bcast(w0 + row_bytes + b * 32);
+            a1 = _mm512_dpbusd_epi32(a1, _mm512_and_si512(v, m01), q01);
+            b1 = _mm512_dpbusd_epi32(b1, _mm512_and_si512(v, m23), q23);
+            v = bcast(w0 + 2 * row_bytes + b * 32);
+            a2 = _mm512_dpbusd_epi32(a2, _mm512_and_si512(v, m01), q01);
+            b2 = _mm512_dpbusd_epi32(b2, _mm512_and_si512(v, m23), q23);
+            v = bcast(w0 + 3 * row_bytes + b * 32);
+            a3 = _mm512_dpbusd_epi32(a3, _mm512_and_si512(v, m01), q01);
+            b3 = _mm512_dpbusd_epi32(b3, _mm512_and_si512(v, m23), q23);
+        }
+        out[r] = unscale(a0, b0) - sq;
+        out[r + 1] = unscale(a1, b1) - sq;
+        out[r + 2] = unscale(a2, b2) - sq;
+        out[r + 3] = unscale(a3, b3) - sq;
+    }
+    for (; r < nrows; r++) {
+        const uint8_t *w0 = w + (size_t)r * row_bytes;
+        __m512i a = _mm512_setzero_si512(), c = a;
+        for (int b = 0; b < nblocks; b++) {
+            __m512i v = bcast(w0 + b * 32);
+            a = _mm512_dpbusd_epi32(a, _mm512_and_si512(v, m01), ld(q + b * 128));
+            c = _mm512_dpbusd_epi32(c, _mm512_and_si512(v, m23), ld(q + b * 128 + 64));
+        }
+        out[r] = unscale(a, c) - sq;
+    }
+}
+
+/* R rows (<= 4) against T tokens (<= 4): each block is decoded once per
+ * row and used for every token. Planes 2|3 are shifted up by 4 bits so that
+ * both registers carry the same per-half scale (64|16) and one accumulator
+ * per (row, token) suffices: R*T accumulators stay in registers. */
+AVX512_INLINE void mm_tile(const uint8_t *w, size_t row_bytes, int R, int nblocks, const int8_t *q, size_t q_stride,
+                           int T, const int32_t *sq, int32_t *out, size_t out_stride) {
+    const __m512i m = _mm512_inserti64x4(_mm512_set1_epi8((char)0xC0), _mm256_set1_epi8(0x30), 1);
+    const __m512i sh = _mm512_inserti64x4(_mm512_set1_epi32(6), _mm256_set1_epi32(4), 1);
+    __m512i acc[4][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_si512();
+    for (int b = 0; b < nblocks; b++) {
+        __m512i p01[4], p23[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            __m512i v = bcast(w + r * row_bytes + b * 32);
+            p01[r] = _mm512_and_si512(v, m);
+            p23[r] = _mm512_and_si512(_mm512_slli_epi16(v, 4), m);
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            const int8_t *qb = q + t * q_stride + b * 128;
+            __m512i q01 = ld(qb), q23 = ld(qb + 64);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++)
+                acc[r][t] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(acc[r][t], p01[r], q01), p23[r], q23);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            out[t * out_stride + r] = _mm512_reduce_add_epi32(_mm512_srav_epi32(acc[r][t], sh)) - sq[t];
+}
+
+#define MM_TOKENS 64 /* tokens whose activation sums are taken at once */
+#define MM_ROWS 32   /* rows kept hot in cache while token tiles pass */
+
+static AVX512 void avx512_ternary_matmat(const uint8_t *w, size_t row_bytes, int nblocks, int64_t nrows,
+                                         const int8_t *q, size_t q_stride, int ntok, int32_t *out,
+                                         size_t out_stride) {
+    int64_t K = (int64_t)nblocks * 128;
+    int32_t sq[MM_TOKENS];
+    for (int g0 = 0; g0 < ntok; g0 += MM_TOKENS) {
+        int ng = ntok - g0 < MM_TOKENS ? ntok - g0 : MM_TOKENS;
+        for (int t = 0; t < ng; t++) sq[t] = sum_i8(q + (size_t)(g0 + t) * q_stride, K);
+        for (int64_t r0 = 0; r0 < nrows; r0 += MM_ROWS) {
+            int64_t r1 = r0 + MM_ROWS < nrows ? r0 + MM_ROWS : nrows;
+            for (int t0 = 0; t0 < ng; t0 += 4) {
+                int T = ng - t0 < 4 ? ng - t0 : 4;
+                const int8_t *qt = q + (size_t)(g0 + t0) * q_stride;
+                int32_t *ot = out + (size_t)(g0 + t0) * out_stride;
+                int64_t r = r0;
+                for (; r + 4 <= r1; r += 4) {
+                    const uint8_t *wr = w + (size_t)r * row_bytes;
+                    if (T == 4) mm_tile(wr, row_bytes, 4, nblocks, qt, q_stride, 4, sq + t0, ot + r, out_stride);
+                    else
+                        for (int t = 0; t < T; t++)
+                            mm_tile(wr, row_bytes, 4, nblocks, qt + t * q_stride, q_stride, 1, sq + t0 + t,
+                                    ot + t * out_stride + r, out_stride);
+                }
+                for (; r < r1; r++) {
+                    const uint8_t *wr = w + (size_t)r * row_bytes;
+                    if (T == 4) mm_tile(wr, row_bytes, 1, nblocks, qt, q_stride, 4, sq + t0, ot + r, out_stride);
+                    else
+                        for (int t = 0; t < T; t++)
+                            mm_tile(wr, row_bytes, 1, nblocks, qt + t * q_stride, q_stride, 1, sq + t0 + t,
+                                    ot + t * out_stride + r, out_stride);
+                }
+            }
+        }
+    }
+}
+
+static AVX512 float avx512_dot_f32(const float *a, const float *b, int64_t n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+    }
+    float s = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+AVX512_INLINE __m512 h16(const uint16_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
+
+static AVX512 void avx512_dot_rows_f16(const uint16_t *w, size_t row_stride, int64_t nrows, const float *x,
+                                       int64_t n, float *out) {
+    for (int64_t r = 0; r < nrows; r++) {
+        const uint16_t *row = w + (size_t)r * row_stride;
+        __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps(), s2 = s0, s3 = s0;
+        int64_t i = 0;
+        for (; i + 64 <= n; i += 64) {
+            s0 = _mm512_fmadd_ps(h16(row + i), _mm512_loadu_ps(x + i), s0);
+            s1 = _mm512_fmadd_ps(h16(row + i + 16), _mm512_loadu_ps(x + i + 16), s1);
+            s2 = _mm512_fmadd_ps(h16(row + i + 32), _mm512_loadu_ps(x + i + 32), s2);
+            s3 = _mm512_fmadd_ps(h16(row + i + 48), _mm512_loadu_ps(x + i + 48), s3);
+        }
+        for (; i + 16 <= n; i += 16) s0 = _mm512_fmadd_ps(h16(row + i), _mm512_loadu_ps(x + i), s0);
+        float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+        for (; i < n; i++) s += bn_f16_to_f32(row[i]) * x[i];
+        out[r] = s;
+    }
+}
+
+/* vpdpbusd wants one unsigned factor: (q + 128) * w = q * w + 128 * w, so
+ * the row sum of w (one more vpdpbusd against ones) is taken off. */
+static AVX512 void avx512_dot_rows_i8(const int8_t *w, size_t row_stride, int64_t nrows, const int8_t *q,
+                                      int64_t n, int32_t *out) {
+    const __m512i ones = _mm512_set1_epi8(1), bias = _mm512_set1_epi8((char)0x80);
+    int64_t n64 = n / 64 * 64;
+    for (int64_t r = 0; r < nrows; r++) {
+        const int8_t *row = w + (size_t)r * row_stride;
+        __m512i acc = _mm512_setzero_si512(), ws = _mm512_setzero_si512();
+        for (int64_t i = 0; i < n64; i += 64) {
+            __m512i wv = ld(row + i);
+            acc = _mm512_dpbusd_epi32(acc, _mm512_xor_si512(ld(q + i), bias), wv);
+            ws = _mm512_dpbusd_epi32(ws, ones, wv);
+        }
+        int32_t s = _mm512_reduce_add_epi32(acc) - 128 * _mm512_reduce_add_epi32(ws);
+        for (int64_t i = n64; i < n; i++) s += row[i] * q[i];
+        out[r] = s;
+    }
+}
+
+AVX512_INLINE __m512 load16(const void *base, int kv_f16, size_t i) {
+    if (kv_f16) return h16((const uint16_t *)base + i);
+    return _mm512_loadu_ps((const float *)base + i);
+}
+
+static AVX512 void avx512_attn_scores(const float *q, const void *k, int kv_f16, int npos, int hd, float *s) {
+    int ntiles = (npos + BN_KV_TILE - 1) / BN_KV_TILE, t = 0;
+    const size_t ts = (size_t)hd * BN_KV_TILE;
+    float tmp[BN_KV_TILE];
+    for (; t + 4 <= ntiles; t += 4) { /* four independent chains hide the add latency */
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        size_t base = (size_t)t * ts;
+        for (int d = 0; d < hd; d++) {
+            __m512 qd = _mm512_set1_ps(q[d]);
+            size_t o = base + (size_t)d * BN_KV_TILE;
+            a0 = _mm512_add_ps(a0, _mm512_mul_ps(qd, load16(k, kv_f16, o)));
+            a1 = _mm512_add_ps(a1, _mm512_mul_ps(qd, load16(k, kv_f16, o + ts)));
+            a2 = _mm512_add_ps(a2, _mm512_mul_ps(qd, load16(k, kv_f16, o + 2 * ts)));
+            a3 = _mm512_add_ps(a3, _mm512_mul_ps(qd, load16(k, kv_f16, o + 3 * ts)));
+        }
+        int p0 = t * BN_KV_TILE;
+        _mm512_storeu_ps(s + p0, a0);
+        _mm512_storeu_ps(s + p0 + 16, a1);
+        _mm512_storeu_ps(s + p0 + 32, a2);
+        if (p0 + 64 <= npos) _mm512_storeu_ps(s + p0 + 48, a3);
+        else {
+            _mm512_storeu_ps(tmp, a3);
+            memcpy(s + p0 + 48, tmp, sizeof(float) * (size_t)(npos - p0 - 48));
+        }
+    }
+    for (; t < ntiles; t++) {
+        __m512 a = _mm512_setzero_ps();
+        for (int d = 0; d < hd; d++)
+            a = _mm512_add_ps(a, _mm512_mul_ps(_mm512_set1_ps(q[d]), load16(k, kv_f16, (size_t)t * ts + (size_t)d * BN_KV_TILE)));
+        int p0 = t * BN_KV_TILE, n = npos - p0 < BN_KV_TILE ? npos - p0 : BN_KV_TILE;
+        _mm512_storeu_ps(tmp, a);
+        memcpy(s + p0, tmp, sizeof(float) * (size_t)n);
+    }
+}
+
+static AVX512 void avx512_attn_mix(const float *w, const void *v, int kv_f16, int npos, int hd, float *out) {
+    int d = 0;
+    for (; d + 64 <= hd; d += 64) {
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int p = 0; p < npos; p++) {
+            __m512 wp = _mm512_set1_ps(w[p]);
+            size_t o = (size_t)p * hd + d;
+            a0 = _mm512_add_ps(a0, _mm512_mul_ps(wp, load16(v, kv_f16, o)));
+            a1 = _mm512_add_ps(a1, _mm512_mul_ps(wp, load16(v, kv_f16, o + 16)));
+            a2 = _mm512_add_ps(a2, _mm512_mul_ps(wp, load16(v, kv_f16, o + 32)));
+            a3 = _mm512_add_ps(a3, _mm512_mul_ps(wp, load16(v, kv_f16, o + 48)));
+        }
+        _mm512_storeu_ps(out + d, a0);
+        _mm512_storeu_ps(out + d + 16, a1);
+        _mm512_storeu_ps(out + d + 32, a2);
+        _mm512_storeu_ps(out + d + 48, a3);
+    }
+    for (; d + 16 <= hd; d += 16) {
+        __m512 a = _mm512_setzero_ps();
+        for (int p = 0; p < npos; p++)
+            a = _mm512_add_ps(a, _mm512_mul_ps(_mm512_set1_ps(w[p]), load16(v, kv_f16, (size_t)p * hd + d)));
+        _mm512_storeu_ps(out + d, a);
+    }
+    for (; d < hd; d++) { /* odd head sizes: the reference's own loop */
+        float a = 0.0f;
+        for (int p = 0; p < npos; p++)
+            a += w[p] * (kv_f16 ? bn_f16_to_f32(((const uint16_t *)v)[(size_t)p * hd + d])
+                                : ((const float *)v)[(size_t)p * hd + d]);
+        out[d] = a;
+    }
+}
+
+const bn_kernels bn_kernels_avx512 = {
+    "avx512",           avx512_ternary_dot_rows, avx512_ternary_matmat, avx512_dot_f32, avx512_dot_rows_f16,
+    avx512_dot_rows_i8, avx512_attn_scores,      avx512_attn_mix,
+};
+
+#endif

@@ -1,0 +1,164 @@
+/* kernels_test.c: every kernel path this CPU can run against the portable
+ * reference, on random inputs of every shape the layout allows: the
+ * integer products must be identical, the attention floats bit-identical,
+ * the f32/f16 head dots close. Exit status 0 when all agree. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "floatfmt.h"
+#include "kernels/kernels.h"
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static uint32_t next(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 11);
+}
+static float frand(void) { return (float)next() / 2097152.0f / 1024.0f * 2.0f - 1.0f; }
+
+static int failures;
+#define CHECK(cond, ...)                                                                                           \
+    do {                                                                                                           \
+        if (!(cond)) {                                                                                             \
+            if (failures++ < 20) {                                                                                 \
+                fprintf(stderr, __VA_ARGS__);                                                                      \
+                fputc('\n', stderr);                                                                               \
+            }                                                                                                      \
+        }                                                                                                          \
+    } while (0)
+
+/* codes 0..2 only (3 is not a valid code); q over the whole int8 range,
+ * with the extremes made common */
+static void fill_ternary(uint8_t *w, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint8_t b = 0;
+        for (int k = 0; k < 4; k++) b = (uint8_t)(b << 2 | next() % 3);
+        w[i] = b;
+    }
+}
+static void fill_q(int8_t *q, size_t n, int lo) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t r = next() % 8;
+        q[i] = (int8_t)(r == 0 ? lo : r == 1 ? 127 : lo + (int)(next() % (uint32_t)(128 - lo)));
+    }
+}
+
+static void test_ternary(const bn_kernels *k) {
+    static const int nbs[] = {1, 2, 3, 5, 6, 20, 54};
+    static const int rows[] = {1, 2, 3, 4, 5, 7, 8, 9, 33, 67};
+    static const int toks[] = {1, 2, 3, 4, 5, 7, 8, 9, 12, 17, 70};
+    for (size_t a = 0; a < sizeof nbs / sizeof *nbs; a++)
+        for (size_t b = 0; b < sizeof rows / sizeof *rows; b++) {
+            int nb = nbs[a], nr = rows[b];
+            size_t rb = (size_t)nb * 32 + (next() % 2) * 32; /* rows may sit further apart */
+            uint8_t *w = malloc(rb * (size_t)nr);
+            fill_ternary(w, rb * (size_t)nr);
+            for (size_t c = 0; c < sizeof toks / sizeof *toks; c++) {
+                int nt = toks[c];
+                size_t qs = (size_t)nb * 128 + (next() % 2) * 64, os = (size_t)nr + next() % 3;
+                int8_t *q = malloc(qs * (size_t)nt);
+                fill_q(q, qs * (size_t)nt, -128);
+                int32_t *want = calloc(os * (size_t)nt, 4), *got = calloc(os * (size_t)nt, 4);
+                bn_kernels_ref.ternary_matmat(w, rb, nb, nr, q, qs, nt, want, os);
+                k->ternary_matmat(w, rb, nb, nr, q, qs, nt, got, os);
+                for (int t = 0; t < nt; t++)
+                    for (int r = 0; r < nr; r++)
+                        CHECK(want[t * os + r] == got[t * os + r], "%s matmat nb=%d rows=%d tok=%d: [%d][%d] %d vs %d",
+                              k->name, nb, nr, nt, t, r, got[t * os + r], want[t * os + r]);
+                k->ternary_dot_rows(w, rb, nb, q, nr, got);
+                for (int r = 0; r < nr; r++)
+                    CHECK(want[r] == got[r], "%s dot_rows nb=%d rows=%d: [%d] %d vs %d", k->name, nb, nr, r, got[r],
+                          want[r]);
+                free(q), free(want), free(got);
+            }
+            free(w);
+        }
+}
+
+static void test_i8(const bn_kernels *k) {
+    static const int ns[] = {1, 31, 32, 64, 65, 200, 256, 2560};
+    for (size_t a = 0; a < sizeof ns / sizeof *ns; a++) {
+        int n = ns[a], nr = 1 + (int)(next() % 9);
+        size_t rs = (size_t)n + next() % 5;
+        int8_t *w = malloc(rs * (size_t)nr), *q = malloc((size_t)n);
+        fill_q(w, rs * (size_t)nr, -128);
+        fill_q(q, (size_t)n, -127);
+        int32_t want[9], got[9];
+        bn_kernels_ref.dot_rows_i8(w, rs, nr, q, n, want);
+        k->dot_rows_i8(w, rs, nr, q, n, got);
+        for (int r = 0; r < nr; r++) CHECK(want[r] == got[r], "%s dot_rows_i8 n=%d [%d] %d vs %d", k->name, n, r, got[r], want[r]);
+        free(w), free(q);
+    }
+}
+
+static int close_enough(float a, float b, float scale) { return fabsf(a - b) <= 1e-5f * scale + 1e-6f; }
+
+static void test_float(const bn_kernels *k) {
+    static const int ns[] = {1, 7, 16, 33, 64, 100, 256, 2560};
+    for (size_t a = 0; a < sizeof ns / sizeof *ns; a++) {
+        int n = ns[a], nr = 5;
+        float *x = malloc(sizeof(float) * (size_t)n), *y = malloc(sizeof(float) * (size_t)n);
+        uint16_t *h = malloc(2 * (size_t)n * (size_t)nr);
+        float mag = 0.0f;
+        for (int i = 0; i < n; i++) x[i] = frand(), y[i] = frand(), mag += fabsf(x[i] * y[i]);
+        for (int i = 0; i < n * nr; i++) h[i] = bn_f32_to_f16(frand());
+        CHECK(close_enough(k->dot_f32(x, y, n), bn_kernels_ref.dot_f32(x, y, n), mag), "%s dot_f32 n=%d", k->name, n);
+        float want[5], got[5];
+        bn_kernels_ref.dot_rows_f16(h, (size_t)n, nr, x, n, want);
+        k->dot_rows_f16(h, (size_t)n, nr, x, n, got);
+        for (int r = 0; r < nr; r++) CHECK(close_enough(got[r], want[r], (float)n), "%s dot_rows_f16 n=%d", k->name, n);
+        free(x), free(y), free(h);
+    }
+}
+
+static void test_attention(const bn_kernels *k) {
+    static const int hds[] = {2, 6, 32, 64, 100, 128};
+    static const int nps[] = {1, 5, 15, 16, 17, 40, 64, 65, 100, 300};
+    for (size_t a = 0; a < sizeof hds / sizeof *hds; a++)
+        for (size_t b = 0; b < sizeof nps / sizeof *nps; b++)
+            for (int f16 = 0; f16 < 2; f16++) {
+                int hd = hds[a], np = nps[b];
+                int tiles = (np + BN_KV_TILE - 1) / BN_KV_TILE;
+                size_t kn = (size_t)tiles * BN_KV_TILE * hd;
+                float *q = malloc(sizeof(float) * hd), *kf = malloc(sizeof(float) * kn), *w = malloc(sizeof(float) * np);
+                uint16_t *kh = malloc(2 * kn);
+                for (int i = 0; i < hd; i++) q[i] = frand();
+                for (size_t i = 0; i < kn; i++) kf[i] = frand(), kh[i] = bn_f32_to_f16(frand());
+                for (int i = 0; i < np; i++) w[i] = frand();
+                const void *kv = f16 ? (const void *)kh : (const void *)kf;
+                float *s1 = malloc(sizeof(float) * np), *s2 = malloc(sizeof(float) * np);
+                bn_kernels_ref.attn_scores(q, kv, f16, np, hd, s1);
+                k->attn_scores(q, kv, f16, np, hd, s2);
+                CHECK(memcmp(s1, s2, sizeof(float) * np) == 0, "%s attn_scores hd=%d npos=%d f16=%d", k->name, hd, np, f16);
+                float *o1 = malloc(sizeof(float) * hd), *o2 = malloc(sizeof(float) * hd);
+                bn_kernels_ref.attn_mix(w, kv, f16, np, hd, o1); /* V is [pos][hd]: the same buffer serves */
+                k->attn_mix(w, kv, f16, np, hd, o2);
+                CHECK(memcmp(o1, o2, sizeof(float) * hd) == 0, "%s attn_mix hd=%d npos=%d f16=%d", k->name, hd, np, f16);
+                free(q), free(kf), free(kh), free(w), free(s1), free(s2), free(o1), free(o2);
+            }
+}
+
+int main(int argc, char **argv) {
+    const bn_kernels *paths[8];
+    int n = bn_kernels_available(paths, 8);
+    const char *only = argc > 1 ? argv[1] : NULL;
+    int tested = 0;
+    for (int i = 0; i < n; i++) {
+        if (only && strcmp(only, paths[i]->name) != 0) continue;
+        int before = failures;
+        test_ternary(paths[i]);
+        test_i8(paths[i]);
+        test_float(paths[i]);
+        test_attention(paths[i]);
+        printf("%-8s %s\n", paths[i]->name, failures == before ? "ok" : "FAILED");
+        tested++;
+    }
+    if (!tested) {
+        fprintf(stderr, "no kernel path to test%s%s\n", only ? " named " : "", only ? only : "");
+        return 1;
+    }
+    return failures ? 1 : 0;
+}
