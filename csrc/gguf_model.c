@@ -7,6 +7,7 @@
 #include "floatfmt.h"
 #include "gguf.h"
 #include "model.h"
+#include "rope_order.h"
 #include "tokenizer.h"
 
 typedef struct {
@@ -40,7 +41,7 @@ static int get_f(ctx *c, const char *suffix, double def, float *out) {
 static int read_activation(ctx *c, bn_activation *act) {
     /* family defaults: upstream llama.cpp's `bitnet` assumes SiLU unless told;
      * bitnet.cpp's 2B-4T architectures are squared ReLU */
-    *act = strcmp(c->arch, "bitnet") == 0 ? BN_ACT_SILU : BN_ACT_RELU2;
+    *act = strcmp(c->arch, "bitnet") == 0 || strcmp(c->arch, "llama") == 0 ? BN_ACT_SILU : BN_ACT_RELU2;
     static const char *keys[] = {"hidden_activation", "hidden_act"};
     for (int i = 0; i < 2; i++) {
         char key[128];
@@ -145,8 +146,10 @@ static int fill(ctx *c, bn_model *m) {
     bn_str a;
     if (bn_gguf_get_str(g, "general.architecture", &a) <= 0)
         return bn_errf(c->err, "%s: missing metadata 'general.architecture'", c->path);
-    if (!bn_str_eq(a, "bitnet") && !bn_str_eq(a, "bitnet-b1.58") && !bn_str_eq(a, "bitnet-25"))
-        return bn_errf(c->err, "%s: architecture '%.*s' is not a BitNet architecture (bitnet, bitnet-b1.58, bitnet-25)",
+    /* `llama`: ternary models without sub-norms (Falcon3, Llama3-1.58), as
+     * the converters write them; non-ternary weights are refused below */
+    if (!bn_str_eq(a, "bitnet") && !bn_str_eq(a, "bitnet-b1.58") && !bn_str_eq(a, "bitnet-25") && !bn_str_eq(a, "llama"))
+        return bn_errf(c->err, "%s: architecture '%.*s' is not a BitNet architecture (bitnet, bitnet-b1.58, bitnet-25, llama)",
                        c->path, (int)(a.len > 40 ? 40 : a.len), a.ptr);
     snprintf(c->arch, sizeof c->arch, "%.*s", (int)a.len, a.ptr);
     snprintf(m->arch, sizeof m->arch, "%s", c->arch);
@@ -179,16 +182,21 @@ static int fill(ctx *c, bn_model *m) {
     m->layers = bn_model_alloc(m, sizeof(bn_layer) * (size_t)hp->n_layers);
     if (!m->layers) return bn_errf(c->err, "%s: out of memory", c->path);
     memset(m->layers, 0, sizeof(bn_layer) * (size_t)hp->n_layers);
+    int llama = strcmp(c->arch, "llama") == 0;
     for (int l = 0; l < hp->n_layers; l++) {
         bn_layer *L = &m->layers[l];
         if (!load_vec(c, m, "blk.%d.attn_norm.weight", l, hp->n_embd, 1, &L->attn_norm) ||
             !load_vec(c, m, "blk.%d.ffn_norm.weight", l, hp->n_embd, 1, &L->ffn_norm) ||
-            !load_vec(c, m, "blk.%d.attn_sub_norm.weight", l, (int64_t)hp->n_heads * hp->head_dim, 1, &L->attn_sub_norm) ||
-            !load_vec(c, m, "blk.%d.ffn_sub_norm.weight", l, hp->n_ff, 1, &L->ffn_sub_norm) ||
+            !load_vec(c, m, "blk.%d.attn_sub_norm.weight", l, (int64_t)hp->n_heads * hp->head_dim, !llama, &L->attn_sub_norm) ||
+            !load_vec(c, m, "blk.%d.ffn_sub_norm.weight", l, hp->n_ff, !llama, &L->ffn_sub_norm) ||
             !load_ternary(c, m, l, "attn_q", &L->wq) || !load_ternary(c, m, l, "attn_k", &L->wk) ||
             !load_ternary(c, m, l, "attn_v", &L->wv) || !load_ternary(c, m, l, "attn_output", &L->wo) ||
             !load_ternary(c, m, l, "ffn_gate", &L->wgate) || !load_ternary(c, m, l, "ffn_up", &L->wup) ||
             !load_ternary(c, m, l, "ffn_down", &L->wdown))
+            return 0;
+        /* llama's q/k rows are ordered for adjacent-pair RoPE; we rotate halves */
+        if (llama && (!bn_ternary_from_pair_order(&L->wq, hp->n_heads, c->path, c->err) ||
+                      !bn_ternary_from_pair_order(&L->wk, hp->n_kv_heads, c->path, c->err)))
             return 0;
     }
     bn_err model_err = {{0}};

@@ -443,14 +443,10 @@ static void load_tokenizer(ctx *c, bn_model *m) {
         snprintf(m->tokenizer_error, sizeof m->tokenizer_error, "%s: the directory has no tokenizer.json", c->dir);
         return;
     }
-#ifdef BN_HAVE_HF_TOKENIZER
     bn_err terr = {{0}};
     m->tokenizer = bn_tokenizer_from_hf(tok, stat(cfg, &st) == 0 ? cfg : NULL, &terr);
     if (!m->tokenizer)
         snprintf(m->tokenizer_error, sizeof m->tokenizer_error, "%s", terr.msg[0] ? terr.msg : "tokenizer.json could not be read");
-#else
-    snprintf(m->tokenizer_error, sizeof m->tokenizer_error, "%s: tokenizer.json is not supported yet", c->dir);
-#endif
 }
 
 bn_model *bn_model_load_hf(const char *dir, const bn_load_opts *opts, bn_err *err) {

@@ -33,5 +33,6 @@ void bn_open_model(lua_State *L);    /* leaves nothing on the stack */
 void bn_open_session(lua_State *L);
 void bn_open_sampler(lua_State *L);  /* bitnet.Sampler and module.sampler(opts) */
 void bn_open_tokenizer(lua_State *L); /* bitnet.Tokenizer/Decoder, module.tokenizer(path), model:tokenize... */
+void bn_open_convert(lua_State *L);  /* module.convert(src, dst [, opts]) */
 
 #endif
