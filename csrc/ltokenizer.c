@@ -2,6 +2,7 @@
  * model's tokenizer methods (model:tokenizer / tokenize / detokenize).
  * A Tokenizer or Decoder keeps what owns the tokenizer alive: the model it
  * came from, or the tokenizer itself when it was loaded on its own. */
+#include <stdio.h>
 #include <string.h>
 
 #include "lbitnet.h"
@@ -90,12 +91,19 @@ static void decode_options(lua_State *L, int idx, const char *fname, int *specia
     *strip = bn_opt_boolean(L, idx, "strip_leading_space", 1, fname);
 }
 
+/* An integer as text (lua_pushfstring has no integer format on LuaJIT). */
+static const char *integer_text(lua_Integer v, char buf[32]) {
+    snprintf(buf, 32, "%lld", (long long)v);
+    return buf;
+}
+
 /* A token id argument: an integer in the vocabulary, else an error naming it. */
 static int32_t check_id(lua_State *L, const bn_tokenizer *t, int idx, const char *fname) {
+    char buf[32];
     lua_Integer id = 0;
     if (!bn_isintegral(L, idx, &id)) luaL_error(L, "%s: token id must be an integer, got %s", fname, luaL_typename(L, idx));
     if (id < 0 || id >= bn_tokenizer_n_vocab(t))
-        luaL_error(L, "%s: unknown token id %d (the vocabulary has %d)", fname, (int)(id < -1 ? -1 : id > 0x7fffffff ? -1 : id),
+        luaL_error(L, "%s: unknown token id %s (the vocabulary has %d)", fname, integer_text(id, buf),
                    (int)bn_tokenizer_n_vocab(t));
     return (int32_t)id;
 }
@@ -118,7 +126,8 @@ static int decode_at(lua_State *L, const bn_tokenizer *t, const char *fname) {
             bn_bytes_free(&out);
             if (!bn_isintegral(L, -1, &id))
                 return luaL_error(L, "%s: ids[%d] must be an integer, got %s", fname, (int)i, luaL_typename(L, -1));
-            return luaL_error(L, "%s: unknown token id %d at ids[%d]", fname, (int)(id > 0x7fffffff || id < -0x7fffffff ? -1 : id), (int)i);
+            char buf[32];
+            return luaL_error(L, "%s: unknown token id %s at ids[%d]", fname, integer_text(id, buf), (int)i);
         }
         lua_pop(L, 1);
         out.n = 0;

@@ -53,6 +53,8 @@ struct bn_tokenizer {
     int32_t n_specials;
     uint8_t special_first_byte[256]; /* 1 when some special text starts with that byte */
 
+    uint8_t spm_alone[128]; /* SPM: ASCII bytes in no multi-character token, which
+                             * never merge, so the text can be split there */
     int32_t byte_token[256]; /* SPM: <0xNN>; BPE: the byte's one-character token; -1 none */
     uint32_t byte_cp[256];   /* BPE: byte -> code point of the byte-level alphabet */
 

@@ -176,7 +176,22 @@ static int spm_emit(const bn_tokenizer *t, const uint8_t *s, size_t len, bn_ids 
     return 1;
 }
 
+static int spm_chunk(const bn_tokenizer *t, const uint8_t *text, size_t len, bn_ids *out);
+
+/* A byte that is in no multi-character token never takes part in a merge,
+ * so the text splits there into chunks that merge independently: the same
+ * result, with small heaps (a 1 MB text is mostly short lines). */
 int bn_tok_spm_text(const bn_tokenizer *t, const uint8_t *text, size_t len, bn_ids *out) {
+    size_t start = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] >= 128 || !t->spm_alone[text[i]]) continue;
+        if (!spm_chunk(t, text + start, i - start, out) || !spm_emit(t, text + i, 1, out)) return 0;
+        start = i + 1;
+    }
+    return spm_chunk(t, text + start, len - start, out);
+}
+
+static int spm_chunk(const bn_tokenizer *t, const uint8_t *text, size_t len, bn_ids *out) {
     if (len == 0) return 1;
     work w;
     if (!work_init(&w, len)) return 0;

@@ -346,6 +346,15 @@ int bn_tok_finish(bn_tokenizer *t, const char *what, bn_err *err) {
         t->special_first_byte[(uint8_t)t->text_pool[t->text[order[i].id].off]] = 1;
     }
     free(order);
+    if (t->kind == BN_TOKENIZER_SPM) {
+        memset(t->spm_alone, 1, sizeof t->spm_alone);
+        for (int32_t id = 0; id < t->n_vocab; id++) {
+            if (t->text[id].len < 2 || (t->type[id] != BN_TT_NORMAL && t->type[id] != BN_TT_USER_DEFINED)) continue;
+            const uint8_t *s = (const uint8_t *)t->text_pool + t->text[id].off;
+            for (uint32_t i = 0; i < t->text[id].len; i++)
+                if (s[i] < 128) t->spm_alone[s[i]] = 0;
+        }
+    }
     if (!collect_eog(t)) return bn_errf(err, "out of memory");
     for (int b = 0; b < 256 && t->kind == BN_TOKENIZER_BPE; b++)
         if (t->byte_token[b] < 0)
