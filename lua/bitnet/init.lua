@@ -55,4 +55,12 @@ end
 require("bitnet.perplexity")
 bitnet.template = require("bitnet.template")
 
+--- bitnet.sampler([opts]) -> Sampler: the C sampling chain (see
+-- csrc/lsampler.c and README "Sampling").
+bitnet.sampler = core.sampler
+--- bitnet.sampling: presets and policy functions (lua/bitnet/sampling.lua).
+bitnet.sampling = require("bitnet.sampling")
+-- generate / stream / chat / apply_chat_template on every Model
+require("bitnet.generate")
+
 return bitnet

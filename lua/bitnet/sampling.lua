@@ -102,11 +102,11 @@ function M.sampler(policy, overrides)
   return core.sampler(opts)
 end
 
---- sampling.policy_choose(smp, sess, fn, state, n_vocab) -> id
--- One token chosen through a policy function (the contract is in the
--- module header). Raises naming the policy when it returns something else.
-function M.policy_choose(smp, sess, fn, state, n_vocab, top_k)
-  local k = (top_k and top_k > 0) and top_k or M.DEFAULT_POLICY_K
+--- sampling.policy_choose(smp, sess, fn, state, n_vocab, k) -> id
+-- One token chosen through a policy function that sees the k best
+-- candidates (the contract is in the module header). Raises naming the
+-- policy when it returns something else.
+function M.policy_choose(smp, sess, fn, state, n_vocab, k)
   local ids, logits, probs = smp:candidates(sess, k)
   local new_ids, new_logits = fn(ids, logits, probs, state)
   if new_ids == nil then return smp:choose(ids, logits) end

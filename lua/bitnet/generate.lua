@@ -1,0 +1,524 @@
+--- bitnet.generate: text generation on a Model: generate, stream, chat,
+-- chat_stream and apply_chat_template. Requiring it adds these methods to
+-- every bitnet.Model (it extends bitnet.core.Model, the methods table).
+--
+-- Behaviour at the edges (each has a spec in spec/generate_spec.lua):
+--   * Prompt text is tokenized with the model's default BOS and with
+--     special-token texts parsed (so "<|eot_id|>" in a prompt is that token;
+--     a rendered chat template therefore works as a prompt). A template that
+--     already starts with the BOS text does not get a second BOS. A prompt
+--     may also be an array of token ids, used as given.
+--   * An empty prompt is just BOS when the model adds BOS; otherwise it is an
+--     error (there is nothing to predict from).
+--   * A prompt longer than the context is an error naming both lengths; a
+--     prompt that exactly fills the context yields at most one token.
+--   * max_tokens = 0 evaluates the prompt and returns "" with finish_reason
+--     "length". When the context fills up during generation, finish_reason
+--     is "length" too.
+--   * finish_reason is "stop" for an end-of-generation token (tok:is_eog) or
+--     a stop string, "length" for max_tokens or a full context, "cancelled"
+--     when on_token returned false or gen:cancel() was called.
+--   * Stop strings are searched in the generated text only. Text that could
+--     be the start of a stop string is held back until it is decided; the
+--     stop string and everything after it are not returned.
+--   * With `session`, the session keeps its KV-cache between calls: the
+--     longest common prefix of the tokens it holds (as recorded by earlier
+--     calls here) and the new prompt is kept, the rest rewound and the new
+--     part fed. A session fed by other means (sess:feed) is rewound to 0.
+local core = require("bitnet.core")
+local sampling = require("bitnet.sampling")
+local template = require("bitnet.template")
+
+local M = {}
+
+local Model = core.Model
+local clock = core.clock
+
+--- Default max_tokens for generate, stream and chat.
+M.DEFAULT_MAX_TOKENS = 256
+
+local GENERATE_KEYS = { "max_tokens", "stop", "policy", "on_token", "session", "n_ctx", "sampler", "stream" }
+local allowed_generate, allowed_chat = {}, {}
+for _, k in ipairs(GENERATE_KEYS) do allowed_generate[k] = true end
+for _, k in ipairs(sampling.SAMPLER_KEYS) do allowed_generate[k] = true end
+for k in pairs(allowed_generate) do allowed_chat[k] = true end
+allowed_chat.template = true
+
+-- What each session holds, recorded by this module: session -> ids.
+local held_tokens = setmetatable({}, { __mode = "k" })
+-- Compiled chat templates per model: model -> { [source] = compiled }.
+local compiled_templates = setmetatable({}, { __mode = "k" })
+
+local function is_a(value, class)
+  local mt = type(value) == "userdata" and getmetatable(value)
+  return type(mt) == "table" and mt.__name == class
+end
+
+local function check_keys(opts, allowed, fname)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then error(("%s: options must be a table, got %s"):format(fname, type(opts)), 3) end
+  for k in pairs(opts) do
+    if type(k) ~= "string" then error(("%s: option keys must be strings"):format(fname), 3) end
+    if not allowed[k] then error(("%s: unknown option '%s'"):format(fname, k), 3) end
+  end
+  return opts
+end
+
+local function check_stop(stop, fname)
+  if stop == nil then return {} end
+  if type(stop) == "string" then stop = { stop } end
+  if type(stop) ~= "table" then
+    error(("%s: option 'stop' must be a string or a list of strings"):format(fname), 4)
+  end
+  local list = {}
+  for i, s in ipairs(stop) do
+    if type(s) ~= "string" or s == "" then
+      error(("%s: option 'stop' entry %d must be a non-empty string"):format(fname, i), 4)
+    end
+    list[i] = s
+  end
+  return list
+end
+
+local function check_integer(v, key, min, fname)
+  if v == nil then return nil end
+  if type(v) ~= "number" or v ~= math.floor(v) or v < min then
+    error(("%s: option '%s' must be an integer >= %d"):format(fname, key, min), 4)
+  end
+  return v
+end
+
+-- Tokens of the prompt: text (BOS by default, specials parsed) or ids.
+local function prompt_tokens(model, tok, prompt, fname)
+  local ids
+  if type(prompt) == "string" then
+    ids = model:tokenize(prompt, { special = true })
+    local bos = tok:bos()
+    if bos and ids[1] == bos and ids[2] == bos then table.remove(ids, 1) end -- the text carried BOS itself
+  elseif type(prompt) == "table" then
+    ids = {}
+    local n_vocab = tok:n_vocab()
+    for i, id in ipairs(prompt) do
+      if type(id) ~= "number" or id ~= math.floor(id) or id < 0 or id >= n_vocab then
+        error(("%s: prompt token %d is not a token id (0..%d)"):format(fname, i, n_vocab - 1), 4)
+      end
+      ids[i] = id
+    end
+  else
+    error(("%s: argument 1 (prompt) must be a string or an array of token ids, got %s"):format(fname, type(prompt)), 4)
+  end
+  if #ids == 0 then
+    error(("%s: the prompt is empty and the model adds no BOS token: nothing to continue from"):format(fname), 4)
+  end
+  return ids
+end
+
+-- Feeds what the session lacks of ids; returns how many were already there.
+local function sync_session(sess, ids)
+  local held = held_tokens[sess]
+  local pos = sess:pos()
+  local common = 0
+  if held and #held == pos then
+    local n = math.min(#held, #ids)
+    while common < n and held[common + 1] == ids[common + 1] do common = common + 1 end
+  end
+  -- the logits of the prompt's last token are needed: feed at least it
+  if common == #ids then common = #ids - 1 end
+  if common < pos then sess:rewind(common) end
+  local record = {}
+  for i = 1, common do record[i] = ids[i] end
+  held_tokens[sess] = record
+  local rest = {}
+  for i = common + 1, #ids do rest[#rest + 1] = ids[i] end
+  sess:feed(rest)
+  for i = common + 1, #ids do record[i] = ids[i] end
+  return common
+end
+
+local REPLACEMENT = "\239\191\189" -- U+FFFD
+
+--- M.valid_utf8(s) -> s with every ill-formed part replaced by U+FFFD: a
+-- byte that cannot start a sequence, or a sequence cut short (its lead and
+-- the continuation bytes it has, as one U+FFFD). Well-formed text is
+-- returned as is. The decoder passes bytes through untouched (a model may
+-- emit any byte token); generated text is always whole UTF-8.
+function M.valid_utf8(s)
+  if not s:find("[\128-\255]") then return s end
+  local out, i, n, run = {}, 1, #s, 1
+  while i <= n do
+    local c = s:byte(i)
+    local len = c < 0x80 and 1 or (c >= 0xC2 and c <= 0xDF) and 2 or (c >= 0xE0 and c <= 0xEF) and 3
+      or (c >= 0xF0 and c <= 0xF4) and 4 or 0
+    local good = 1 -- bytes of this sequence that are well-formed so far
+    while good < len do
+      local b = s:byte(i + good)
+      local lo, hi = 0x80, 0xBF
+      if good == 1 then -- no overlong forms, surrogates, or code points past U+10FFFF
+        if c == 0xE0 then lo = 0xA0 elseif c == 0xED then hi = 0x9F
+        elseif c == 0xF0 then lo = 0x90 elseif c == 0xF4 then hi = 0x8F end
+      end
+      if not b or b < lo or b > hi then break end
+      good = good + 1
+    end
+    if len > 0 and good == len then
+      i = i + len
+    else
+      out[#out + 1] = s:sub(run, i - 1)
+      out[#out + 1] = REPLACEMENT
+      i = i + good
+      run = i
+    end
+  end
+  out[#out + 1] = s:sub(run)
+  return table.concat(out)
+end
+
+-- Longest suffix of text that is a proper prefix of one of the stops.
+local function undecided_length(text, stops)
+  local best = 0
+  for _, s in ipairs(stops) do
+    for len = math.min(#s - 1, #text), best + 1, -1 do
+      if text:sub(-len) == s:sub(1, len) then
+        best = len
+        break
+      end
+    end
+  end
+  return best
+end
+
+-- Start of the earliest stop string in text, or nil.
+local function find_stop(text, stops)
+  local first
+  for _, s in ipairs(stops) do
+    local i = text:find(s, 1, true)
+    if i and (not first or i < first) then first = i end
+  end
+  return first
+end
+
+--- A generation in progress: callable (for generic `for`), yields text
+-- pieces of whole UTF-8; gen.info is set when it has finished.
+local Generation = {}
+Generation.__index = Generation
+
+local function start(model, prompt, opts, fname)
+  opts = check_keys(opts, allowed_generate, fname)
+  local max_tokens = check_integer(opts.max_tokens, "max_tokens", 0, fname) or M.DEFAULT_MAX_TOKENS
+  local stops = check_stop(opts.stop, fname)
+  if opts.on_token ~= nil and type(opts.on_token) ~= "function" then
+    error(("%s: option 'on_token' must be a function"):format(fname), 3)
+  end
+  if opts.stream ~= nil and type(opts.stream) ~= "boolean" then
+    error(("%s: option 'stream' must be a boolean"):format(fname), 3)
+  end
+  local n_ctx = check_integer(opts.n_ctx, "n_ctx", 1, fname)
+  local sess, own_session = opts.session, false
+  if sess ~= nil then
+    if not is_a(sess, "bitnet.Session") then error(("%s: option 'session' must be a bitnet.Session"):format(fname), 3) end
+    if n_ctx then error(("%s: options 'n_ctx' and 'session' cannot be combined (the session has its size)"):format(fname), 3) end
+  end
+  local smp, policy_fn = opts.sampler, nil
+  local policy_k = sampling.DEFAULT_POLICY_K -- candidates a policy function sees
+  if smp ~= nil then
+    if not is_a(smp, "bitnet.Sampler") then error(("%s: option 'sampler' must be a bitnet.Sampler"):format(fname), 3) end
+    for _, k in ipairs(sampling.SAMPLER_KEYS) do
+      if opts[k] ~= nil then error(("%s: option '%s' cannot be combined with 'sampler'"):format(fname, k), 3) end
+    end
+    if opts.policy ~= nil and type(opts.policy) ~= "function" then
+      error(("%s: with 'sampler', option 'policy' can only be a function"):format(fname), 3)
+    end
+    policy_fn = opts.policy
+  else
+    local sopts
+    sopts, policy_fn = sampling.resolve(opts.policy, opts, fname)
+    local ok, made = pcall(core.sampler, sopts)
+    if not ok then error((tostring(made):gsub("^.-bitnet%.sampler: ", fname .. ": ")), 3) end
+    smp = made
+    if sopts.top_k and sopts.top_k > 0 then policy_k = sopts.top_k end
+  end
+
+  local tok = model:tokenizer()
+  local ids = prompt_tokens(model, tok, prompt, fname)
+  if not sess then
+    sess = model:session({ n_ctx = n_ctx })
+    own_session = true
+  end
+  local ctx = sess:n_ctx()
+  if #ids > ctx then
+    if own_session then sess:close() end
+    error(("%s: the prompt is %d tokens but the context holds %d (n_ctx)"):format(fname, #ids, ctx), 3)
+  end
+
+  local t0 = clock()
+  local cached = sync_session(sess, ids)
+  local t1 = clock()
+  smp:accept(ids)
+
+  local gen = setmetatable({
+    model = model, tok = tok, sess = sess, own_session = own_session, smp = smp, policy = policy_fn,
+    decoder = tok:decoder({ strip_leading_space = false }),
+    stops = stops, max_tokens = max_tokens, on_token = opts.on_token,
+    n_vocab = tok:n_vocab(), policy_k = policy_k,
+    tokens = {}, text = {}, pending = "", queue = {}, to_feed = nil, n_sampled = 0,
+    prompt_n = #ids, cached = cached, t_prefill = t1 - t0, t_decode_start = t1,
+  }, Generation)
+  return gen
+end
+
+-- Ends the generation: flushes held text (unless a stop string ended it)
+-- and fills gen.info.
+function Generation:finish(reason)
+  if self.info then return end
+  if reason ~= "stop_string" then
+    -- an unfinished UTF-8 sequence at the very end becomes U+FFFD, as the
+    -- decoder renders invalid bytes elsewhere: pieces stay whole UTF-8
+    local tail = self.decoder:flush()
+    local rest = self.pending .. (tail ~= "" and REPLACEMENT or "")
+    local cut = find_stop(rest, self.stops)
+    if cut then
+      rest = rest:sub(1, cut - 1)
+      reason = "stop"
+    end
+    self.pending = ""
+    if rest ~= "" then self.queue[#self.queue + 1] = rest end
+  else
+    reason = "stop"
+  end
+  local decode_s = clock() - self.t_decode_start
+  local fed = self.prompt_n - self.cached
+  self.info = {
+    finish_reason = reason,
+    prompt_tokens = self.prompt_n,
+    cached_tokens = self.cached,
+    completion_tokens = #self.tokens,
+    prefill_seconds = self.t_prefill,
+    prefill_tokens_per_second = self.t_prefill > 0 and fed / self.t_prefill or 0,
+    decode_seconds = decode_s,
+    decode_tokens_per_second = decode_s > 0 and self.n_sampled / decode_s or 0,
+    seed = self.smp:seed(),
+  }
+  if self.own_session then self.sess:close() end
+end
+
+-- Adds text a token released; emits what no stop string can claim.
+function Generation:push_text(text)
+  local pending = self.pending .. text
+  if #self.stops == 0 then
+    if pending ~= "" then self.queue[#self.queue + 1] = pending end
+    self.pending = ""
+    return false
+  end
+  local cut = find_stop(pending, self.stops)
+  if cut then
+    if cut > 1 then self.queue[#self.queue + 1] = pending:sub(1, cut - 1) end
+    self.pending = ""
+    return true
+  end
+  local hold = undecided_length(pending, self.stops)
+  if #pending > hold then self.queue[#self.queue + 1] = pending:sub(1, #pending - hold) end
+  self.pending = pending:sub(#pending - hold + 1)
+  return false
+end
+
+-- One token: feed the previous one, choose the next, decode it.
+function Generation:step()
+  if #self.tokens >= self.max_tokens then return self:finish("length") end
+  local sess = self.sess
+  if self.to_feed then
+    if sess:pos() >= sess:n_ctx() then return self:finish("length") end
+    sess:feed({ self.to_feed })
+    local held = held_tokens[sess]
+    held[#held + 1] = self.to_feed
+    self.to_feed = nil
+  end
+  local id
+  if self.policy then
+    local state = { step = #self.tokens + 1, tokens = self.tokens, text = table.concat(self.text) .. self.pending }
+    id = sampling.policy_choose(self.smp, sess, self.policy, state, self.n_vocab, self.policy_k)
+  else
+    id = self.smp:sample(sess)
+  end
+  self.n_sampled = self.n_sampled + 1
+  self.smp:accept(id)
+  if self.tok:is_eog(id) then return self:finish("stop") end
+  self.tokens[#self.tokens + 1] = id
+  self.to_feed = id
+  local text = M.valid_utf8(self.decoder:feed(id))
+  local keep_going = true
+  if self.on_token then keep_going = self.on_token(id, text) ~= false end
+  if self:push_text(text) then return self:finish("stop_string") end
+  if not keep_going then return self:finish("cancelled") end
+end
+
+--- gen() / gen:next() -> the next text piece (whole UTF-8, never ""), or
+-- nil when the generation has finished (then gen.info is set).
+function Generation:next()
+  while true do
+    local piece = table.remove(self.queue, 1)
+    if piece then
+      self.text[#self.text + 1] = piece
+      return piece
+    end
+    if self.info then return nil end
+    self:step()
+  end
+end
+Generation.__call = Generation.next
+
+--- gen:cancel(): ends the generation now (finish_reason "cancelled");
+-- text already decided is still returned by the next calls.
+function Generation:cancel()
+  self:finish("cancelled")
+end
+
+-- Lua 5.4 closes the for loop's fourth value on break: free our session.
+Generation.__close = function(self)
+  if not self.info then self:finish("cancelled") end
+end
+
+local function run_to_end(gen)
+  local pieces = {}
+  for piece in gen.next, gen do pieces[#pieces + 1] = piece end
+  return table.concat(pieces), gen.info
+end
+
+--- model:generate(prompt, opts) -> text, info
+-- Continues prompt (text or token ids). opts: max_tokens (default 256),
+-- stop (string or list), the sampler options (temperature, top_k, top_p,
+-- min_p, typical_p, repeat_penalty, repeat_last_n, presence_penalty,
+-- frequency_penalty, logit_bias, seed), policy (preset name, option table
+-- or function: see bitnet.sampling), sampler (a bitnet.Sampler to use),
+-- on_token (function(id, text); returning false cancels), session (a
+-- Session to continue, reusing its cached prefix), n_ctx (context of the
+-- fresh session otherwise), stream (true: return model:stream's iterator).
+-- info: finish_reason ("stop" | "length" | "cancelled"), prompt_tokens,
+-- cached_tokens, completion_tokens, prefill_seconds,
+-- prefill_tokens_per_second, decode_seconds, decode_tokens_per_second, seed.
+function Model.generate(model, prompt, opts)
+  local gen = start(model, prompt, opts, "model:generate")
+  if opts and opts.stream then return gen, nil, nil, gen end
+  return run_to_end(gen)
+end
+
+--- model:stream(prompt, opts) -> gen
+-- An iterator for a generic `for` yielding text pieces (whole UTF-8) that
+-- concatenate to what generate returns for the same options and seed. gen
+-- is callable; gen.info is set once it has finished; gen:cancel() stops it.
+-- Works inside coroutines (it never yields itself).
+function Model.stream(model, prompt, opts)
+  local gen = start(model, prompt, opts, "model:stream")
+  return gen, nil, nil, gen
+end
+
+-- ---- chat templates ----
+
+local function has_token(tok, text)
+  return tok:id(text) ~= nil
+end
+
+--- M.fallback_template(model) -> name of the built-in template for a model
+-- whose files carry none: "bitnet" for LLaMA-3 vocabularies on a BitNet
+-- architecture (2B-4T), "llama3" for other LLaMA-3 vocabularies, "chatml"
+-- when <|im_start|> is a token, "falcon3" when <|assistant|> is, and
+-- "chatml" otherwise.
+function M.fallback_template(model)
+  local tok = model:tokenizer()
+  if has_token(tok, "<|eot_id|>") then
+    local arch = model:info().arch
+    if arch:sub(1, 6) == "bitnet" or not has_token(tok, "<|start_header_id|>") then return "bitnet" end
+    return "llama3"
+  end
+  if has_token(tok, "<|im_start|>") then return "chatml" end
+  if has_token(tok, "<|assistant|>") then return "falcon3" end
+  return "chatml"
+end
+
+local function check_messages(messages, fname)
+  if type(messages) ~= "table" then
+    error(("%s: argument 1 (messages) must be a list of { role =, content = } tables"):format(fname), 3)
+  end
+  for i, m in ipairs(messages) do
+    if type(m) ~= "table" or type(m.role) ~= "string" or type(m.content) ~= "string" then
+      error(("%s: message %d must be a table with string role and content"):format(fname, i), 3)
+    end
+  end
+end
+
+local function compiled(model, source)
+  local cache = compiled_templates[model]
+  if not cache then
+    cache = {}
+    compiled_templates[model] = cache
+  end
+  local t = cache[source]
+  if not t then
+    t = template.compile(source)
+    cache[source] = t
+  end
+  return t
+end
+
+local function render_chat(model, messages, add_generation_prompt, which, fname)
+  check_messages(messages, fname)
+  local source
+  if which ~= nil then
+    if type(which) ~= "string" then error(("%s: option 'template' must be a string"):format(fname), 3) end
+    source = template.builtin[which] or which
+  else
+    source = model:chat_template() or template.named(M.fallback_template(model))
+  end
+  local tok = model:tokenizer()
+  local bos, eos = tok:bos(), tok:eos()
+  return compiled(model, source):render({
+    messages = messages,
+    add_generation_prompt = add_generation_prompt,
+    bos_token = bos and tok:piece(bos) or "",
+    eos_token = eos and tok:piece(eos) or "",
+  })
+end
+
+--- model:apply_chat_template(messages [, opts]) -> text
+-- Renders messages ({ { role =, content = }, ... }) with the model's own
+-- chat template, or a built-in one chosen by its vocabulary
+-- (M.fallback_template). opts: add_generation_prompt (default true),
+-- template (a built-in name: llama3, bitnet, chatml, falcon3; or Jinja
+-- source). bos_token and eos_token come from the tokenizer.
+function Model.apply_chat_template(model, messages, opts)
+  local fname = "model:apply_chat_template"
+  opts = check_keys(opts, { add_generation_prompt = true, template = true }, fname)
+  local agp = opts.add_generation_prompt
+  if agp == nil then agp = true end
+  if type(agp) ~= "boolean" then error(fname .. ": option 'add_generation_prompt' must be a boolean", 2) end
+  return render_chat(model, messages, agp, opts.template, fname)
+end
+
+local function chat_start(model, messages, opts, fname)
+  opts = check_keys(opts, allowed_chat, fname)
+  local prompt = render_chat(model, messages, true, opts.template, fname)
+  local gopts = {}
+  for k, v in pairs(opts) do
+    if k ~= "template" then gopts[k] = v end
+  end
+  return start(model, prompt, gopts, fname)
+end
+
+--- model:chat(messages, opts) -> reply, info
+-- Renders messages with apply_chat_template (option `template` as there)
+-- and generates the assistant's reply with generate's options; with
+-- stream = true returns chat_stream's iterator instead.
+function Model.chat(model, messages, opts)
+  local gen = chat_start(model, messages, opts, "model:chat")
+  if opts and opts.stream then return gen, nil, nil, gen end
+  return run_to_end(gen)
+end
+
+--- model:chat_stream(messages, opts) -> gen: model:chat as an iterator of
+-- text pieces (see model:stream).
+function Model.chat_stream(model, messages, opts)
+  local gen = chat_start(model, messages, opts, "model:chat_stream")
+  return gen, nil, nil, gen
+end
+
+M.Generation = Generation
+return M
