@@ -1,0 +1,475 @@
+--- bitnet.cli: the `bitnet` command (bin/bitnet is a thin launcher).
+-- cli.main(args [, streams]) runs one command and returns the exit status:
+-- 0 done, 1 failed (missing file, bad model, ...), 2 usage error. streams
+-- (for tests and embedding) may replace stdin, stdout, stderr, and
+-- stderr_is_tty (whether to draw progress bars; default: asks the shell).
+local bitnet = require("bitnet")
+
+local M = {}
+
+local USAGE = [[
+usage: bitnet <command> [arguments]
+
+commands:
+  run [MODEL] -p PROMPT     continue a prompt, streaming the text to stdout
+  chat [MODEL]              chat interactively (/reset clears history, /quit ends)
+  info [MODEL]              describe a model
+  perplexity MODEL FILE     perplexity of the model on a text file
+  convert SRC DST --type T  write a model as GGUF with another weight type
+  bench [MODEL]             prefill and decode speed in tokens per second
+  help [COMMAND]            this text, or a command's options
+
+MODEL is a GGUF file or a Hugging Face directory; without it, the shipped
+model. `bitnet COMMAND --help` lists the options of a command.
+]]
+
+local LOAD_HELP = [[
+  -t, --threads N         threads (default: one per core)
+  -c, --ctx N             context size in tokens (default: the model's)
+      --kernel NAME       force a kernel path (auto, ref, ...)]]
+
+local SAMPLING_HELP = [[
+  -n, --max-tokens N      tokens to generate at most (default 256)
+      --policy NAME       sampling preset: greedy, precise, balanced, creative
+      --temp T            temperature (0 = greedy)
+      --top-k K, --top-p P, --min-p P, --typical-p P
+      --repeat-penalty R, --repeat-last-n N
+      --presence-penalty P, --frequency-penalty P
+      --seed S            random seed (default: a fresh one)
+      --stop TEXT         stop before TEXT (repeatable)]]
+
+local HELP = {
+  run = "usage: bitnet run [MODEL] -p PROMPT [options]\n\n"
+    .. "Continues PROMPT and streams the text to stdout.\n\n"
+    .. "  -p, --prompt TEXT       the prompt\n"
+    .. "  -f, --file FILE         read the prompt from FILE ('-': stdin)\n"
+    .. "      --stats             print token counts and speed to stderr\n"
+    .. SAMPLING_HELP .. "\n" .. LOAD_HELP .. "\n",
+  chat = "usage: bitnet chat [MODEL] [options]\n\n"
+    .. "Reads your turns from stdin, one line each, and prints the replies.\n"
+    .. "Commands: /reset forgets the conversation, /quit (or end of input) leaves.\n\n"
+    .. "  -s, --system TEXT       a system message to start with\n"
+    .. "      --template NAME     chat template: a built-in name or a file of Jinja\n"
+    .. SAMPLING_HELP .. "\n" .. LOAD_HELP .. "\n",
+  info = "usage: bitnet info [MODEL]\n\nPrints the model's architecture, sizes, tensor types, tokenizer and\nchat template.\n\n"
+    .. LOAD_HELP .. "\n",
+  perplexity = "usage: bitnet perplexity MODEL FILE [options]\n\n"
+    .. "Perplexity and bits per byte of the model on the text in FILE.\n\n"
+    .. "      --stride N          tokens between window starts (default: ctx / 2)\n"
+    .. LOAD_HELP .. "\n",
+  convert = "usage: bitnet convert SRC DST --type T [options]\n\n"
+    .. "Writes the model SRC as a GGUF file DST.\n\n"
+    .. "      --type T            linear weights: i2_s, tq1_0, tq2_0, f16, f32\n"
+    .. "      --embeddings E      embeddings: f16, bf16, f32, q8_0, q6_k (default: as SRC)\n"
+    .. "      --fallback F        f16 or f32 for tensors the type cannot hold\n",
+  bench = "usage: bitnet bench [MODEL] [options]\n\n"
+    .. "Measures prefill and decode speed.\n\n"
+    .. "  -p, --prompt-tokens N   tokens in the prefill (default 128)\n"
+    .. "  -n, --decode-tokens N   tokens decoded one by one (default 64)\n"
+    .. "  -r, --reps N            repetitions; the best is reported (default 3)\n"
+    .. LOAD_HELP .. "\n",
+}
+
+-- ---- arguments ----
+
+-- Option spec per command: long name -> { key, kind }, kind "string",
+-- "number", "integer", "flag" or "list".
+local LOAD_OPTS = {
+  threads = { "threads", "integer", "t" }, ctx = { "n_ctx", "integer", "c" }, kernel = { "kernel", "string" },
+}
+local SAMPLING_OPTS = {
+  ["max-tokens"] = { "max_tokens", "integer", "n" }, policy = { "policy", "string" },
+  temp = { "temperature", "number" }, ["top-k"] = { "top_k", "integer" }, ["top-p"] = { "top_p", "number" },
+  ["min-p"] = { "min_p", "number" }, ["typical-p"] = { "typical_p", "number" },
+  ["repeat-penalty"] = { "repeat_penalty", "number" }, ["repeat-last-n"] = { "repeat_last_n", "integer" },
+  ["presence-penalty"] = { "presence_penalty", "number" }, ["frequency-penalty"] = { "frequency_penalty", "number" },
+  seed = { "seed", "integer" }, stop = { "stop", "list" },
+}
+
+local function merge(...)
+  local out = {}
+  for _, t in ipairs({ ... }) do
+    for k, v in pairs(t) do out[k] = v end
+  end
+  return out
+end
+
+local COMMAND_OPTS = {
+  run = merge(LOAD_OPTS, SAMPLING_OPTS, {
+    prompt = { "prompt", "string", "p" }, file = { "file", "string", "f" }, stats = { "stats", "flag" },
+  }),
+  chat = merge(LOAD_OPTS, SAMPLING_OPTS, { system = { "system", "string", "s" }, template = { "template", "string" } }),
+  info = merge(LOAD_OPTS, {}),
+  perplexity = merge(LOAD_OPTS, { stride = { "stride", "integer" } }),
+  convert = { type = { "type", "string" }, embeddings = { "embeddings", "string" }, fallback = { "fallback", "string" } },
+  bench = merge(LOAD_OPTS, {
+    ["prompt-tokens"] = { "prompt_tokens", "integer", "p" }, ["decode-tokens"] = { "decode_tokens", "integer", "n" },
+    reps = { "reps", "integer", "r" },
+  }),
+}
+
+local UsageError = {}
+
+local function usage_error(msg)
+  error(setmetatable({ msg = msg }, UsageError), 0)
+end
+
+-- args -> positional list, options table; raises a UsageError.
+local function parse(command, args)
+  local spec = COMMAND_OPTS[command]
+  local short = {}
+  for long, s in pairs(spec) do
+    if s[3] then short[s[3]] = long end
+  end
+  local pos, opts = {}, {}
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    local long, value
+    if a == "-h" or a == "--help" then
+      opts.help = true
+    elseif a:sub(1, 2) == "--" then
+      long, value = a:match("^%-%-([^=]+)=(.*)$")
+      long = long or a:sub(3)
+    elseif a:sub(1, 1) == "-" and #a > 1 and a ~= "-" then
+      long = short[a:sub(2, 2)]
+      if not long then usage_error(("unknown option %s for '%s'"):format(a, command)) end
+      if #a > 2 then value = a:sub(3) end
+    else
+      pos[#pos + 1] = a
+    end
+    if long then
+      local s = spec[long]
+      if not s then usage_error(("unknown option --%s for '%s'"):format(long, command)) end
+      local key, kind = s[1], s[2]
+      if kind == "flag" then
+        if value then usage_error("option --" .. long .. " takes no value") end
+        opts[key] = true
+      else
+        if not value then
+          i = i + 1
+          value = args[i]
+          if value == nil then usage_error("option --" .. long .. " needs a value") end
+        end
+        if kind == "number" or kind == "integer" then
+          local n = tonumber(value)
+          if not n or (kind == "integer" and n ~= math.floor(n)) then
+            usage_error(("option --%s needs %s, got '%s'"):format(long, kind == "integer" and "an integer" or "a number", value))
+          end
+          value = n
+        end
+        if kind == "list" then
+          opts[key] = opts[key] or {}
+          table.insert(opts[key], value)
+        else
+          opts[key] = value
+        end
+      end
+    end
+    i = i + 1
+  end
+  return pos, opts
+end
+
+-- ---- helpers ----
+
+local function stderr_is_tty()
+  local ok, how, code = os.execute("test -t 2")
+  if type(ok) == "number" then return ok == 0 end -- Lua 5.1 / LuaJIT
+  return ok == true and how == "exit" and code == 0
+end
+
+-- A progress callback drawing "label [####....] 40%" on the terminal, or
+-- nothing when stderr is not one.
+local function progress_bar(io_, label)
+  if not io_.stderr_is_tty then return nil end
+  local last = -1
+  return function(done, total)
+    local pct = total > 0 and math.floor(100 * done / total) or 100
+    if pct ~= last then
+      last = pct
+      local width = 30
+      local filled = math.floor(width * pct / 100)
+      io_.stderr:write(("\r%s [%s%s] %3d%%"):format(label, ("#"):rep(filled), ("."):rep(width - filled), pct))
+      if done >= total then io_.stderr:write("\n") end
+      io_.stderr:flush()
+    end
+  end
+end
+
+local function load_model(path, opts)
+  local lopts = { threads = opts.threads, n_ctx = opts.n_ctx, kernel = opts.kernel }
+  local model, err
+  if path then
+    model, err = bitnet.load(path, lopts)
+  else
+    model, err = bitnet.load(lopts)
+  end
+  if not model then error({ msg = err }, 0) end
+  return model
+end
+
+local function sampler_options(opts)
+  local out = {}
+  for _, s in pairs(SAMPLING_OPTS) do
+    if opts[s[1]] ~= nil then out[s[1]] = opts[s[1]] end
+  end
+  return out
+end
+
+local function read_file(path, io_)
+  if path == "-" then return io_.stdin:read("*a") end
+  local f, err = io.open(path, "rb")
+  if not f then error({ msg = err }, 0) end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local function human_count(n)
+  if n >= 1e9 then return ("%.2fB"):format(n / 1e9) end
+  if n >= 1e6 then return ("%.1fM"):format(n / 1e6) end
+  if n >= 1e3 then return ("%.1fK"):format(n / 1e3) end
+  return tostring(n)
+end
+
+local function human_bytes(n)
+  if n >= 2 ^ 30 then return ("%.2f GiB"):format(n / 2 ^ 30) end
+  if n >= 2 ^ 20 then return ("%.1f MiB"):format(n / 2 ^ 20) end
+  if n >= 2 ^ 10 then return ("%.1f KiB"):format(n / 2 ^ 10) end
+  return n .. " B"
+end
+
+-- ---- commands ----
+
+local commands = {}
+
+function commands.run(pos, opts, io_)
+  if #pos > 1 then usage_error("run takes at most one MODEL") end
+  local prompt = opts.prompt
+  if opts.file then
+    if prompt then usage_error("give --prompt or --file, not both") end
+    prompt = read_file(opts.file, io_)
+  end
+  if not prompt then usage_error("run needs a prompt: -p TEXT or -f FILE") end
+  local model = load_model(pos[1], opts)
+  local gopts = sampler_options(opts)
+  local gen = model:stream(prompt, gopts)
+  for piece in gen do
+    io_.stdout:write(piece)
+    io_.stdout:flush()
+  end
+  io_.stdout:write("\n")
+  if opts.stats then
+    local info = gen.info
+    io_.stderr:write(("finish: %s, prompt %d tokens (%d cached), completion %d tokens\n"):format(
+      info.finish_reason, info.prompt_tokens, info.cached_tokens, info.completion_tokens))
+    io_.stderr:write(("prefill %.1f tok/s (%.3f s), decode %.1f tok/s (%.3f s), seed %s\n"):format(
+      info.prefill_tokens_per_second, info.prefill_seconds, info.decode_tokens_per_second, info.decode_seconds,
+      tostring(info.seed)))
+  end
+  return 0
+end
+
+function commands.chat(pos, opts, io_)
+  if #pos > 1 then usage_error("chat takes at most one MODEL") end
+  local model = load_model(pos[1], opts)
+  local template = opts.template
+  if template and not bitnet.template.builtin[template] then template = read_file(template, io_) end
+  local gopts = sampler_options(opts)
+  gopts.template = template
+  local interactive = io_.stdin == io.stdin and io_.stderr_is_tty
+  local function fresh()
+    local m = {}
+    if opts.system then m[1] = { role = "system", content = opts.system } end
+    return m
+  end
+  local messages = fresh()
+  local sess = model:session({ n_ctx = opts.n_ctx })
+  gopts.session = sess
+  while true do
+    if interactive then
+      io_.stderr:write("> ")
+      io_.stderr:flush()
+    end
+    local line = io_.stdin:read("*l")
+    if not line or line == "/quit" or line == "/exit" then break end
+    if line == "/reset" then
+      messages = fresh()
+      sess:reset()
+      io_.stderr:write("(conversation cleared)\n")
+    elseif line:sub(1, 1) == "/" then
+      io_.stderr:write("unknown command " .. line .. " (commands: /reset, /quit)\n")
+    elseif line:match("%S") then
+      messages[#messages + 1] = { role = "user", content = line }
+      local parts = {}
+      local ok, err = pcall(function()
+        for piece in model:chat_stream(messages, gopts) do
+          parts[#parts + 1] = piece
+          io_.stdout:write(piece)
+          io_.stdout:flush()
+        end
+      end)
+      io_.stdout:write("\n")
+      if ok then
+        messages[#messages + 1] = { role = "assistant", content = table.concat(parts) }
+      else
+        table.remove(messages)
+        io_.stderr:write("bitnet: " .. tostring(err):gsub("^.-model:chat_stream: ", "") .. " (/reset starts over)\n")
+      end
+    end
+  end
+  sess:close()
+  return 0
+end
+
+function commands.info(pos, opts, io_)
+  if #pos > 1 then usage_error("info takes at most one MODEL") end
+  local model = load_model(pos[1], opts)
+  local i = model:info()
+  local out = io_.stdout
+  out:write(("%s\n"):format(tostring(model)))
+  out:write(("path:         %s (%s, %s)\n"):format(i.path, i.format, human_bytes(i.file_size)))
+  out:write(("architecture: %s, %s parameters, activation %s\n"):format(i.arch, human_count(i.n_params), i.activation))
+  out:write(("shape:        %d layers, n_embd %d, %d heads (%d KV) of %d, n_ff %d\n"):format(
+    i.n_layers, i.n_embd, i.n_heads, i.n_kv_heads, i.head_dim, i.n_ff))
+  out:write(("vocabulary:   %d tokens; training context %d\n"):format(i.n_vocab, i.n_ctx_train))
+  out:write(("rope theta %g, norm eps %g, tied embeddings %s\n"):format(i.rope_theta, i.norm_eps,
+    i.tied_embeddings and "yes" or "no"))
+  local types = {}
+  for name, count in pairs(i.tensor_types) do types[#types + 1] = ("%s x%d"):format(name, count) end
+  table.sort(types)
+  out:write(("tensors:      %s\n"):format(table.concat(types, ", ")))
+  out:write(("kernel:       %s, %d threads\n"):format(i.kernel, i.threads))
+  local ok, tok = pcall(model.tokenizer, model)
+  if ok then
+    local function special(id) return id and ("%d %q"):format(id, tok:piece(id)) or "none" end
+    out:write(("tokenizer:    %s; bos %s, eos %s, eot %s\n"):format(tostring(tok), special(tok:bos()),
+      special(tok:eos()), special(tok:eot())))
+    local own = model:chat_template()
+    out:write(("chat:         %s\n"):format(own and ("the model's template (%d bytes)"):format(#own)
+      or ("built-in template '%s'"):format(require("bitnet.generate").fallback_template(model))))
+  else
+    out:write(("tokenizer:    none (%s)\n"):format(tostring(tok):gsub("^.-model:tokenizer: ", "")))
+  end
+  return 0
+end
+
+function commands.perplexity(pos, opts, io_)
+  if #pos ~= 2 then usage_error("perplexity needs MODEL and FILE") end
+  local text = read_file(pos[2], io_)
+  local model = load_model(pos[1], opts)
+  if not model.perplexity then error({ msg = "this build of bitnet has no model:perplexity" }, 0) end
+  local ppl, info = model:perplexity(text, {
+    n_ctx = opts.n_ctx, stride = opts.stride, progress = progress_bar(io_, "perplexity"),
+  })
+  io_.stdout:write(("perplexity:    %.4f\n"):format(ppl))
+  io_.stdout:write(("bits per byte: %.4f\n"):format(info.bits_per_byte))
+  io_.stdout:write(("tokens:        %d (%d bytes)\n"):format(info.tokens, info.bytes))
+  return 0
+end
+
+function commands.convert(pos, opts, io_)
+  if #pos ~= 2 then usage_error("convert needs SRC and DST") end
+  if not opts.type then usage_error("convert needs --type (i2_s, tq1_0, tq2_0, f16, f32)") end
+  local convert = bitnet.convert or bitnet.core.convert
+  if not convert then error({ msg = "this build of bitnet has no converter (bitnet.convert)" }, 0) end
+  local ok, err = convert(pos[1], pos[2], {
+    type = opts.type, embeddings = opts.embeddings, fallback = opts.fallback,
+    progress = progress_bar(io_, "convert"),
+  })
+  if not ok then error({ msg = err }, 0) end
+  io_.stderr:write(("wrote %s\n"):format(pos[2]))
+  return 0
+end
+
+-- Deterministic ordinary token ids for benchmarking (no specials needed:
+-- any id runs the same arithmetic).
+local function bench_ids(n, n_vocab, from)
+  local ids = {}
+  for i = 1, n do ids[i] = (from + i * 7919) % n_vocab end
+  return ids
+end
+
+function commands.bench(pos, opts, io_)
+  if #pos > 1 then usage_error("bench takes at most one MODEL") end
+  local n_prompt, n_decode, reps = opts.prompt_tokens or 128, opts.decode_tokens or 64, opts.reps or 3
+  if n_prompt < 1 or n_decode < 0 or reps < 1 then usage_error("bench needs -p >= 1, -n >= 0, -r >= 1") end
+  local model = load_model(pos[1], opts)
+  local info = model:info()
+  local n_ctx = opts.n_ctx or (n_prompt + n_decode)
+  if n_prompt + n_decode > n_ctx then
+    usage_error(("prompt %d + decode %d tokens exceed the context of %d"):format(n_prompt, n_decode, n_ctx))
+  end
+  local clock = bitnet.core.clock
+  local smp = bitnet.sampler({ temperature = 0 })
+  local best_prefill, best_decode = 0, 0
+  local bar = progress_bar(io_, "bench")
+  for r = 1, reps do
+    local sess = model:session({ n_ctx = n_ctx })
+    local t0 = clock()
+    sess:feed(bench_ids(n_prompt, info.n_vocab, r))
+    local t1 = clock()
+    for _ = 1, n_decode do sess:feed({ smp:sample(sess) }) end
+    local t2 = clock()
+    sess:close()
+    best_prefill = math.max(best_prefill, n_prompt / math.max(t1 - t0, 1e-9))
+    if n_decode > 0 then best_decode = math.max(best_decode, n_decode / math.max(t2 - t1, 1e-9)) end
+    if bar then bar(r, reps) end
+  end
+  io_.stdout:write(("%s\n"):format(tostring(model)))
+  io_.stdout:write(("kernel %s, %d threads, best of %d\n"):format(info.kernel, info.threads, reps))
+  io_.stdout:write(("prefill: %8.1f tokens/s (%d tokens)\n"):format(best_prefill, n_prompt))
+  io_.stdout:write(("decode:  %8.1f tokens/s (%d tokens)\n"):format(best_decode, n_decode))
+  return 0
+end
+
+--- cli.main(args [, streams]) -> exit status (see the module header).
+function M.main(args, streams)
+  streams = streams or {}
+  local io_ = {
+    stdin = streams.stdin or io.stdin, stdout = streams.stdout or io.stdout, stderr = streams.stderr or io.stderr,
+  }
+  if streams.stderr_is_tty ~= nil then io_.stderr_is_tty = streams.stderr_is_tty
+  else io_.stderr_is_tty = stderr_is_tty() end
+  local list = {}
+  for i = 1, #(args or {}) do list[i] = args[i] end
+  local command = table.remove(list, 1)
+  if command == nil or command == "help" or command == "-h" or command == "--help" then
+    local topic = command == "help" and list[1]
+    if topic and HELP[topic] then io_.stdout:write(HELP[topic])
+    elseif topic then
+      io_.stderr:write(("bitnet: no command '%s'\n\n%s"):format(topic, USAGE))
+      return 2
+    else
+      (command and io_.stdout or io_.stderr):write(USAGE)
+      if not command then return 2 end
+    end
+    return 0
+  end
+  if command == "--version" or command == "version" then
+    io_.stdout:write(("bitnet %s\n"):format(bitnet.version))
+    return 0
+  end
+  if not commands[command] then
+    io_.stderr:write(("bitnet: unknown command '%s'\n\n%s"):format(command, USAGE))
+    return 2
+  end
+  local ok, status = pcall(function()
+    local pos, opts = parse(command, list)
+    if opts.help then
+      io_.stdout:write(HELP[command])
+      return 0
+    end
+    return commands[command](pos, opts, io_)
+  end)
+  if ok then return status end
+  if getmetatable(status) == UsageError then
+    io_.stderr:write(("bitnet %s: %s (bitnet %s --help lists the options)\n"):format(command, status.msg, command))
+    return 2
+  end
+  io_.stderr:write(("bitnet: %s\n"):format(type(status) == "table" and tostring(status.msg) or tostring(status)))
+  return 1
+end
+
+return M
