@@ -209,6 +209,16 @@ static int l_id(lua_State *L) {
     return 1;
 }
 
+/* tok:score(id) -> the SentencePiece score of id (merge priority, higher
+ * first), or nil for byte-level BPE, which merges by rank instead. */
+static int l_score(lua_State *L) {
+    const bn_tokenizer *t = check_tokenizer(L, 1);
+    float score;
+    if (bn_tokenizer_score(t, check_id(L, t, 2, "tok:score"), &score)) lua_pushnumber(L, score);
+    else lua_pushnil(L);
+    return 1;
+}
+
 static void push_id_or_nil(lua_State *L, int32_t id) {
     if (id < 0) lua_pushnil(L);
     else lua_pushinteger(L, id);
@@ -354,7 +364,7 @@ static int l_model_detokenize(lua_State *L) {
 }
 
 static const luaL_Reg tokenizer_methods[] = {
-    {"encode", l_encode}, {"decode", l_decode}, {"piece", l_piece}, {"text", l_text}, {"id", l_id},
+    {"encode", l_encode}, {"decode", l_decode}, {"piece", l_piece}, {"text", l_text}, {"id", l_id}, {"score", l_score},
     {"n_vocab", l_n_vocab}, {"bos", l_bos}, {"eos", l_eos}, {"eot", l_eot}, {"add_bos", l_add_bos},
     {"is_eog", l_is_eog}, {"is_control", l_is_control}, {"type", l_type}, {"decoder", l_decoder}, {NULL, NULL}};
 

@@ -85,6 +85,8 @@ typedef struct {
     int add_prefix_space; /* ByteLevel's option */
     int metaspace;        /* SentencePiece-style `▁` spaces */
     int prepend_space;    /* `▁` before the text */
+    int prepend_first;    /* ... only before the first section (Metaspace "first") */
+    int split_words;      /* Metaspace split = true: merges stay inside words */
     const char *unsupported;
 } split_rules;
 
@@ -112,6 +114,10 @@ static void read_pretok(const cJSON *p, split_rules *r) {
         r->metaspace = 1;
         const char *scheme = str_field(p, "prepend_scheme");
         r->prepend_space = scheme ? strcmp(scheme, "never") != 0 : bool_field(p, "add_prefix_space", 1);
+        r->prepend_first = scheme && strcmp(scheme, "first") == 0;
+        r->split_words = bool_field(p, "split", 1);
+        const char *rep = str_field(p, "replacement");
+        if (rep && strcmp(rep, "\xE2\x96\x81") != 0) r->unsupported = "a Metaspace replacement other than '\xE2\x96\x81'";
     } else r->unsupported = str_field(p, "type") ? str_field(p, "type") : "an untyped pre-tokenizer";
 }
 
@@ -251,6 +257,8 @@ static bn_tokenizer *build(const cJSON *j, const cJSON *cfg, const char *path, b
     t->pre = rules.pre;
     t->add_prefix_space = rules.add_prefix_space;
     t->add_space_prefix = rules.prepend_space;
+    t->prefix_first_only = rules.prepend_first;
+    t->split_words = rules.split_words;
     t->ignore_merges = bool_field(model, "ignore_merges", 0);
     t->byte_fallback = bool_field(model, "byte_fallback", 0);
     memset(t->type, BN_TT_UNUSED, (size_t)t->n_vocab); /* holes in the id space stay unused */

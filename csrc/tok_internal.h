@@ -63,6 +63,8 @@ struct bn_tokenizer {
     int32_t n_eog;
     int add_bos, add_eos;
     int add_space_prefix; /* SPM: a space before the text, as sentencepiece does */
+    int prefix_first_only; /* SPM: ... but not again after a special token */
+    int split_words;       /* SPM: merge within words that start at each `▁` */
     int add_prefix_space; /* byte-level BPE (GPT-2 option): a space before the text */
     int ignore_merges;    /* BPE: a word that is itself a token is not merged */
     int byte_fallback;

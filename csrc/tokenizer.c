@@ -402,13 +402,25 @@ static int encode_bpe(const bn_tokenizer *t, const uint8_t *s, size_t n, bn_ids 
     return ok;
 }
 
+/* Merges each word (a "▁" and what follows up to the next one) apart. */
+static int spm_words(const bn_tokenizer *t, const uint8_t *s, size_t n, bn_ids *out) {
+    size_t start = 0;
+    for (size_t i = 1; i + 3 <= n; i++) {
+        if (memcmp(s + i, SPM_SPACE, 3) != 0) continue;
+        if (!bn_tok_spm_text(t, s + start, i - start, out)) return 0;
+        start = i;
+        i += 2;
+    }
+    return bn_tok_spm_text(t, s + start, n - start, out);
+}
+
 /* SentencePiece over one segment: spaces become "▁", and a "▁" goes first
- * when the segment starts the text or follows a special token. */
-static int encode_spm(const bn_tokenizer *t, const uint8_t *s, size_t n, int prefix, bn_ids *out) {
+ * when the segment starts the text (at_start) or follows a special token. */
+static int encode_spm(const bn_tokenizer *t, const uint8_t *s, size_t n, int prefix, int at_start, bn_ids *out) {
     if (n == 0) return 1;
     size_t spaces = 0;
     for (size_t i = 0; i < n; i++) spaces += s[i] == ' ';
-    prefix = prefix && t->add_space_prefix;
+    prefix = prefix && t->add_space_prefix && (at_start || !t->prefix_first_only);
     size_t len = n + spaces * 2 + (prefix ? 3 : 0);
     uint8_t *buf = malloc(len);
     if (!buf) return 0;
@@ -423,7 +435,7 @@ static int encode_spm(const bn_tokenizer *t, const uint8_t *s, size_t n, int pre
             k += 3;
         } else buf[k++] = s[i];
     }
-    int ok = bn_tok_spm_text(t, buf, k, out);
+    int ok = t->split_words ? spm_words(t, buf, k, out) : bn_tok_spm_text(t, buf, k, out);
     free(buf);
     return ok;
 }
@@ -439,8 +451,8 @@ static int32_t special_at(const bn_tokenizer *t, const uint8_t *s, size_t n, int
     return -1;
 }
 
-static int encode_segment(const bn_tokenizer *t, const uint8_t *s, size_t n, int first, bn_ids *out) {
-    if (t->kind == BN_TOKENIZER_SPM) return encode_spm(t, s, n, first, out);
+static int encode_segment(const bn_tokenizer *t, const uint8_t *s, size_t n, int first, int at_start, bn_ids *out) {
+    if (t->kind == BN_TOKENIZER_SPM) return encode_spm(t, s, n, first, at_start, out);
     return encode_bpe(t, s, n, out);
 }
 
@@ -462,12 +474,12 @@ int bn_tokenizer_encode(const bn_tokenizer *t, const char *text, size_t len, con
         if (!t->special_first_byte[s[i]]) continue;
         int32_t id = special_at(t, s + i, len - i, parse_special);
         if (id < 0) continue;
-        if (!encode_segment(t, s + seg, i - seg, first, out) || !bn_ids_push(out, id)) goto oom;
+        if (!encode_segment(t, s + seg, i - seg, first, seg == 0, out) || !bn_ids_push(out, id)) goto oom;
         i += t->text[id].len - 1;
         seg = i + 1;
         first = 1;
     }
-    if (!encode_segment(t, s + seg, len - seg, first, out)) goto oom;
+    if (!encode_segment(t, s + seg, len - seg, first, seg == 0, out)) goto oom;
     if (t->add_eos && t->eos >= 0 && !bn_ids_push(out, t->eos)) goto oom;
     return 1;
 oom:
@@ -554,6 +566,12 @@ const char *bn_tokenizer_text(const bn_tokenizer *t, int32_t id, size_t *len) {
     if (id < 0 || id >= t->n_vocab) return NULL;
     *len = t->text[id].len;
     return t->text_pool + t->text[id].off;
+}
+
+int bn_tokenizer_score(const bn_tokenizer *t, int32_t id, float *score) {
+    if (!t->score || id < 0 || id >= t->n_vocab) return 0;
+    *score = t->score[id];
+    return 1;
 }
 
 int32_t bn_tokenizer_find(const bn_tokenizer *t, const char *s, size_t len) { return len ? bn_tok_find(t, s, len) : -1; }

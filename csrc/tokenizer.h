@@ -104,6 +104,9 @@ int bn_tokenizer_decode(const bn_tokenizer *t, const int32_t *ids, size_t n, int
 const char *bn_tokenizer_piece(const bn_tokenizer *t, int32_t id, size_t *len);
 /* The token's text as the vocabulary spells it (e.g. "ĠHello", "▁Hello"). */
 const char *bn_tokenizer_text(const bn_tokenizer *t, int32_t id, size_t *len);
+/* SentencePiece score of id (merge priority, higher first): 1 and *score,
+ * or 0 for byte-level BPE (merge ranks instead) or an id out of range. */
+int bn_tokenizer_score(const bn_tokenizer *t, int32_t id, float *score);
 /* Id of the token whose vocabulary text is exactly s, or -1. */
 int32_t bn_tokenizer_find(const bn_tokenizer *t, const char *s, size_t len);
 

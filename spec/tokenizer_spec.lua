@@ -169,6 +169,92 @@ describe("pre-tokenizers on random hard strings (Python regex + Python BPE)", fu
   end
 end)
 
+-- A Hugging Face tokenizer.json in the layout transformers' converter gives
+-- sentencepiece models (LLaMA-2, 1bitLLM), made from the SentencePiece GGUF:
+-- merges are every split of a piece into two pieces, ordered by the piece's
+-- score. `layout` picks the legacy normalizers or the Metaspace pre-tokenizer.
+local function spm_json(layout)
+  local spm = load(SPM_GGUF)
+  local function jstr(s)
+    return '"' .. s:gsub('[%c"\\]', function(c)
+      if c == '"' then return '\\"' elseif c == "\\" then return "\\\\" end
+      return ("\\u%04x"):format(c:byte())
+    end) .. '"'
+  end
+  local vocab, merges, added = {}, {}, {}
+  for id = 0, spm:n_vocab() - 1 do
+    local text = spm:text(id)
+    vocab[#vocab + 1] = jstr(text) .. ": " .. id
+    if spm:is_control(id) or id == 0 then
+      added[#added + 1] = ('{"id": %d, "content": %s, "special": true}'):format(id, jstr(text))
+    elseif not text:match("^<0x%x%x>$") then
+      for k = 2, #text do
+        local b = text:byte(k)
+        if b < 0x80 or b >= 0xC0 then -- a character boundary
+          local l, r = spm:id(text:sub(1, k - 1)), spm:id(text:sub(k))
+          if l and r then merges[#merges + 1] = { spm:score(id), l, r, text:sub(1, k - 1) .. " " .. text:sub(k) } end
+        end
+      end
+    end
+  end
+  table.sort(merges, function(a, b)
+    if a[1] ~= b[1] then return a[1] > b[1] end
+    if a[2] ~= b[2] then return a[2] < b[2] end
+    return a[3] < b[3]
+  end)
+  for i, m in ipairs(merges) do merges[i] = jstr(m[4]) end
+  local split
+  if layout == "normalizers" then
+    split = '"normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "\\u2581"}, '
+      .. '{"type": "Replace", "pattern": {"String": " "}, "content": "\\u2581"}]}, "pre_tokenizer": null'
+  else
+    split = '"normalizer": null, "pre_tokenizer": {"type": "Metaspace", "replacement": "\\u2581", '
+      .. '"prepend_scheme": "first", "split": ' .. (layout == "metaspace-split" and "true" or "false") .. '}'
+  end
+  local path = os.tmpname()
+  write(path, '{"added_tokens": [' .. table.concat(added, ",") .. '],\n' .. split .. ',\n'
+    .. '"post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, '
+    .. '{"Sequence": {"id": "A", "type_id": 0}}]},\n'
+    .. '"model": {"type": "BPE", "unk_token": "<unk>", "byte_fallback": true, "fuse_unk": true,\n'
+    .. '"vocab": {' .. table.concat(vocab, ",\n") .. '},\n"merges": [' .. table.concat(merges, ",\n") .. ']}}\n')
+  return path
+end
+
+describe("SentencePiece-style tokenizer.json (the LLaMA-2 / 1bitLLM layout)", function()
+  for _, layout in ipairs({ "normalizers", "metaspace" }) do
+    it(layout .. ": 46 of 46 strings, and round trips", function()
+      local path = spm_json(layout)
+      local tok = assert(core.tokenizer(path))
+      os.remove(path)
+      assert.are.equal("spm", tok:type())
+      assert.are.equal(1, tok:bos())
+      assert.is_true(tok:add_bos()) -- from the post-processor's template
+      local inp, out = read_vectors(TESTS .. "ggml-vocab-llama-spm.gguf")
+      local failed = {}
+      for i, s in ipairs(inp) do
+        local ids = tok:encode(s, { bos = false })
+        local got = ids_line(ids)
+        if got ~= out[i] then failed[#failed + 1] = ("%q: got%s, expected%s"):format(s, got, out[i]) end
+        if tok:decode(ids) ~= s then failed[#failed + 1] = ("%q does not round-trip"):format(s) end
+      end
+      assert.are.same({}, failed)
+      assert.are.same({ 1, 15043 }, tok:encode("Hello"))
+      -- Metaspace "first" prepends only at the start of the text; the
+      -- normalizers run on every section between special tokens
+      local after = tok:encode("<s>Hello", { bos = false, special = true })
+      assert.are.same(layout == "metaspace" and { 1, 10994 } or { 1, 15043 }, after)
+    end)
+  end
+
+  it("Metaspace split = true merges within words only", function()
+    local path = spm_json("metaspace-split")
+    local tok = assert(core.tokenizer(path))
+    os.remove(path)
+    assert.are.same({ 29871, 29871, 15043 }, tok:encode("  Hello", { bos = false }))
+    assert.are.equal("  Hello", tok:decode(tok:encode("  Hello")))
+  end)
+end)
+
 describe("round trips", function()
   local tokenizers = {
     { "LLaMA-3 tokenizer.json", LLAMA3_JSON },
