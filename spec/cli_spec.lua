@@ -276,6 +276,24 @@ describe("bitnet command", function()
     end)
   end)
 
+  describe("examples", function()
+    it("stream.lua, chat.lua and custom_policy.lua run", function()
+      local interp = jit and "luajit" or "lua5.4"
+      local expect = {
+        stream = "%[length: %d+ prompt tokens, 48 generated",
+        chat = "%[%a+; %d+ of %d+ prompt tokens reused%]\n.*%[%a+; [1-9]%d* of %d+ prompt tokens reused%]",
+        custom_policy = "first%-token candidates:\n.*%[%a+, %d+ tokens%]",
+      }
+      for name, pattern in pairs(expect) do
+        local p = assert(io.popen(("%s examples/%s.lua %s 2>&1; echo \"status=$?\""):format(interp, name, MODEL)))
+        local out = p:read("*a")
+        p:close()
+        assert(out:find("status=0\n", 1, true), name .. ": " .. out)
+        assert(out:find(pattern), name .. " printed: " .. out)
+      end
+    end)
+  end)
+
   describe("bin/bitnet", function()
     it("runs from the checkout as its own process", function()
       local interp = jit and "luajit" or "lua5.4"
