@@ -140,11 +140,11 @@ static void read_normalizer(const cJSON *n, split_rules *r) {
 
 /* TemplateProcessing in the post_processor: a special token before (BOS)
  * or after (EOS) the single sequence. */
-static void read_template(const cJSON *p, bn_tokenizer *t, int *bos_set, int *eos_set) {
+static void read_template(const cJSON *p, bn_tokenizer *t) {
     if (!p || cJSON_IsNull(p)) return;
     if (is_type(p, "Sequence")) {
         const cJSON *item;
-        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(p, "processors")) read_template(item, t, bos_set, eos_set);
+        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(p, "processors")) read_template(item, t);
         return;
     }
     if (!is_type(p, "TemplateProcessing")) return;
@@ -157,10 +157,10 @@ static void read_template(const cJSON *p, bn_tokenizer *t, int *bos_set, int *eo
         if (id < 0) continue;
         if (i == 0) {
             t->bos = id;
-            t->add_bos = *bos_set = 1;
+            t->add_bos = 1;
         } else {
             t->eos = id;
-            t->add_eos = *eos_set = 1;
+            t->add_eos = 1;
         }
     }
 }
@@ -216,6 +216,10 @@ static bn_tokenizer *build(const cJSON *j, const cJSON *cfg, const char *path, b
     const char *mtype = str_field(model, "type");
     if (mtype && strcmp(mtype, "BPE") != 0)
         return bn_errf(err, "%s: tokenizer model '%s' is not supported (only BPE)", path, mtype), NULL;
+    static const char *const affixes[] = {"continuing_subword_prefix", "end_of_word_suffix", NULL};
+    for (int i = 0; affixes[i]; i++)
+        if (str_field(model, affixes[i]) && str_field(model, affixes[i])[0])
+            return bn_errf(err, "%s: unsupported tokenizer.json: BPE with a %s", path, affixes[i]), NULL;
     const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
     const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
     const cJSON *added = cJSON_GetObjectItemCaseSensitive(j, "added_tokens");
@@ -297,9 +301,8 @@ static bn_tokenizer *build(const cJSON *j, const cJSON *cfg, const char *path, b
     if (!read_merges(t, merges, path, err)) goto fail;
 
     /* BOS/EOS: the post-processor's template, then tokenizer_config.json */
-    int bos_set = 0, eos_set = 0;
     t->add_bos = kind == BN_TOKENIZER_SPM; /* sentencepiece models add BOS unless told otherwise */
-    read_template(cJSON_GetObjectItemCaseSensitive(j, "post_processor"), t, &bos_set, &eos_set);
+    read_template(cJSON_GetObjectItemCaseSensitive(j, "post_processor"), t);
     if (cfg) {
         int32_t id;
         if ((id = config_token(t, cfg, "bos_token")) >= 0) t->bos = id;
@@ -307,8 +310,6 @@ static bn_tokenizer *build(const cJSON *j, const cJSON *cfg, const char *path, b
         t->add_bos = bool_field(cfg, "add_bos_token", t->add_bos);
         t->add_eos = bool_field(cfg, "add_eos_token", t->add_eos);
     }
-    (void)bos_set;
-    (void)eos_set;
     static const char *const bos_names[] = {"<|begin_of_text|>", "<s>", NULL};
     static const char *const eos_names[] = {"<|end_of_text|>", "</s>", "<|endoftext|>", NULL};
     if (t->bos < 0) t->bos = first_found(t, bos_names);

@@ -42,6 +42,7 @@ struct bn_tokenizer {
     float *score;     /* SPM merge priority (higher first); NULL for BPE */
     uint8_t *type;    /* BN_TT_* */
 
+    size_t max_text_len;  /* the longest token text, in bytes */
     int32_t *text_index; /* open-addressing hash: text -> id (-1 empty) */
     uint32_t text_index_mask;
 

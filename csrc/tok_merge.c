@@ -111,11 +111,13 @@ static void bpe_candidate(const bn_tokenizer *t, work *w, int32_t l, int32_t r) 
 int bn_tok_bpe_word(const bn_tokenizer *t, const uint8_t *word, size_t len, bn_ids *out) {
     if (len == 0) return 1;
     if (len == 1) return t->byte_token[word[0]] < 0 || bn_ids_push(out, t->byte_token[word[0]]);
-    if (t->ignore_merges && len <= 256) { /* a word that is a token is taken whole */
-        char text[512];
-        size_t k = 0;
+    if (t->ignore_merges && len <= t->max_text_len) { /* a word that is a token is taken whole */
+        char stack[512], *text = len * 2 <= sizeof stack ? stack : malloc(len * 2);
+        if (!text) return 0;
+        size_t k = 0; /* each byte is one character of at most 2 bytes */
         for (size_t i = 0; i < len; i++) k += bn_utf8_encode(t->byte_cp[word[i]], text + k);
         int32_t id = bn_tok_find(t, text, k);
+        if (text != stack) free(text);
         if (id >= 0) return bn_ids_push(out, id);
     }
     work w;

@@ -158,13 +158,16 @@ int bn_tok_reserve_merges(bn_tokenizer *t, size_t n, bn_err *err) {
 int bn_tok_add_merge(bn_tokenizer *t, const char *left, size_t llen, const char *right, size_t rlen, const char *what,
                      bn_err *err) {
     int32_t a = bn_tok_find(t, left, llen), b = bn_tok_find(t, right, rlen);
-    char joined[512];
-    if (a < 0 || b < 0 || llen + rlen > sizeof joined)
+    if (a < 0 || b < 0)
         return bn_errf(err, "%s: merge %ld ('%.*s' '%.*s') names a token that is not in the vocabulary", what,
                        (long)t->n_merges, (int)(llen > 60 ? 60 : llen), left, (int)(rlen > 60 ? 60 : rlen), right);
+    /* both sides are tokens, so the joined text is at most twice the longest */
+    char stack[512], *joined = llen + rlen <= sizeof stack ? stack : malloc(llen + rlen);
+    if (!joined) return bn_errf(err, "out of memory");
     memcpy(joined, left, llen);
     memcpy(joined + llen, right, rlen);
     int32_t r = bn_tok_find(t, joined, llen + rlen);
+    if (joined != stack) free(joined);
     if (r < 0)
         return bn_errf(err, "%s: merge %ld ('%.*s' '%.*s') makes a token that is not in the vocabulary", what,
                        (long)t->n_merges, (int)(llen > 60 ? 60 : llen), left, (int)(rlen > 60 ? 60 : rlen), right);
@@ -317,6 +320,7 @@ int bn_tok_finish(bn_tokenizer *t, const char *what, bn_err *err) {
     for (int32_t id = 0; id < t->n_vocab; id++) {
         const uint8_t *s = (const uint8_t *)t->text_pool + t->text[id].off;
         size_t len = t->text[id].len, n = len;
+        if (len > t->max_text_len) t->max_text_len = len;
         int byte;
         if (t->type[id] == BN_TT_BYTE && (byte = parse_byte_token((const char *)s, len)) >= 0) {
             t->piece_pool[used] = (char)byte;
