@@ -64,6 +64,19 @@ local function ids_line(ids)
   return #ids > 0 and (" " .. table.concat(ids, " ")) or ""
 end
 
+-- The strings whose ids (bos = false) differ from the expected line, or
+-- that do not decode back to themselves.
+local function mismatches(tok, inp, out)
+  local failed = {}
+  for i, s in ipairs(inp) do
+    local ids = tok:encode(s, { bos = false })
+    local got = ids_line(ids)
+    if got ~= out[i] then failed[#failed + 1] = ("%q: got%s, expected%s"):format(s, got, out[i]) end
+    if tok:decode(ids) ~= s then failed[#failed + 1] = ("%q does not round-trip"):format(s) end
+  end
+  return failed
+end
+
 -- Whether s is valid UTF-8 (LuaJIT has no utf8 library).
 local function valid_utf8(s)
   local i, n = 1, #s
@@ -134,12 +147,7 @@ describe("tokenizer test vectors (llama.cpp, Hugging Face ids)", function()
       local tok = load(c[2])
       local inp, out = read_vectors(TESTS .. c[3])
       assert.are.equal(46, #inp)
-      local failed = {}
-      for i, s in ipairs(inp) do
-        local got = ids_line(tok:encode(s, { bos = false }))
-        if got ~= out[i] then failed[#failed + 1] = ("%q: got%s, expected%s"):format(s, got, out[i]) end
-      end
-      assert.are.same({}, failed)
+      assert.are.same({}, mismatches(tok, inp, out))
     end)
   end
 end)
@@ -157,14 +165,7 @@ describe("pre-tokenizers on random hard strings (Python regex + Python BPE)", fu
       if path ~= LLAMA3_JSON and path ~= LLAMA3_GGUF then os.remove(path) end
       local inp, out = read_vectors("spec/data/" .. c[3])
       assert.are.equal(c[4], #inp)
-      local failed = {}
-      for i, s in ipairs(inp) do
-        local ids = tok:encode(s, { bos = false })
-        local got = ids_line(ids)
-        if got ~= out[i] then failed[#failed + 1] = ("%q: got%s, expected%s"):format(s, got, out[i]) end
-        if tok:decode(ids) ~= s then failed[#failed + 1] = ("%q does not round-trip"):format(s) end
-      end
-      assert.are.same({}, failed)
+      assert.are.same({}, mismatches(tok, inp, out))
     end)
   end
 end)
@@ -230,14 +231,7 @@ describe("SentencePiece-style tokenizer.json (the LLaMA-2 / 1bitLLM layout)", fu
       assert.are.equal(1, tok:bos())
       assert.is_true(tok:add_bos()) -- from the post-processor's template
       local inp, out = read_vectors(TESTS .. "ggml-vocab-llama-spm.gguf")
-      local failed = {}
-      for i, s in ipairs(inp) do
-        local ids = tok:encode(s, { bos = false })
-        local got = ids_line(ids)
-        if got ~= out[i] then failed[#failed + 1] = ("%q: got%s, expected%s"):format(s, got, out[i]) end
-        if tok:decode(ids) ~= s then failed[#failed + 1] = ("%q does not round-trip"):format(s) end
-      end
-      assert.are.same({}, failed)
+      assert.are.same({}, mismatches(tok, inp, out))
       assert.are.same({ 1, 15043 }, tok:encode("Hello"))
       -- Metaspace "first" prepends only at the start of the text; the
       -- normalizers run on every section between special tokens
