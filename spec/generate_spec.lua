@@ -211,11 +211,13 @@ describe("generation", function()
 
     it("can be cancelled with gen:cancel() and by breaking out", function()
       local gen = model:stream(PROMPT, { max_tokens = 50, temperature = 0 })
+      assert.are.equal("bitnet.Generation<running, 0 tokens>", tostring(gen))
       local first = gen()
       assert.is_string(first)
       gen:cancel()
       while gen() do end
       assert.are.equal("cancelled", gen.info.finish_reason)
+      assert.truthy(tostring(gen):find("^bitnet%.Generation<cancelled, [1-9]%d* tokens>$"))
       -- Lua 5.4 closes the loop's fourth value on break (LuaJIT ignores it)
       local it, st, ctl, closer = model:stream(PROMPT, { max_tokens = 50, temperature = 0 })
       for piece in it, st, ctl, closer do

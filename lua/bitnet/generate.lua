@@ -372,6 +372,10 @@ function Generation:cancel()
   self:finish("cancelled")
 end
 
+Generation.__tostring = function(self)
+  return ("bitnet.Generation<%s, %d tokens>"):format(self.info and self.info.finish_reason or "running", #self.tokens)
+end
+
 -- Lua 5.4 closes the for loop's fourth value on break: free our session.
 Generation.__close = function(self)
   if not self.info then self:finish("cancelled") end
