@@ -25,10 +25,30 @@ static void enc_q8_0(const float *x, int64_t n, uint8_t *b) {
     }
 }
 
+/* The step for 16 values whose largest magnitude is m: m / -32 maps m to
+ * the end of the 6-bit range without clipping; a slightly smaller step that
+ * clips m a little often lowers the total squared error, so a few are tried. */
+static float best_group_scale(const float *x, float m) {
+    float best = m / -32.0f, best_err = INFINITY;
+    if (m == 0.0f) return 0.0f;
+    for (int k = 0; k <= 8; k++) {
+        float s = m / -(32.0f + 0.5f * (float)k), err = 0.0f;
+        for (int j = 0; j < 16; j++) {
+            float l = roundf(x[j] / s);
+            l = l > 31.0f ? 31.0f : l < -32.0f ? -32.0f : l;
+            err += (x[j] - l * s) * (x[j] - l * s);
+        }
+        if (err < best_err) {
+            best_err = err;
+            best = s;
+        }
+    }
+    return best;
+}
+
 /* Q6_K: 256 values = 16 groups of 16, each with an int8 scale (times one
- * fp16 d) and 6-bit values l - 32. Each group's scale maps its largest
- * magnitude to -32 (the side the 6-bit range reaches furthest), so no value
- * clips; the layout is the one floatfmt.c's decoder reads. */
+ * fp16 d) and 6-bit values l - 32. Each group's step is chosen by
+ * best_group_scale; the layout is the one floatfmt.c's decoder reads. */
 static void enc_q6_k(const float *x, int64_t n, uint8_t *b) {
     for (int64_t i = 0; i < n; i += 256, b += 210, x += 256) {
         float gscale[16], max_scale = 0.0f, max_abs_scale = 0.0f;
@@ -36,7 +56,7 @@ static void enc_q6_k(const float *x, int64_t n, uint8_t *b) {
             float m = 0.0f;
             for (int j = 0; j < 16; j++)
                 if (fabsf(x[16 * g + j]) > fabsf(m)) m = x[16 * g + j];
-            gscale[g] = m / -32.0f;
+            gscale[g] = best_group_scale(x + 16 * g, m);
             if (fabsf(gscale[g]) > max_abs_scale) {
                 max_abs_scale = fabsf(gscale[g]);
                 max_scale = gscale[g];
