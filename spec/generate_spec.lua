@@ -40,13 +40,7 @@ local function collect(iter)
   return pieces
 end
 
-local function argmax(t)
-  local bi = 1
-  for i = 2, #t do
-    if t[i] > t[bi] then bi = i end
-  end
-  return bi - 1
-end
+local argmax = fx.argmax -- 0-based id of the largest value (lowest on ties)
 
 describe("generate.valid_utf8", function()
   it("keeps well-formed text and replaces each ill-formed part with U+FFFD", function()

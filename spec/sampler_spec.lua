@@ -57,13 +57,7 @@ local function fake_logits(n, state)
   return t, state
 end
 
-local function argmax(t)
-  local bi = 1
-  for i = 2, #t do
-    if t[i] > t[bi] then bi = i end
-  end
-  return bi - 1
-end
+local argmax = fx.argmax -- 0-based id of the largest value (lowest on ties)
 
 local LOGITS = { math.log(0.5), math.log(0.3), math.log(0.15), math.log(0.05) }
 

@@ -381,7 +381,10 @@ Generation.__close = function(self)
   if not self.info then self:finish("cancelled") end
 end
 
-local function run_to_end(gen)
+-- generate and chat return the whole text and info, or with stream = true
+-- the iterator (for a generic `for`, its own closing value in Lua 5.4)
+local function deliver(gen, stream)
+  if stream then return gen, nil, nil, gen end
   local pieces = {}
   for piece in gen.next, gen do pieces[#pieces + 1] = piece end
   return table.concat(pieces), gen.info
@@ -400,9 +403,7 @@ end
 -- cached_tokens, completion_tokens, prefill_seconds,
 -- prefill_tokens_per_second, decode_seconds, decode_tokens_per_second, seed.
 function Model.generate(model, prompt, opts)
-  local gen = start(model, prompt, opts, "model:generate")
-  if opts and opts.stream then return gen, nil, nil, gen end
-  return run_to_end(gen)
+  return deliver(start(model, prompt, opts, "model:generate"), opts and opts.stream)
 end
 
 --- model:stream(prompt, opts) -> gen
@@ -411,8 +412,7 @@ end
 -- is callable; gen.info is set once it has finished; gen:cancel() stops it.
 -- Works inside coroutines (it never yields itself).
 function Model.stream(model, prompt, opts)
-  local gen = start(model, prompt, opts, "model:stream")
-  return gen, nil, nil, gen
+  return deliver(start(model, prompt, opts, "model:stream"), true)
 end
 
 -- ---- chat templates ----
@@ -512,16 +512,13 @@ end
 -- and generates the assistant's reply with generate's options; with
 -- stream = true returns chat_stream's iterator instead.
 function Model.chat(model, messages, opts)
-  local gen = chat_start(model, messages, opts, "model:chat")
-  if opts and opts.stream then return gen, nil, nil, gen end
-  return run_to_end(gen)
+  return deliver(chat_start(model, messages, opts, "model:chat"), opts and opts.stream)
 end
 
 --- model:chat_stream(messages, opts) -> gen: model:chat as an iterator of
 -- text pieces (see model:stream).
 function Model.chat_stream(model, messages, opts)
-  local gen = chat_start(model, messages, opts, "model:chat_stream")
-  return gen, nil, nil, gen
+  return deliver(chat_start(model, messages, opts, "model:chat_stream"), true)
 end
 
 M.Generation = Generation
