@@ -25,6 +25,11 @@
 --     longest common prefix of the tokens it holds (as recorded by earlier
 --     calls here) and the new prompt is kept, the rest rewound and the new
 --     part fed. A session fed by other means (sess:feed) is rewound to 0.
+--   * Text is always whole UTF-8: bytes a model emits that do not form
+--     UTF-8 (byte tokens can) become U+FFFD (generate.valid_utf8), and a
+--     sequence still unfinished when generation ends becomes one U+FFFD.
+--   * The sampler accepts the prompt and every generated token, so the
+--     repetition penalties see both (as llama.cpp's do).
 local core = require("bitnet.core")
 local sampling = require("bitnet.sampling")
 local template = require("bitnet.template")
