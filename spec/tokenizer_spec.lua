@@ -279,6 +279,16 @@ describe("round trips", function()
         end
       end)
 
+      it("handles one huge word, long runs and many special-token prefixes", function()
+        local tok = load(t[2])
+        for _, s in ipairs({ ("a"):rep(100000), (" "):rep(100000), ("\n"):rep(50000) .. "x",
+                             ("<|"):rep(50000), ("\xF0\x9F\x98\x81"):rep(20000), ("1"):rep(100000) }) do
+          local ids = tok:encode(s, { bos = false, special = true })
+          assert.is_true(#ids >= 1)
+          assert.is_true(tok:decode(ids) == s)
+        end
+      end)
+
       it("encodes invalid UTF-8 byte for byte, never rejecting it", function()
         local tok = load(t[2])
         local seed = 12345
