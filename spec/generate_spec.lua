@@ -191,6 +191,37 @@ describe("generation", function()
       assert.is_true(saw_replacement)
     end)
 
+    it("advances in bounded steps a host can drive", function()
+      local ids = {}
+      for i = 1, 150 do ids[i] = 300 + i % 50 end
+      local sess = model:session()
+      local gen = model:stream(ids, { max_tokens = 5, temperature = 0, session = sess })
+      assert.are.equal(0, sess:pos()) -- nothing is evaluated before the first step
+      assert.are.equal("", gen:step())
+      assert.are.equal(64, sess:pos())
+      assert.are.equal("", gen:step())
+      assert.are.equal(128, sess:pos())
+      local parts = {}
+      for piece in gen.step, gen do parts[#parts + 1] = piece end
+      assert.are.equal(model:generate(ids, { max_tokens = 5, temperature = 0 }), table.concat(parts))
+      assert.are.equal(150, gen.info.prompt_tokens)
+      assert.is_nil(gen:step())
+      -- cancelled while the prompt is evaluated
+      local fresh = model:session()
+      local g2 = model:stream(ids, { max_tokens = 5, session = fresh })
+      g2:step()
+      g2:cancel()
+      assert.is_nil(g2())
+      assert.are.equal("cancelled", g2.info.finish_reason)
+      assert.are.equal(0, g2.info.completion_tokens)
+      assert.are.equal(64, fresh:pos())
+      -- the next call reuses what was evaluated
+      local _, info = model:generate(ids, { max_tokens = 1, session = fresh })
+      assert.are.equal(64, info.cached_tokens)
+      sess:close()
+      fresh:close()
+    end)
+
     it("works inside a coroutine", function()
       local opts = { max_tokens = 20, temperature = 0.9, seed = 4 }
       local text = model:generate(PROMPT, opts)

@@ -118,8 +118,9 @@ local function prompt_tokens(model, tok, prompt, fname)
   return ids
 end
 
--- Feeds what the session lacks of ids; returns how many were already there.
-local function sync_session(sess, ids)
+-- Keeps the longest prefix of ids the session already holds (rewinding the
+-- rest); returns its length. The caller feeds ids after it.
+local function reuse_prefix(sess, ids)
   local held = held_tokens[sess]
   local pos = sess:pos()
   local common = 0
@@ -133,10 +134,6 @@ local function sync_session(sess, ids)
   local record = {}
   for i = 1, common do record[i] = ids[i] end
   held_tokens[sess] = record
-  local rest = {}
-  for i = common + 1, #ids do rest[#rest + 1] = ids[i] end
-  sess:feed(rest)
-  for i = common + 1, #ids do record[i] = ids[i] end
   return common
 end
 
@@ -255,9 +252,7 @@ local function start(model, prompt, opts, fname)
     error(("%s: the prompt is %d tokens but the context holds %d (n_ctx)"):format(fname, #ids, ctx), 3)
   end
 
-  local t0 = clock()
-  local cached = sync_session(sess, ids)
-  local t1 = clock()
+  local cached = reuse_prefix(sess, ids)
   smp:accept(ids)
 
   local gen = setmetatable({
@@ -266,7 +261,7 @@ local function start(model, prompt, opts, fname)
     stops = stops, max_tokens = max_tokens, on_token = opts.on_token,
     n_vocab = tok:n_vocab(), policy_k = policy_k,
     tokens = {}, text = {}, pending = "", queue = {}, to_feed = nil, n_sampled = 0,
-    prompt_n = #ids, cached = cached, t_prefill = t1 - t0, t_decode_start = t1,
+    prompt = ids, prompt_n = #ids, cached = cached, prefilled = cached, t_prefill = 0, t_decode_start = nil,
   }, Generation)
   return gen
 end
@@ -290,8 +285,8 @@ function Generation:finish(reason)
   else
     reason = "stop"
   end
-  local decode_s = clock() - self.t_decode_start
-  local fed = self.prompt_n - self.cached
+  local decode_s = self.t_decode_start and clock() - self.t_decode_start or 0
+  local fed = self.prefilled - self.cached
   self.info = {
     finish_reason = reason,
     prompt_tokens = self.prompt_n,
@@ -326,8 +321,29 @@ function Generation:push_text(text)
   return false
 end
 
--- One token: feed the previous one, choose the next, decode it.
-function Generation:step()
+--- Prompt tokens evaluated per step: a bound on the work of one gen:step().
+M.PREFILL_CHUNK = 64
+
+-- Feeds the next chunk of the prompt.
+function Generation:prefill_chunk()
+  local ids, from = self.prompt, self.prefilled
+  local to = math.min(#ids, from + M.PREFILL_CHUNK)
+  local chunk = {}
+  for i = from + 1, to do chunk[#chunk + 1] = ids[i] end
+  local t0 = clock()
+  self.sess:feed(chunk)
+  local t1 = clock()
+  local held = held_tokens[self.sess]
+  for i = from + 1, to do held[i] = ids[i] end
+  self.prefilled = to
+  self.t_prefill = self.t_prefill + (t1 - t0)
+  if to == #ids then self.t_decode_start = t1 end
+end
+
+-- One bounded unit of work: a chunk of the prompt, or one token (feed the
+-- previous one, choose the next, decode it).
+function Generation:advance()
+  if self.prefilled < self.prompt_n then return self:prefill_chunk() end
   if #self.tokens >= self.max_tokens then return self:finish("length") end
   local sess = self.sess
   if self.to_feed then
@@ -356,18 +372,36 @@ function Generation:step()
   if not keep_going then return self:finish("cancelled") end
 end
 
+-- The queued text as one piece, or nil.
+function Generation:take()
+  if #self.queue == 0 then return nil end
+  local piece = table.concat(self.queue)
+  self.queue = {}
+  self.text[#self.text + 1] = piece
+  return piece
+end
+
 --- gen() / gen:next() -> the next text piece (whole UTF-8, never ""), or
 -- nil when the generation has finished (then gen.info is set).
 function Generation:next()
   while true do
-    local piece = table.remove(self.queue, 1)
-    if piece then
-      self.text[#self.text + 1] = piece
-      return piece
-    end
+    local piece = self:take()
+    if piece then return piece end
     if self.info then return nil end
-    self:step()
+    self:advance()
   end
+end
+
+--- gen:step() -> text | nil: one bounded unit of work (a chunk of at most
+-- M.PREFILL_CHUNK prompt tokens, or one generated token) and the text it
+-- released ("" when none yet); nil once finished. For hosts that drive
+-- generation from a timer or event loop; pieces concatenate as gen() does.
+function Generation:step()
+  local piece = self:take()
+  if piece then return piece end
+  if self.info then return nil end
+  self:advance()
+  return self:take() or ""
 end
 Generation.__call = Generation.next
 
@@ -414,8 +448,10 @@ end
 --- model:stream(prompt, opts) -> gen
 -- An iterator for a generic `for` yielding text pieces (whole UTF-8) that
 -- concatenate to what generate returns for the same options and seed. gen
--- is callable; gen.info is set once it has finished; gen:cancel() stops it.
--- Works inside coroutines (it never yields itself).
+-- is callable; gen.info is set once it has finished; gen:cancel() stops it;
+-- gen:step() does one bounded unit of work (the prompt is evaluated in
+-- chunks of M.PREFILL_CHUNK tokens, on the first steps, not when the
+-- stream is made). Works inside coroutines (it never yields itself).
 function Model.stream(model, prompt, opts)
   return deliver(start(model, prompt, opts, "model:stream"), true)
 end
