@@ -6,7 +6,9 @@
  * arithmetic, so a seed gives the same stream everywhere. A draw uses the top
  * 53 bits as a double in [0, 1). Softmax sums are in double, in array order,
  * and every ordering step breaks ties by id, so the choice depends only on
- * the seed and the logits. */
+ * the seed and the logits (and on libm's exp/log, which the C libraries we
+ * build on round the same way; a one-ulp difference could only matter when
+ * a draw lands within rounding of a bucket edge). */
 #include "sampler.h"
 
 #include <math.h>
