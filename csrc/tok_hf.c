@@ -117,7 +117,7 @@ static void read_pretok(const cJSON *p, split_rules *r) {
         r->prepend_first = scheme && strcmp(scheme, "first") == 0;
         r->split_words = bool_field(p, "split", 1);
         const char *rep = str_field(p, "replacement");
-        if (rep && strcmp(rep, "\xE2\x96\x81") != 0) r->unsupported = "a Metaspace replacement other than '\xE2\x96\x81'";
+        if (rep && strcmp(rep, BN_SPM_SPACE) != 0) r->unsupported = "a Metaspace replacement other than '\xE2\x96\x81'";
     } else r->unsupported = str_field(p, "type") ? str_field(p, "type") : "an untyped pre-tokenizer";
 }
 
@@ -128,12 +128,12 @@ static void read_normalizer(const cJSON *n, split_rules *r) {
         cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(n, "normalizers")) read_normalizer(item, r);
     } else if (is_type(n, "Prepend")) {
         const char *s = str_field(n, "prepend");
-        if (s && strcmp(s, "\xE2\x96\x81") == 0) r->prepend_space = 1;
+        if (s && strcmp(s, BN_SPM_SPACE) == 0) r->prepend_space = 1;
         else r->unsupported = "a Prepend normalizer other than '\xE2\x96\x81'";
     } else if (is_type(n, "Replace")) {
         const char *from = str_field(cJSON_GetObjectItemCaseSensitive(n, "pattern"), "String");
         const char *to = str_field(n, "content");
-        if (from && to && strcmp(from, " ") == 0 && strcmp(to, "\xE2\x96\x81") == 0) r->metaspace = 1;
+        if (from && to && strcmp(from, " ") == 0 && strcmp(to, BN_SPM_SPACE) == 0) r->metaspace = 1;
         else r->unsupported = "a Replace normalizer other than ' ' -> '\xE2\x96\x81'";
     } else r->unsupported = "a normalizer (only SentencePiece's Prepend/Replace are supported)";
 }

@@ -1,5 +1,5 @@
 /* tok_internal.h: the tokenizer's data, shared by the files that build it
- * (tok_gguf.c, tok_hf.c), run it (tokenizer.c, tok_merge.c, tok_pretok.c)
+ * (tok_build.c, tok_gguf.c, tok_hf.c), run it (tokenizer.c, tok_merge.c, tok_pretok.c)
  * and by nothing else: callers use tokenizer.h. */
 #ifndef BN_TOK_INTERNAL_H
 #define BN_TOK_INTERNAL_H
@@ -9,6 +9,8 @@
 #include <stdint.h>
 
 #include "tokenizer.h"
+
+#define BN_SPM_SPACE "\xE2\x96\x81" /* U+2581 "▁", sentencepiece's space */
 
 /* Token types, numbered as GGUF's tokenizer.ggml.token_type. */
 enum {
