@@ -1,14 +1,31 @@
-/* forward.c: the BitNet b1.58 transformer, layer by layer over a chunk of
- * tokens (prefill) or a single token (decode). The math is REFERENCE.md's:
- * fp32 RMSNorm; per-token int8 absmax activations before every BitLinear;
- * integer ternary dot products scaled by (weight scale / activation scale);
- * NEOX RoPE; causal attention over the KV-cache; squared ReLU or SwiGLU; the
- * optional sub-norms; a full-precision output head. */
+/* forward.c: the BitNet b1.58 transformer over a chunk of tokens. The math
+ * is REFERENCE.md's: fp32 RMSNorm; per-token int8 absmax activations before
+ * every BitLinear; integer ternary dot products scaled by (weight scale /
+ * activation scale); NEOX RoPE; causal attention over the KV-cache; squared
+ * ReLU or SwiGLU; the optional sub-norms; the output head.
+ *
+ * Every thread of the session's pool runs chunk_job; phases are separated
+ * by barriers. A phase splits either tokens (norms, quantization, RoPE),
+ * rows of the weight matrices (each weight block meets every token of the
+ * chunk once: the matrix-matrix prefill), (token, head) pairs (attention)
+ * or vocabulary rows (the head). Each token's arithmetic is the same
+ * whatever the chunk size or thread count, so a prompt fed at once gives
+ * the same bits as fed one token at a time. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "floatfmt.h"
+#include "head.h"
 #include "session.h"
+#include "threadpool.h"
+
+typedef struct {
+    bn_session *s;
+    const int32_t *ids;
+    int n;
+    float *all_logits; /* NULL: only the last token's logits, into s->logits */
+} chunk;
 
 static void rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
     double ss = 0.0;
@@ -17,27 +34,16 @@ static void rmsnorm(float *out, const float *x, const float *w, int64_t n, float
     for (int64_t i = 0; i < n; i++) out[i] = w[i] * (x[i] * r);
 }
 
-/* y[r] = (W x)[r] for the quantized activation qa with scale s. */
-static void bitlinear(const bn_session *s, const bn_ternary *w, const int8_t *qa, float act_scale, float *y) {
-    const bn_kernels *k = s->model->kern;
-    if (!w->block_scale) {
-        k->ternary_dot_rows(w->codes, w->row_bytes, w->nblocks, qa, w->rows, s->acc);
-        float f = w->scale / act_scale;
-        for (int64_t r = 0; r < w->rows; r++) y[r] = (float)s->acc[r] * f;
-        return;
-    }
-    /* per-block scales (rare: TQ files whose blocks disagree): block by block */
-    for (int64_t r = 0; r < w->rows; r++) {
-        float sum = 0.0f;
-        for (int b = 0; b < w->nblocks; b++) {
-            int32_t d;
-            k->ternary_dot_rows(w->codes + (size_t)r * w->row_bytes + (size_t)b * BN_QK_BYTES, 0, 1,
-                                qa + (int64_t)b * BN_QK, 1, &d);
-            sum += (float)d * w->block_scale[r * w->nblocks + b];
-        }
-        y[r] = sum / act_scale;
-    }
+/* Deterministic u in [-1, 1) for (seed, pos, i): splitmix64 finalizer. */
+static float jitter_u(uint64_t seed, int pos, int64_t i) {
+    uint64_t z = seed * 0x9E3779B97F4A7C15ull + ((uint64_t)pos << 32) + (uint64_t)i;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return (float)((double)(z >> 11) / 4503599627370496.0 - 1.0);
 }
+
+static inline float silu(float x) { return x / (1.0f + expf(-x)); }
 
 /* cos/sin table for one position: rope[2*i], rope[2*i+1] for i < head_dim/2. */
 static void rope_table(float *rope, int pos, int head_dim, float theta) {
@@ -63,129 +69,251 @@ static void rope_apply(float *v, int n_heads, int head_dim, const float *rope) {
     }
 }
 
-static void attention(bn_session *s, int layer, int t_pos, const float *q, float *out) {
-    const bn_hparams *hp = &s->model->hp;
-    int hd = hp->head_dim, group = hp->n_heads / hp->n_kv_heads;
-    float scale = 1.0f / sqrtf((float)hd);
-    size_t layer_off = (size_t)layer * hp->n_kv_heads * s->n_ctx * hd;
+/* Token t's activations: optional RMSNorm (w != NULL; into the thread's
+ * scratch), then int8 quantization into row t of s->qa. */
+static void norm_quant(bn_session *s, int ith, int t, const float *x, const float *w, int64_t n) {
+    const float *src = x;
+    if (w) {
+        float *tmp = s->tmp + (int64_t)ith * s->tmp_stride;
+        rmsnorm(tmp, x, w, n, s->model->hp.norm_eps);
+        src = tmp;
+    }
+    s->act_scale[t] = bn_quantize_act(src, n, s->qa + (int64_t)t * s->qa_stride, s->qa_stride);
+}
+
+/* One weight matrix of a row-split phase: its outputs go to y (row t of
+ * y_stride floats per token), its integer sums to column acc_off of s->acc. */
+typedef struct {
+    const bn_ternary *w;
+    float *y;
+    int64_t y_stride, acc_off;
+} matmul;
+
+/* Rows [r0, r1) of one matrix for the chunk's n tokens. */
+static void matmul_rows(bn_session *s, const matmul *mm, int n, int64_t r0, int64_t r1) {
     const bn_kernels *k = s->model->kern;
-    for (int h = 0; h < hp->n_heads; h++) {
-        int kvh = h / group;
-        const float *kc = s->kcache + layer_off + (size_t)kvh * s->n_ctx * hd;
-        const float *vc = s->vcache + layer_off + (size_t)kvh * s->n_ctx * hd;
-        const float *qh = q + (int64_t)h * hd;
-        float *sc = s->scores;
-        float mx = -INFINITY;
-        for (int p = 0; p <= t_pos; p++) {
-            sc[p] = k->dot_f32(qh, kc + (size_t)p * hd, hd) * scale;
-            if (sc[p] > mx) mx = sc[p];
+    const bn_ternary *w = mm->w;
+    int64_t AS = s->acc_stride;
+    int32_t *acc = s->acc + mm->acc_off;
+    if (!w->block_scale) {
+        const uint8_t *codes = w->codes + (size_t)r0 * w->row_bytes;
+        if (n == 1) k->ternary_dot_rows(codes, w->row_bytes, w->nblocks, s->qa, r1 - r0, acc + r0);
+        else k->ternary_matmat(codes, w->row_bytes, w->nblocks, r1 - r0, s->qa, (size_t)s->qa_stride, n, acc + r0, (size_t)AS);
+        for (int t = 0; t < n; t++) {
+            float f = w->scale / s->act_scale[t];
+            const int32_t *a = acc + t * AS;
+            float *y = mm->y + t * mm->y_stride;
+            for (int64_t r = r0; r < r1; r++) y[r] = (float)a[r] * f;
         }
-        float sum = 0.0f;
-        for (int p = 0; p <= t_pos; p++) {
-            sc[p] = expf(sc[p] - mx);
-            sum += sc[p];
-        }
-        float inv = 1.0f / sum;
-        float *o = out + (int64_t)h * hd;
-        memset(o, 0, sizeof(float) * (size_t)hd);
-        for (int p = 0; p <= t_pos; p++) {
-            float w = sc[p] * inv;
-            const float *vp = vc + (size_t)p * hd;
-            for (int d = 0; d < hd; d++) o[d] += w * vp[d];
+        return;
+    }
+    /* per-block scales (rare: TQ files whose blocks disagree): block by block */
+    for (int t = 0; t < n; t++) {
+        const int8_t *qa = s->qa + t * s->qa_stride;
+        for (int64_t r = r0; r < r1; r++) {
+            float sum = 0.0f;
+            for (int b = 0; b < w->nblocks; b++) {
+                int32_t d;
+                k->ternary_dot_rows(w->codes + (size_t)r * w->row_bytes + (size_t)b * BN_QK_BYTES, 0, 1,
+                                    qa + (int64_t)b * BN_QK, 1, &d);
+                sum += (float)d * w->block_scale[r * w->nblocks + b];
+            }
+            mm->y[t * mm->y_stride + r] = sum / s->act_scale[t];
         }
     }
 }
 
-/* Deterministic u in [-1, 1) for (seed, pos, i): splitmix64 finalizer. */
-static float jitter_u(uint64_t seed, int pos, int64_t i) {
-    uint64_t z = seed * 0x9E3779B97F4A7C15ull + ((uint64_t)pos << 32) + (uint64_t)i;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return (float)((double)(z >> 11) / 4503599627370496.0 - 1.0);
+/* This thread's share of the rows of nm matrices taken as one. */
+static void matmuls(bn_session *s, const matmul *mm, int nm, int n, int ith, int nth) {
+    int64_t total = 0, a, b, base = 0;
+    for (int i = 0; i < nm; i++) total += mm[i].w->rows;
+    bn_split(total, ith, nth, 16, &a, &b);
+    for (int i = 0; i < nm; i++) {
+        int64_t rows = mm[i].w->rows;
+        int64_t lo = a > base ? a - base : 0, hi = b - base < rows ? b - base : rows;
+        if (lo < hi) matmul_rows(s, &mm[i], n, lo, hi);
+        base += rows;
+    }
 }
 
-static inline float silu(float x) { return x / (1.0f + expf(-x)); }
+/* Writes token t's k and v (after RoPE) into the cache at position pos. */
+static void cache_store(bn_session *s, int l, int pos, const float *k, const float *v) {
+    const bn_hparams *hp = &s->model->hp;
+    int hd = hp->head_dim;
+    size_t tile = (size_t)(pos / BN_KV_TILE) * hd * BN_KV_TILE, lane = (size_t)(pos % BN_KV_TILE);
+    for (int h = 0; h < hp->n_kv_heads; h++) {
+        const float *kh = k + h * hd, *vh = v + h * hd;
+        void *kc = bn_session_kv(s, 0, l, h), *vc = bn_session_kv(s, 1, l, h);
+        size_t vo = (size_t)pos * hd;
+        if (s->kv_f16) {
+            uint16_t *k16 = kc, *v16 = vc;
+            for (int d = 0; d < hd; d++) {
+                k16[tile + (size_t)d * BN_KV_TILE + lane] = bn_f32_to_f16(kh[d]);
+                v16[vo + d] = bn_f32_to_f16(vh[d]);
+            }
+        } else {
+            float *k32 = kc, *v32 = vc;
+            for (int d = 0; d < hd; d++) k32[tile + (size_t)d * BN_KV_TILE + lane] = kh[d];
+            memcpy(v32 + vo, vh, sizeof(float) * (size_t)hd);
+        }
+    }
+}
 
-/* One chunk of n <= BN_BATCH tokens at positions s->pos .. s->pos+n-1. */
-static void eval_chunk(bn_session *s, const int32_t *ids, int n, float *all_logits) {
+/* One query head of one token over positions 0..pos: out = softmax(q.K /
+ * sqrt(hd)) . V, with sc as the thread's scores scratch. */
+static void attend(bn_session *s, int l, int pos, int h, const float *q, float *out, float *sc) {
+    const bn_hparams *hp = &s->model->hp;
+    const bn_kernels *k = s->model->kern;
+    int hd = hp->head_dim, kvh = h / (hp->n_heads / hp->n_kv_heads), np = pos + 1;
+    float scale = 1.0f / sqrtf((float)hd);
+    k->attn_scores(q, bn_session_kv(s, 0, l, kvh), s->kv_f16, np, hd, sc);
+    float mx = -INFINITY;
+    for (int p = 0; p < np; p++) {
+        sc[p] = sc[p] * scale;
+        if (sc[p] > mx) mx = sc[p];
+    }
+    float sum = 0.0f;
+    for (int p = 0; p < np; p++) {
+        sc[p] = expf(sc[p] - mx);
+        sum += sc[p];
+    }
+    float inv = 1.0f / sum;
+    for (int p = 0; p < np; p++) sc[p] = sc[p] * inv;
+    k->attn_mix(sc, bn_session_kv(s, 1, l, kvh), s->kv_f16, np, hd, out);
+}
+
+static void layer(chunk *c, int l, int ith, int nth) {
+    bn_session *s = c->s;
     const bn_model *m = s->model;
     const bn_hparams *hp = &m->hp;
-    int64_t E = hp->n_embd, QD = (int64_t)hp->n_heads * hp->head_dim;
-    int64_t F = hp->n_ff, QS = s->qa_stride;
-    int hd = hp->head_dim;
-    for (int t = 0; t < n; t++) {
+    const bn_layer *L = &m->layers[l];
+    int n = c->n, hd = hp->head_dim;
+    int64_t E = hp->n_embd, QD = (int64_t)hp->n_heads * hd, KVD = (int64_t)hp->n_kv_heads * hd, F = hp->n_ff;
+    int64_t t0, t1;
+    bn_split(n, ith, nth, 1, &t0, &t1);
+
+    /* attention: q, k, v for every token */
+    for (int64_t t = t0; t < t1; t++) norm_quant(s, ith, (int)t, s->x + t * E, L->attn_norm, E);
+    bn_pool_barrier(s->pool);
+    matmul qkv[3] = {{&L->wq, s->q, QD, 0}, {&L->wk, s->k, KVD, QD}, {&L->wv, s->v, KVD, QD + KVD}};
+    matmuls(s, qkv, 3, n, ith, nth);
+    bn_pool_barrier(s->pool);
+    for (int64_t t = t0; t < t1; t++) {
+        const float *rope = s->rope + t * hd;
+        rope_apply(s->q + t * QD, hp->n_heads, hd, rope);
+        rope_apply(s->k + t * KVD, hp->n_kv_heads, hd, rope);
+        cache_store(s, l, s->pos + (int)t, s->k + t * KVD, s->v + t * KVD);
+    }
+    bn_pool_barrier(s->pool);
+    int64_t u0, u1;
+    bn_split((int64_t)n * hp->n_heads, ith, nth, 1, &u0, &u1);
+    for (int64_t u = u0; u < u1; u++) {
+        int64_t t = u / hp->n_heads;
+        int h = (int)(u % hp->n_heads);
+        attend(s, l, s->pos + (int)t, h, s->q + t * QD + h * hd, s->att + t * QD + h * hd,
+               s->scores + (int64_t)ith * s->scores_stride);
+    }
+    bn_pool_barrier(s->pool);
+    for (int64_t t = t0; t < t1; t++) norm_quant(s, ith, (int)t, s->att + t * QD, L->attn_sub_norm, QD);
+    bn_pool_barrier(s->pool);
+    matmul wo = {&L->wo, s->y, E, 0};
+    matmuls(s, &wo, 1, n, ith, nth);
+    bn_pool_barrier(s->pool);
+
+    /* feed-forward */
+    for (int64_t t = t0; t < t1; t++) {
         float *x = s->x + t * E;
-        bn_dense_row(&m->tok_embd, ids[t], x);
+        const float *y = s->y + t * E;
+        for (int64_t i = 0; i < E; i++) x[i] += y[i];
+        norm_quant(s, ith, (int)t, x, L->ffn_norm, E);
+    }
+    bn_pool_barrier(s->pool);
+    matmul gu[2] = {{&L->wgate, s->gate, F, 0}, {&L->wup, s->up, F, F}};
+    matmuls(s, gu, 2, n, ith, nth);
+    bn_pool_barrier(s->pool);
+    for (int64_t t = t0; t < t1; t++) {
+        float *g = s->gate + t * F;
+        const float *up = s->up + t * F;
+        for (int64_t i = 0; i < F; i++) {
+            float a = hp->act == BN_ACT_RELU2 ? (g[i] > 0.0f ? g[i] * g[i] : 0.0f) : silu(g[i]);
+            g[i] = a * up[i];
+        }
+        if (L->ffn_sub_norm) rmsnorm(g, g, L->ffn_sub_norm, F, hp->norm_eps);
+        norm_quant(s, ith, (int)t, g, NULL, F);
+    }
+    bn_pool_barrier(s->pool);
+    matmul down = {&L->wdown, s->y, E, 0};
+    matmuls(s, &down, 1, n, ith, nth);
+    bn_pool_barrier(s->pool);
+    for (int64_t t = t0; t < t1; t++) { /* the next phase splits tokens the same way: no barrier */
+        float *x = s->x + t * E;
+        const float *y = s->y + t * E;
+        for (int64_t i = 0; i < E; i++) x[i] += y[i];
+    }
+}
+
+static void chunk_job(void *ctx, int ith, int nth) {
+    chunk *c = ctx;
+    bn_session *s = c->s;
+    const bn_model *m = s->model;
+    const bn_hparams *hp = &m->hp;
+    int n = c->n;
+    int64_t E = hp->n_embd, V = hp->n_vocab, t0, t1;
+    bn_split(n, ith, nth, 1, &t0, &t1);
+    for (int64_t t = t0; t < t1; t++) {
+        float *x = s->x + t * E;
+        int pos = s->pos + (int)t;
+        bn_dense_row(&m->tok_embd, c->ids[t], x);
         if (s->jitter != 0.0f)
-            for (int64_t i = 0; i < E; i++) x[i] *= 1.0f + s->jitter * jitter_u(s->jitter_seed, s->pos + t, i);
+            for (int64_t i = 0; i < E; i++) x[i] *= 1.0f + s->jitter * jitter_u(s->jitter_seed, pos, i);
+        rope_table(s->rope + t * hp->head_dim, pos, hp->head_dim, hp->rope_theta);
     }
-    for (int l = 0; l < hp->n_layers; l++) {
-        const bn_layer *L = &m->layers[l];
-        size_t layer_off = (size_t)l * hp->n_kv_heads * s->n_ctx * hd;
-        /* attention: q, k, v for every token, then the cache, then attend */
-        for (int t = 0; t < n; t++) {
-            int pos = s->pos + t;
-            rmsnorm(s->xn, s->x + t * E, L->attn_norm, E, hp->norm_eps);
-            float as = bn_quantize_act(s->xn, E, s->qa, QS);
-            float *q = s->q + t * QD;
-            bitlinear(s, &L->wq, s->qa, as, q);
-            bitlinear(s, &L->wk, s->qa, as, s->k);
-            bitlinear(s, &L->wv, s->qa, as, s->v);
-            rope_table(s->rope, pos, hd, hp->rope_theta);
-            rope_apply(q, hp->n_heads, hd, s->rope);
-            rope_apply(s->k, hp->n_kv_heads, hd, s->rope);
-            for (int h = 0; h < hp->n_kv_heads; h++) {
-                size_t off = layer_off + ((size_t)h * s->n_ctx + pos) * hd;
-                memcpy(s->kcache + off, s->k + h * hd, sizeof(float) * hd);
-                memcpy(s->vcache + off, s->v + h * hd, sizeof(float) * hd);
-            }
-        }
-        for (int t = 0; t < n; t++) {
-            float *o = s->att_out;
-            attention(s, l, s->pos + t, s->q + t * QD, o);
-            if (L->attn_sub_norm) rmsnorm(o, o, L->attn_sub_norm, QD, hp->norm_eps);
-            float as = bn_quantize_act(o, QD, s->qa, QS);
-            bitlinear(s, &L->wo, s->qa, as, s->xn);
-            float *x = s->x + t * E;
-            for (int64_t i = 0; i < E; i++) x[i] += s->xn[i];
-        }
-        /* feed-forward */
-        for (int t = 0; t < n; t++) {
-            float *x = s->x + t * E;
-            rmsnorm(s->xn, x, L->ffn_norm, E, hp->norm_eps);
-            float as = bn_quantize_act(s->xn, E, s->qa, QS);
-            bitlinear(s, &L->wgate, s->qa, as, s->gate);
-            bitlinear(s, &L->wup, s->qa, as, s->up);
-            for (int64_t i = 0; i < F; i++) {
-                float g = s->gate[i];
-                float a = hp->act == BN_ACT_RELU2 ? (g > 0.0f ? g * g : 0.0f) : silu(g);
-                s->gate[i] = a * s->up[i];
-            }
-            if (L->ffn_sub_norm) rmsnorm(s->gate, s->gate, L->ffn_sub_norm, F, hp->norm_eps);
-            as = bn_quantize_act(s->gate, F, s->qa, QS);
-            bitlinear(s, &L->wdown, s->qa, as, s->xn);
-            for (int64_t i = 0; i < E; i++) x[i] += s->xn[i];
-        }
-    }
+    for (int l = 0; l < hp->n_layers; l++) layer(c, l, ith, nth);
+
     /* output head: for the last token, or every token when asked */
-    for (int t = all_logits ? 0 : n - 1; t < n; t++) {
-        rmsnorm(s->xn, s->x + t * E, m->output_norm, E, hp->norm_eps);
-        float *dst = all_logits ? all_logits + (int64_t)t * hp->n_vocab : s->logits;
-        for (int64_t v = 0; v < hp->n_vocab; v++) {
-            bn_dense_row(&m->output, v, s->up); /* up is >= n_embd floats: reused as row scratch */
-            dst[v] = m->kern->dot_f32(s->up, s->xn, E);
-        }
-        if (all_logits && t == n - 1) memcpy(s->logits, dst, sizeof(float) * (size_t)hp->n_vocab);
+    int first = c->all_logits ? 0 : n - 1;
+    for (int64_t t = t0 > first ? t0 : first; t < t1; t++) {
+        float *xn = s->y + t * E;
+        rmsnorm(xn, s->x + t * E, m->output_norm, E, hp->norm_eps);
+        if (m->head_i8)
+            s->act_scale[t] = bn_quantize_act(xn, E, s->qa + t * s->qa_stride, s->qa_stride);
     }
-    s->pos += n;
-    s->have_logits = 1;
+    bn_pool_barrier(s->pool);
+    bn_head_token tok[BN_CHUNK];
+    int nt = 0;
+    for (int t = first; t < n; t++, nt++) {
+        tok[nt].x = s->y + t * E;
+        tok[nt].q = s->qa + t * s->qa_stride;
+        tok[nt].q_scale = s->act_scale[t];
+        tok[nt].out = c->all_logits ? c->all_logits + (int64_t)t * V : s->logits;
+    }
+    int64_t r0, r1;
+    bn_split(V, ith, nth, BN_HEAD_ROWS, &r0, &r1);
+    bn_head_rows(m, tok, nt, r0, r1, (char *)s->head_scratch + (size_t)ith * s->head_scratch_bytes);
+    if (c->all_logits) /* the last row is kept in s->logits too: this thread's part of it */
+        memcpy(s->logits + r0, tok[nt - 1].out + r0, sizeof(float) * (size_t)(r1 - r0));
+}
+
+/* Threads worth waking for n tokens: one per BN_MACS_PER_THREAD
+ * multiply-adds, so that small models (and the test fixtures) do not pay
+ * more in barriers than they gain. */
+#define BN_MACS_PER_THREAD 8000000.0
+static int threads_for(bn_session *s, int n) {
+    const bn_hparams *hp = &s->model->hp;
+    double E = hp->n_embd, QD = (double)hp->n_heads * hp->head_dim, KVD = (double)hp->n_kv_heads * hp->head_dim;
+    double per_token = hp->n_layers * (E * (QD + 2 * KVD) + QD * E + 3 * E * hp->n_ff) + (double)hp->n_vocab * E;
+    double want = 1.0 + per_token * n / BN_MACS_PER_THREAD;
+    int nth = want < s->threads ? (int)want : s->threads;
+    if (nth > 1 && !s->pool) s->pool = bn_pool_new(s->threads);
+    return s->pool ? (nth < bn_pool_size(s->pool) ? nth : bn_pool_size(s->pool)) : 1;
 }
 
 void bn_session_eval(bn_session *s, const int32_t *ids, int n, float *all_logits) {
     int64_t V = s->model->hp.n_vocab;
-    for (int i = 0; i < n; i += BN_BATCH) {
-        int c = n - i < BN_BATCH ? n - i : BN_BATCH;
-        eval_chunk(s, ids + i, c, all_logits ? all_logits + (int64_t)i * V : NULL);
+    for (int i = 0; i < n; i += BN_CHUNK) {
+        chunk c = {s, ids + i, n - i < BN_CHUNK ? n - i : BN_CHUNK, all_logits ? all_logits + (int64_t)i * V : NULL};
+        bn_pool_run(s->pool, threads_for(s, c.n), chunk_job, &c);
+        s->pos += c.n;
     }
+    if (n > 0) s->have_logits = 1;
 }

@@ -21,7 +21,7 @@ void bn_push_model(lua_State *L, bn_model *m) {
  * "ref", ...: force a kernel path), n_ctx (default session context),
  * scale_convention ("multiply" | "divide", for packed HF weights). */
 static int l_load(lua_State *L) {
-    static const char *const allowed[] = {"threads", "kernel", "n_ctx", "scale_convention", NULL};
+    static const char *const allowed[] = {"threads", "kernel", "n_ctx", "scale_convention", "output_head", NULL};
     const char *path = luaL_checkstring(L, 1);
     bn_check_options(L, 2, "bitnet.load", allowed);
     bn_load_opts o = {0};
@@ -30,6 +30,9 @@ static int l_load(lua_State *L) {
     o.threads = (int)threads;
     o.kernel = bn_opt_string(L, 2, "kernel", NULL, "bitnet.load");
     if (o.kernel && !bn_kernels_select(o.kernel)) luaL_error(L, "bitnet.load: unknown kernel '%s'", o.kernel);
+    o.output_head = bn_opt_string(L, 2, "output_head", NULL, "bitnet.load");
+    if (o.output_head && strcmp(o.output_head, "native") && strcmp(o.output_head, "int8"))
+        luaL_error(L, "bitnet.load: option 'output_head' must be \"native\" or \"int8\"");
     lua_Integer n_ctx = bn_opt_integer(L, 2, "n_ctx", 0, "bitnet.load");
     if (n_ctx < 0 || n_ctx > (1 << 20)) luaL_error(L, "bitnet.load: option 'n_ctx' must be 0..1048576");
     o.scale_convention = bn_opt_string(L, 2, "scale_convention", NULL, "bitnet.load");
@@ -44,6 +47,19 @@ static int l_load(lua_State *L) {
     }
     m->default_n_ctx = (int)n_ctx;
     bn_push_model(L, m);
+    return 1;
+}
+
+/* bitnet.core.kernels() -> array of the kernel paths this CPU can run,
+ * best first (names for the `kernel` load option). */
+static int l_kernels(lua_State *L) {
+    const bn_kernels *k[16];
+    int n = bn_kernels_available(k, 16);
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_pushstring(L, k[i]->name);
+        lua_rawseti(L, -2, i + 1);
+    }
     return 1;
 }
 
@@ -90,15 +106,18 @@ static int l_info(lua_State *L) {
     lua_pushstring(L, m->kern->name);
     lua_setfield(L, -2, "kernel");
     set_int(L, "threads", m->threads);
+    lua_pushstring(L, m->head_i8 ? "int8" : "native");
+    lua_setfield(L, -2, "output_head");
     return 1;
 }
 
-/* model:session([{ n_ctx = N, jitter = r, jitter_seed = k }]) -> Session
- * with its own KV-cache. jitter perturbs input embeddings by a relative r
- * (deterministic per seed): a probe of how sensitive logits are to float
+/* model:session([{ n_ctx = N, kv_type = "f32"|"f16", jitter = r,
+ * jitter_seed = k }]) -> Session with its own KV-cache (f32 by default; f16
+ * halves its memory and bandwidth). jitter perturbs input embeddings by a
+ * relative r (deterministic per seed): a probe of how sensitive logits are to float
  * rounding, which int8 activation rounding can amplify. */
 static int l_session(lua_State *L) {
-    static const char *const allowed[] = {"n_ctx", "jitter", "jitter_seed", NULL};
+    static const char *const allowed[] = {"n_ctx", "jitter", "jitter_seed", "kv_type", NULL};
     bn_model *m = bn_check_model(L, 1);
     bn_check_options(L, 2, "model:session", allowed);
     lua_Integer n_ctx = bn_opt_integer(L, 2, "n_ctx", m->default_n_ctx, "model:session");
@@ -114,10 +133,14 @@ static int l_session(lua_State *L) {
         lua_pop(L, 1);
     }
     lua_Integer jseed = bn_opt_integer(L, 2, "jitter_seed", 1, "model:session");
+    const char *kv_type = bn_opt_string(L, 2, "kv_type", "f32", "model:session");
+    if (strcmp(kv_type, "f32") && strcmp(kv_type, "f16"))
+        luaL_error(L, "model:session: option 'kv_type' must be \"f32\" or \"f16\"");
+    bn_session_opts so = {(int)n_ctx, strcmp(kv_type, "f16") == 0};
     bn_lsession *u = lua_newuserdata(L, sizeof *u);
     u->s = NULL;
     bn_err err = {{0}};
-    bn_session *s = bn_session_new(m, (int)n_ctx, &err);
+    bn_session *s = bn_session_open(m, &so, &err);
     if (!s) luaL_error(L, "model:session: %s", err.msg);
     s->jitter = jitter;
     s->jitter_seed = (uint64_t)jseed;
@@ -174,4 +197,6 @@ void bn_open_model(lua_State *L) {
     lua_pop(L, 1);
     lua_pushcfunction(L, l_load);
     lua_setfield(L, -2, "load");
+    lua_pushcfunction(L, l_kernels);
+    lua_setfield(L, -2, "kernels");
 }

@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 
 #include "floatfmt.h"
+#include "head.h"
+#include "threadpool.h"
 #include "tokenizer.h"
 
 bn_model *bn_model_new(void) {
@@ -136,5 +138,10 @@ bn_model *bn_model_load(const char *path, const bn_load_opts *opts, bn_err *err)
     }
     bn_model *m = S_ISDIR(st.st_mode) ? bn_model_load_hf(path, opts, err) : bn_model_load_gguf(path, opts, err);
     if (m) m->kern = k;
+    if (m && m->threads <= 0) m->threads = bn_physical_cores();
+    if (m && opts && opts->output_head && strcmp(opts->output_head, "int8") == 0 && !bn_head_i8_build(m, err)) {
+        bn_model_release(m);
+        return NULL;
+    }
     return m;
 }

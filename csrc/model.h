@@ -49,6 +49,7 @@ typedef struct bn_model {
     float *output_norm;
     bn_layer *layers;
     const bn_kernels *kern;
+    struct bn_head_i8 *head_i8; /* int8 copy of the output head (head.h), or NULL */
     int threads;
     int default_n_ctx;       /* for sessions: 0 = the training context */
     /* files kept mapped for the model's lifetime */
@@ -71,6 +72,7 @@ typedef struct bn_model {
 typedef struct {
     int threads;             /* 0: default */
     const char *kernel;      /* NULL: auto */
+    const char *output_head; /* NULL or "native": as stored; "int8": an int8 copy (head.h) */
     const char *scale_convention; /* HF packed weights: NULL auto, "multiply", "divide" */
 } bn_load_opts;
 

@@ -1,61 +1,85 @@
-/* session.c: session lifetime, KV-cache and scratch allocation. */
+/* session.c: session lifetime, KV-cache, threads and scratch allocation. */
 #include "session.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-bn_session *bn_session_new(bn_model *m, int n_ctx, bn_err *err) {
+#include "head.h"
+#include "kernels/kernels.h"
+#include "threadpool.h"
+
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+bn_session *bn_session_open(bn_model *m, const bn_session_opts *opts, bn_err *err) {
     const bn_hparams *hp = &m->hp;
-    if (n_ctx <= 0) n_ctx = hp->n_ctx_train;
-    int64_t E = hp->n_embd, QD = (int64_t)hp->n_heads * hp->head_dim, KVD = (int64_t)hp->n_kv_heads * hp->head_dim;
-    int64_t F = hp->n_ff;
-    int64_t widest = E > QD ? E : QD;
-    if (F > widest) widest = F;
-    int64_t qa_stride = (widest + 127) / 128 * 128;
-    size_t cache = (size_t)hp->n_layers * (size_t)KVD * (size_t)n_ctx;
+    int n_ctx = opts ? opts->n_ctx : 0;
+    if (n_ctx <= 0) n_ctx = m->default_n_ctx > 0 ? m->default_n_ctx : hp->n_ctx_train;
+    int kv_f16 = opts ? opts->kv_f16 != 0 : 0;
+    int64_t E = hp->n_embd, QD = (int64_t)hp->n_heads * hp->head_dim;
+    int64_t KVD = (int64_t)hp->n_kv_heads * hp->head_dim, F = hp->n_ff, C = BN_CHUNK;
+    int64_t widest = max64(max64(E, QD), F);
+    int64_t ctx_pad = ((int64_t)n_ctx + BN_KV_TILE - 1) / BN_KV_TILE * BN_KV_TILE;
+    size_t head_elems = (size_t)ctx_pad * (size_t)hp->head_dim;
+    size_t cache = (size_t)hp->n_layers * (size_t)hp->n_kv_heads * head_elems, esz = kv_f16 ? 2 : 4;
+    int threads = m->threads > 0 ? m->threads : bn_physical_cores();
     bn_session *s = calloc(1, sizeof *s);
     if (!s) {
         bn_errf(err, "out of memory for a session");
         return NULL;
     }
-    s->model = m;
     s->n_ctx = n_ctx;
-    s->qa_stride = qa_stride;
-    s->kcache = malloc(cache * sizeof(float));
-    s->vcache = malloc(cache * sizeof(float));
+    s->kv_f16 = kv_f16;
+    s->kv_head_elems = head_elems;
+    s->qa_stride = (widest + 127) / 128 * 128;
+    s->acc_stride = max64(max64(QD + 2 * KVD, 2 * F), E);
+    s->tmp_stride = widest;
+    s->scores_stride = ctx_pad;
+    s->threads = threads < 1 ? 1 : threads > 256 ? 256 : threads; /* the pool starts on first use */
+    int T = s->threads;
+    s->head_scratch_bytes = (bn_head_scratch_bytes(m) + 63) / 64 * 64;
+    /* calloc: untouched cache pages cost nothing, and tile lanes past the
+     * last position read as zeros */
+    s->kcache = calloc(cache, esz);
+    s->vcache = calloc(cache, esz);
     s->logits = calloc((size_t)hp->n_vocab, sizeof(float));
-    s->x = malloc(sizeof(float) * (size_t)(BN_BATCH * E));
-    s->xn = malloc(sizeof(float) * (size_t)widest);
-    s->q = malloc(sizeof(float) * (size_t)(BN_BATCH * QD));
-    s->k = malloc(sizeof(float) * (size_t)KVD);
-    s->v = malloc(sizeof(float) * (size_t)KVD);
-    s->att_out = malloc(sizeof(float) * (size_t)QD);
-    s->gate = malloc(sizeof(float) * (size_t)F);
-    s->up = malloc(sizeof(float) * (size_t)(F > E ? F : E));
-    s->scores = malloc(sizeof(float) * (size_t)n_ctx);
-    s->rope = malloc(sizeof(float) * (size_t)hp->head_dim);
-    s->qa = malloc((size_t)qa_stride);
-    int64_t rows = QD > F ? QD : F;
-    if (E > rows) rows = E;
-    if (hp->n_vocab > rows) rows = hp->n_vocab;
-    s->acc = malloc(sizeof(int32_t) * (size_t)rows);
-    if (!s->kcache || !s->vcache || !s->logits || !s->x || !s->xn || !s->q || !s->k || !s->v || !s->att_out ||
-        !s->gate || !s->up || !s->scores || !s->rope || !s->qa || !s->acc) {
-        s->model = NULL;
+    s->x = malloc(sizeof(float) * (size_t)(C * E));
+    s->y = malloc(sizeof(float) * (size_t)(C * E));
+    s->q = malloc(sizeof(float) * (size_t)(C * QD));
+    s->k = malloc(sizeof(float) * (size_t)(C * KVD));
+    s->v = malloc(sizeof(float) * (size_t)(C * KVD));
+    s->att = malloc(sizeof(float) * (size_t)(C * QD));
+    s->gate = malloc(sizeof(float) * (size_t)(C * F));
+    s->up = malloc(sizeof(float) * (size_t)(C * F));
+    s->rope = malloc(sizeof(float) * (size_t)(C * hp->head_dim));
+    s->act_scale = malloc(sizeof(float) * (size_t)C);
+    s->tmp = malloc(sizeof(float) * (size_t)(T * widest));
+    s->scores = malloc(sizeof(float) * (size_t)(T * ctx_pad));
+    s->qa = malloc((size_t)(C * s->qa_stride));
+    s->acc = malloc(sizeof(int32_t) * (size_t)(C * s->acc_stride));
+    s->head_scratch = malloc(s->head_scratch_bytes * (size_t)T);
+    if (!s->kcache || !s->vcache || !s->logits || !s->x || !s->y || !s->q || !s->k || !s->v ||
+        !s->att || !s->gate || !s->up || !s->rope || !s->act_scale || !s->tmp || !s->scores || !s->qa || !s->acc ||
+        !s->head_scratch) {
         bn_session_free(s);
-        bn_errf(err, "out of memory for a session of %d positions (KV-cache %zu MB)", n_ctx,
-                cache * 2 * sizeof(float) >> 20);
+        bn_errf(err, "out of memory for a session of %d positions (KV-cache %zu MB)", n_ctx, cache * 2 * esz >> 20);
         return NULL;
     }
     bn_model_retain(m);
+    s->model = m;
     return s;
+}
+
+bn_session *bn_session_new(bn_model *m, int n_ctx, bn_err *err) {
+    bn_session_opts o = {n_ctx, 0};
+    return bn_session_open(m, &o, err);
 }
 
 void bn_session_free(bn_session *s) {
     if (!s) return;
-    free(s->kcache); free(s->vcache); free(s->logits); free(s->x); free(s->xn); free(s->q);
-    free(s->k); free(s->v); free(s->att_out); free(s->gate); free(s->up); free(s->scores);
-    free(s->rope); free(s->qa); free(s->acc);
+    bn_pool_free(s->pool);
+    free(s->kcache); free(s->vcache); free(s->logits); free(s->x); free(s->y); free(s->q); free(s->k);
+    free(s->v); free(s->att); free(s->gate); free(s->up); free(s->rope); free(s->act_scale); free(s->tmp);
+    free(s->scores); free(s->qa); free(s->acc); free(s->head_scratch);
     if (s->model) bn_model_release(s->model);
     free(s);
 }
@@ -66,4 +90,10 @@ void bn_session_rewind(bn_session *s, int n) {
         s->pos = n;
         s->have_logits = 0;
     }
+}
+
+void *bn_session_kv(const bn_session *s, int v, int l, int h) {
+    size_t off = ((size_t)l * (size_t)s->model->hp.n_kv_heads + (size_t)h) * s->kv_head_elems;
+    size_t esz = s->kv_f16 ? 2 : 4;
+    return (char *)(v ? s->vcache : s->kcache) + off * esz;
 }

@@ -1,5 +1,6 @@
 /* session.h: one inference context: a KV-cache, a position, scratch
- * buffers and the last logits. Single-threaded; holds a model reference. */
+ * buffers, a thread pool and the last logits. Used by one thread at a time;
+ * holds a model reference. */
 #ifndef BN_SESSION_H
 #define BN_SESSION_H
 
@@ -8,37 +9,61 @@
 #include "errbuf.h"
 #include "model.h"
 
-#define BN_BATCH 32 /* tokens per forward chunk in prefill */
+#define BN_BATCH 32 /* tokens per logits chunk for callers that want all logits */
+#define BN_CHUNK 64 /* tokens per forward chunk: prefill multiplies this many at once */
+
+struct bn_pool;
+
+typedef struct {
+    int n_ctx;  /* 0: the model's default context (or its training context) */
+    int kv_f16; /* store the KV-cache as f16 (half the memory and bandwidth) */
+} bn_session_opts;
 
 typedef struct bn_session {
     bn_model *model;
     int n_ctx, pos;
-    float *kcache, *vcache;   /* [layer][kv_head][n_ctx][head_dim] */
+    /* KV-cache, per layer and KV head: K in tiles of BN_KV_TILE positions
+     * ([tile][head_dim][BN_KV_TILE], so attention reads many positions per
+     * vector load), V as [position][head_dim]; f32, or f16 when kv_f16. */
+    int kv_f16;
+    void *kcache, *vcache;
+    size_t kv_head_elems;     /* elements per (layer, KV head) region */
     float *logits;            /* n_vocab: logits after the last token fed */
     int have_logits;
     /* numerical-sensitivity probe: input embeddings are scaled by
      * (1 + jitter * u), u in [-1, 1) from a hash of (seed, position, index) */
     float jitter;
     uint64_t jitter_seed;
-    /* scratch, sized for BN_BATCH tokens */
-    float *x, *xn, *q, *k, *v, *att_out, *gate, *up, *scores, *rope;
-    int8_t *qa;               /* quantized activations, padded to blocks */
-    int32_t *acc;
-    int64_t qa_stride;
+    struct bn_pool *pool;     /* started by the first chunk big enough to share */
+    int threads;              /* threads the session may use */
+    /* scratch for BN_CHUNK tokens (forward.c) */
+    float *x, *y, *q, *k, *v, *att, *gate, *up, *rope, *act_scale, *tmp, *scores;
+    int8_t *qa;               /* quantized activations, BN_CHUNK rows of qa_stride */
+    int32_t *acc;             /* BN_CHUNK rows of acc_stride integer sums */
+    void *head_scratch;       /* per thread, bn_head_scratch_bytes each */
+    int64_t qa_stride, acc_stride, tmp_stride, scores_stride;
+    size_t head_scratch_bytes;
 } bn_session;
 
-/* Creates a session with room for n_ctx positions (0: the model's
- * training context). Takes a model reference. */
+/* Creates a session (see bn_session_opts; NULL opts: defaults) with its own
+ * KV-cache and threads (the model's thread count). Takes a model reference. */
+bn_session *bn_session_open(bn_model *m, const bn_session_opts *opts, bn_err *err);
+/* The same with an f32 KV-cache of n_ctx positions. */
 bn_session *bn_session_new(bn_model *m, int n_ctx, bn_err *err);
 void bn_session_free(bn_session *s);
 
 /* Evaluates n tokens after the current position. Ids must be valid and fit
  * in the context (the caller checks). If all_logits is not NULL it receives
  * n * n_vocab logits, one row per token fed; the last row is always kept in
- * s->logits. */
+ * s->logits. A prompt is evaluated BN_CHUNK tokens at a time, every weight
+ * block meeting all of a chunk's tokens at once; the results are the same
+ * bits as feeding the tokens one by one. */
 void bn_session_eval(bn_session *s, const int32_t *ids, int n, float *all_logits);
 
 /* Drops everything after position n (0 <= n <= pos); logits become stale. */
 void bn_session_rewind(bn_session *s, int n);
+
+/* Elements of (layer l, KV head h)'s K or V region (see kv_head_elems). */
+void *bn_session_kv(const bn_session *s, int v, int l, int h);
 
 #endif

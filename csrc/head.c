@@ -1,0 +1,78 @@
+/* head.c: output-head rows for every head type, and the int8 head. */
+#include "head.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "floatfmt.h"
+#include "gguf.h"
+
+int bn_head_i8_build(bn_model *m, bn_err *err) {
+    const bn_dense *d = &m->output;
+    bn_head_i8 *h = bn_model_alloc(m, sizeof *h);
+    size_t stride = ((size_t)d->cols + 63) / 64 * 64;
+    int8_t *w = h ? bn_model_own(m, calloc((size_t)d->rows, stride)) : NULL;
+    float *scale = w ? bn_model_alloc(m, sizeof(float) * (size_t)d->rows) : NULL;
+    float *row = scale ? malloc(sizeof(float) * (size_t)d->cols) : NULL;
+    if (!row) return bn_errf(err, "out of memory for an int8 output head of %lld rows", (long long)d->rows);
+    for (int64_t r = 0; r < d->rows; r++) {
+        bn_dense_row(d, r, row);
+        float mx = 0.0f;
+        for (int64_t i = 0; i < d->cols; i++) mx = fmaxf(mx, fabsf(row[i]));
+        float s = mx > 0.0f ? mx / 127.0f : 1.0f, inv = 1.0f / s;
+        int8_t *dst = w + (size_t)r * stride;
+        for (int64_t i = 0; i < d->cols; i++) {
+            float v = rintf(row[i] * inv);
+            dst[i] = (int8_t)(v > 127.0f ? 127 : v < -127.0f ? -127 : v);
+        }
+        scale[r] = s;
+    }
+    free(row);
+    h->w = w;
+    h->scale = scale;
+    h->rows = d->rows;
+    h->cols = d->cols;
+    h->stride = stride;
+    m->head_i8 = h;
+    return 1;
+}
+
+size_t bn_head_scratch_bytes(const bn_model *m) {
+    return sizeof(float) * (size_t)m->output.cols + sizeof(int32_t) * BN_HEAD_ROWS;
+}
+
+/* Rows in blocks, tokens inside: a block of rows is read from memory once
+ * for all the tokens. */
+void bn_head_rows(const bn_model *m, const bn_head_token *tok, int n, int64_t r0, int64_t r1, void *scratch) {
+    const bn_kernels *k = m->kern;
+    const bn_dense *d = &m->output;
+    int64_t E = d->cols;
+    float *rowf = scratch;
+    int32_t *acc = (int32_t *)(rowf + E);
+    for (int64_t b0 = r0; b0 < r1; b0 += BN_HEAD_ROWS) {
+        int64_t nb = r1 - b0 < BN_HEAD_ROWS ? r1 - b0 : BN_HEAD_ROWS;
+        for (int t = 0; t < n; t++) {
+            float *out = tok[t].out + b0;
+            if (m->head_i8) {
+                const bn_head_i8 *h = m->head_i8;
+                k->dot_rows_i8(h->w + (size_t)b0 * h->stride, h->stride, nb, tok[t].q, E, acc);
+                float inv = 1.0f / tok[t].q_scale;
+                for (int64_t r = 0; r < nb; r++) out[r] = (float)acc[r] * (h->scale[b0 + r] * inv);
+            } else if (d->type == GGML_F16) {
+                k->dot_rows_f16((const uint16_t *)(d->data + (size_t)b0 * d->row_bytes), d->row_bytes / 2, nb,
+                                tok[t].x, E, out);
+            } else if (d->type == GGML_F32) {
+                for (int64_t r = 0; r < nb; r++)
+                    out[r] = k->dot_f32((const float *)(d->data + (size_t)(b0 + r) * d->row_bytes), tok[t].x, E);
+            } else {
+                break; /* decoded row by row below */
+            }
+        }
+        if (m->head_i8 || d->type == GGML_F16 || d->type == GGML_F32) continue;
+        for (int64_t r = 0; r < nb; r++) { /* other types: decode each row once for all tokens */
+            bn_dense_row(d, b0 + r, rowf);
+            for (int t = 0; t < n; t++) tok[t].out[b0 + r] = k->dot_f32(rowf, tok[t].x, E);
+        }
+    }
+}
