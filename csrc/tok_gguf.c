@@ -7,9 +7,13 @@
 #include "mapfile.h"
 #include "tok_internal.h"
 
-/* Pre-tokenizer names (tokenizer.ggml.pre) whose regex we implement. */
+/* Pre-tokenizer names (tokenizer.ggml.pre) whose regex we implement: the
+ * names llama.cpp gives LLaMA-3's (BitNet 2B-4T, Falcon3, Falcon-E), and
+ * GPT-2's. "default" (also what a file without the key means) is taken as
+ * GPT-2's regex, which is what our converter means by it; llama.cpp's own
+ * "default" is a legacy chain of regexes we do not reproduce. */
 static int pretok_from_name(bn_str name, bn_pretok *pre) {
-    static const char *const llama3[] = {"llama3", "llama-v3", "llama-bpe", "falcon3", "smaug-bpe", NULL};
+    static const char *const llama3[] = {"llama3", "llama-v3", "llama-bpe", "falcon3", "falcon_e", "falcon-h1", NULL};
     static const char *const gpt2[] = {"gpt2", "gpt-2", "default", NULL};
     for (int i = 0; llama3[i]; i++)
         if (bn_str_eq(name, llama3[i])) return *pre = BN_PRE_LLAMA3, 1;
@@ -77,7 +81,7 @@ static bn_tokenizer *build(const bn_gguf *g, bn_err *err) {
         if (bn_gguf_get_str(g, "tokenizer.ggml.pre", &name) < 0)
             return bn_errf(err, "metadata 'tokenizer.ggml.pre' is not a string"), NULL;
         if (!pretok_from_name(name, &pre))
-            return bn_errf(err, "pre-tokenizer '%.*s' is not supported (llama-bpe, llama3, falcon3, gpt2, default)",
+            return bn_errf(err, "pre-tokenizer '%.*s' is not supported (llama-bpe, llama3, falcon3, falcon_e, gpt-2, default)",
                            (int)(name.len > 40 ? 40 : name.len), name.ptr),
                    NULL;
     }
