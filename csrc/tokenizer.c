@@ -126,7 +126,7 @@ static int encode_segment(const bn_tokenizer *t, const uint8_t *s, size_t n, int
 
 int bn_tokenizer_encode(const bn_tokenizer *t, const char *text, size_t len, const bn_encode_opts *opts, bn_ids *out,
                         bn_err *err) {
-    int add_bos = opts && opts->add_bos >= 0 ? opts->add_bos : t->add_bos;
+    int add_bos = opts && opts->add_bos >= 0 ? opts->add_bos : bn_tokenizer_add_bos(t);
     int parse_special = opts ? opts->parse_special : 0;
     if (add_bos) {
         if (t->bos < 0) return bn_errf(err, "the tokenizer has no BOS token");

@@ -447,6 +447,27 @@ describe("loading bad tokenizers", function()
     assert.matches(pattern, err, 1, true)
   end
 
+  it("loads a minimal byte-level vocabulary (256 bytes, no merges, no specials)", function()
+    local vocab, next_cp = {}, 256
+    for b = 0, 255 do -- GPT-2's byte-level alphabet
+      local printable = (b >= 0x21 and b <= 0x7E) or (b >= 0xA1 and b <= 0xAC) or b >= 0xAE
+      local cp = printable and b or next_cp
+      if not printable then next_cp = next_cp + 1 end
+      local ch = cp < 0x80 and string.char(cp) or string.char(0xC0 + math.floor(cp / 64), 0x80 + cp % 64)
+      if ch == '"' or ch == "\\" then ch = "\\" .. ch end
+      vocab[#vocab + 1] = ('"%s": %d'):format(ch, b)
+    end
+    local path = dir .. "/bytes.json"
+    write(path, '{"pre_tokenizer": {"type": "ByteLevel"}, "model": {"type": "BPE", "vocab": {'
+      .. table.concat(vocab, ", ") .. '}, "merges": []}}')
+    local tok = assert(core.tokenizer(path))
+    assert.are.same({ 104, 105, 32, 0, 255 }, tok:encode("hi \0\255"))
+    assert.are.equal("hi \0\255", tok:decode({ 104, 105, 32, 0, 255 }))
+    assert.is_nil(tok:bos())
+    assert.is_false(tok:add_bos())
+    assert.has_error(function() tok:encode("x", { bos = true }) end, "tok:encode: the tokenizer has no BOS token")
+  end)
+
   it("returns nil and a message", function()
     check("missing.json", nil, "no such file")
     check("bad.json", "{ not json", "not valid JSON")
