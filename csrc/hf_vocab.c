@@ -10,7 +10,7 @@
 #define MAX_TOKENIZER_JSON ((long)256 << 20)
 
 /* llama.cpp's token types */
-enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER_DEFINED = 4, TT_BYTE = 6 };
+enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER_DEFINED = 4, TT_UNUSED = 5, TT_BYTE = 6 };
 
 static cJSON *parse_file(const char *path, int *absent, bn_err *err) {
     FILE *f = fopen(path, "rb");
@@ -141,7 +141,7 @@ static int fill_vocab(vocab *v, const cJSON *model, const cJSON *added, int n_vo
             if (!(v->text[i] = malloc(len))) return bn_errf(err, "out of memory");
             memcpy(v->text[i], pad, len);
             v->owned[i] = 1;
-            v->type[i] = TT_USER_DEFINED;
+            v->type[i] = TT_UNUSED;
         }
     return 1;
 }

@@ -430,3 +430,101 @@ describe("bitnet.convert", function()
     raises("option 'scale_convention' must be", path, "x.gguf", { scale_convention = "add" })
   end)
 end)
+
+describe("convert a Hugging Face directory with a tokenizer", function()
+  local json = require("dkjson")
+  local dir = tmp .. "-hfdir"
+
+  local function spit(path, s)
+    local f = assert(io.open(path, "wb"))
+    f:write(s)
+    f:close()
+  end
+
+  local function utf8_char(c) -- code points below 0x800 are all GPT-2's byte map needs
+    if c < 0x80 then return string.char(c) end
+    return string.char(0xC0 + math.floor(c / 64), 0x80 + c % 64)
+  end
+
+  -- GPT-2's byte-level alphabet: printable bytes stand for themselves, the
+  -- rest are moved to 256 and up, in byte order
+  local function byte_alphabet()
+    local out, n = {}, 0
+    for b = 0, 255 do
+      if (b >= 33 and b <= 126) or (b >= 161 and b <= 172) or (b >= 174) then
+        out[b] = utf8_char(b)
+      else
+        out[b] = utf8_char(256 + n)
+        n = n + 1
+      end
+    end
+    return out
+  end
+
+  local template = "{% for m in messages %}<|start|>{{ m.content }}<|eot_id|>{% endfor %}"
+
+  setup(function()
+    assert(os.execute("mkdir -p '" .. dir .. "'"))
+    local src = fx.shared .. "/fixtures/hf/bitnet2b-packed"
+    for _, f in ipairs({ "config.json", "model.safetensors" }) do
+      local i = assert(io.open(src .. "/" .. f, "rb"))
+      spit(dir .. "/" .. f, i:read("*a"))
+      i:close()
+    end
+    local vocab, alpha = {}, byte_alphabet()
+    for b = 0, 255 do vocab[alpha[b]] = b end
+    local merges = { "Ġ t", "h e", "Ġt he", "l l", "he ll", "hell o", "Ġ w", "o r" }
+    local next_id = 256
+    for _, m in ipairs(merges) do
+      vocab[(m:gsub(" ", ""))] = next_id
+      next_id = next_id + 1
+    end
+    local regex = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+    local tok = {
+      version = "1.0",
+      added_tokens = {
+        { id = 380, content = "<|begin_of_text|>", special = true, single_word = false, lstrip = false, rstrip = false, normalized = false },
+        { id = 381, content = "<|end_of_text|>", special = true, single_word = false, lstrip = false, rstrip = false, normalized = false },
+        { id = 382, content = "<|eot_id|>", special = true, single_word = false, lstrip = false, rstrip = false, normalized = false },
+      },
+      normalizer = json.null,
+      pre_tokenizer = { type = "Sequence", pretokenizers = {
+        { type = "Split", pattern = { Regex = regex }, behavior = "Isolated", invert = false },
+        { type = "ByteLevel", add_prefix_space = false, trim_offsets = true, use_regex = false },
+      } },
+      post_processor = json.null,
+      decoder = { type = "ByteLevel", add_prefix_space = true, trim_offsets = true, use_regex = true },
+      model = { type = "BPE", dropout = json.null, unk_token = json.null, byte_fallback = false,
+                ignore_merges = false, vocab = vocab, merges = merges },
+    }
+    spit(dir .. "/tokenizer.json", json.encode(tok))
+    spit(dir .. "/tokenizer_config.json", json.encode({
+      bos_token = "<|begin_of_text|>", eos_token = "<|end_of_text|>", add_bos_token = true,
+      chat_template = template }))
+  end)
+
+  teardown(function() os.execute("rm -rf '" .. dir .. "'") end)
+
+  it("carries the vocabulary, merges, special ids and chat template into the GGUF", function()
+    local src = assert(core.load(dir))
+    assert.are.equal(template, src:chat_template())
+    local dst, m = convert(dir, { type = "i2_s" })
+    assert.are.equal(template, m:chat_template())
+    local g = gguf.read(dst)
+    assert.are.equal("gpt2", g.kv["tokenizer.ggml.model"].value)
+    assert.are.equal("llama-bpe", g.kv["tokenizer.ggml.pre"].value)
+    assert.are.equal(384, g.kv["tokenizer.ggml.tokens"].value.count)
+    assert.are.equal("hello", g.kv["tokenizer.ggml.tokens"].value.strings[262])
+    assert.are.equal("[PAD300]", g.kv["tokenizer.ggml.tokens"].value.strings[301])
+    assert.are.equal(8, g.kv["tokenizer.ggml.merges"].value.count)
+    assert.are.equal("Ġt he", g.kv["tokenizer.ggml.merges"].value.strings[3])
+    assert.are.equal(380, g.kv["tokenizer.ggml.bos_token_id"].value)
+    assert.are.equal(381, g.kv["tokenizer.ggml.eos_token_id"].value)
+    assert.is_true(g.kv["tokenizer.ggml.add_bos_token"].value)
+    for _, text in ipairs({ "hello the world", "Hello, the hell: 123 or 4567!", "<|eot_id|> the" }) do
+      assert.are.same(src:tokenize(text), m:tokenize(text), text)
+    end
+    assert.are.same({ 380, 261, 258 }, m:tokenize("hello the"))
+    os.remove(dst)
+  end)
+end)
