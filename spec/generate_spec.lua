@@ -559,6 +559,30 @@ describe("generation", function()
         }))
     end)
 
+    it("ends the reply at the template's end-of-turn text when no token spells it", function()
+      assert.are.equal("<|im_end|>", generate.turn_end(model, bitnet.template.named("chatml")))
+      assert.are.equal("</s>", generate.turn_end(model, bitnet.template.named("falcon3")))
+      assert.is_nil(generate.turn_end(model, "{{ raise_exception('no') }}"))
+      -- the fixture's byte tokens are <0xNN> = id NN + 3: force "hi<|im_end|>xy"
+      local forced = {}
+      for c in ("hi<|im_end|>xy"):gmatch(".") do forced[#forced + 1] = c:byte() + 3 end
+      local policy = function(_, _, _, state) return forced[state.step] end
+      local reply, info = model:chat(messages, { max_tokens = #forced, policy = policy })
+      assert.are.equal("hi", reply)
+      assert.are.equal("stop", info.finish_reason)
+      -- with stop strings of one's own too
+      reply = model:chat(messages, { max_tokens = #forced, policy = policy, stop = "i" })
+      assert.are.equal("h", reply)
+      -- a marker that is an end-of-generation token needs no stop string:
+      -- falcon3 ends turns with </s>, which the fixture's vocabulary has
+      reply, info = model:chat(messages, { max_tokens = 3, policy = function() return 2 end, template = "falcon3" })
+      assert.are.equal("", reply)
+      assert.are.equal("stop", info.finish_reason)
+      -- generate itself adds nothing
+      assert.are.equal("hi<|im_end|>xy", (model:generate(model:apply_chat_template(messages),
+        { max_tokens = #forced, policy = policy })))
+    end)
+
     it("checks its arguments", function()
       assert_raises(function() model:apply_chat_template("hi") end,
         "model:apply_chat_template: argument 1 (messages) must be a list of { role =, content = } tables")

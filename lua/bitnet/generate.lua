@@ -504,15 +504,17 @@ local function compiled(model, source)
   return t
 end
 
-local function render_chat(model, messages, add_generation_prompt, which, fname)
-  check_messages(messages, fname)
-  local source
+-- The Jinja source for a chat: the named built-in or given source, else
+-- the model's own template, else the fallback for its vocabulary.
+local function chat_source(model, which, fname)
   if which ~= nil then
-    if type(which) ~= "string" then error(("%s: option 'template' must be a string"):format(fname), 3) end
-    source = template.builtin[which] or which
-  else
-    source = model:chat_template() or template.named(M.fallback_template(model))
+    if type(which) ~= "string" then error(("%s: option 'template' must be a string"):format(fname), 4) end
+    return template.builtin[which] or which
   end
+  return model:chat_template() or template.named(M.fallback_template(model))
+end
+
+local function render(model, source, messages, add_generation_prompt)
   local tok = model:tokenizer()
   local bos, eos = tok:bos(), tok:eos()
   return compiled(model, source):render({
@@ -521,6 +523,25 @@ local function render_chat(model, messages, add_generation_prompt, which, fname)
     bos_token = bos and tok:piece(bos) or "",
     eos_token = eos and tok:piece(eos) or "",
   })
+end
+
+local function render_chat(model, messages, add_generation_prompt, which, fname)
+  check_messages(messages, fname)
+  return render(model, chat_source(model, which, fname), messages, add_generation_prompt)
+end
+
+--- M.turn_end(model, source) -> text | nil: what the template writes after
+-- an assistant's message (its end-of-turn marker, e.g. "<|im_end|>"),
+-- found by rendering a sample conversation; nil when there is none or the
+-- template will not render it.
+function M.turn_end(model, source)
+  local mark = "\1reply\1"
+  local ok, text = pcall(render, model, source,
+    { { role = "user", content = "hi" }, { role = "assistant", content = mark } }, false)
+  local at = ok and text:find(mark, 1, true)
+  if not at then return nil end
+  local after = text:sub(at + #mark):match("^%s*(.-)%s*$")
+  return after ~= "" and after or nil
 end
 
 --- model:apply_chat_template(messages [, opts]) -> text
@@ -538,12 +559,30 @@ function Model.apply_chat_template(model, messages, opts)
   return render_chat(model, messages, agp, opts.template, fname)
 end
 
+-- A turn marker that is one token ends generation as that token (EOG);
+-- one the vocabulary spells in pieces must be caught as text.
+local function chat_stops(model, source, stop)
+  local marker = M.turn_end(model, source)
+  if not marker or model:tokenizer():id(marker) then return stop end
+  local stops = { marker }
+  if type(stop) == "string" then stops[2] = stop end
+  if type(stop) == "table" then
+    for i, s in ipairs(stop) do stops[i + 1] = s end
+  end
+  return stops
+end
+
 local function chat_start(model, messages, opts, fname)
   opts = check_keys(opts, allowed_chat, fname)
-  local prompt = render_chat(model, messages, true, opts.template, fname)
+  check_messages(messages, fname)
+  local source = chat_source(model, opts.template, fname)
+  local prompt = render(model, source, messages, true)
   local gopts = {}
   for k, v in pairs(opts) do
     if k ~= "template" then gopts[k] = v end
+  end
+  if opts.stop == nil or type(opts.stop) == "string" or type(opts.stop) == "table" then
+    gopts.stop = chat_stops(model, source, opts.stop)
   end
   return start(model, prompt, gopts, fname)
 end
@@ -551,7 +590,9 @@ end
 --- model:chat(messages, opts) -> reply, info
 -- Renders messages with apply_chat_template (option `template` as there)
 -- and generates the assistant's reply with generate's options; with
--- stream = true returns chat_stream's iterator instead.
+-- stream = true returns chat_stream's iterator instead. The reply ends at an
+-- end-of-generation token, or at the template's end-of-turn text
+-- (M.turn_end) when the vocabulary has no single token for it.
 function Model.chat(model, messages, opts)
   return deliver(chat_start(model, messages, opts, "model:chat"), opts and opts.stream)
 end
