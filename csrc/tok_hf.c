@@ -21,7 +21,9 @@
     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 #define GPT2_REGEX "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
 
-#define MAX_JSON_BYTES ((size_t)1 << 30)
+/* The largest tokenizer.json files in use are tens of MB (LLaMA-3's is
+ * 9 MB); cJSON needs several times the file in memory. */
+#define MAX_JSON_BYTES ((size_t)256 << 20)
 
 /* The whole file, NUL-terminated; NULL with a message. */
 static char *read_file(const char *path, size_t *size, bn_err *err) {
@@ -40,7 +42,7 @@ static char *read_file(const char *path, size_t *size, bn_err *err) {
 bad:
     free(buf);
     fclose(f);
-    bn_errf(err, "%s: cannot read (or larger than 1 GiB)", path);
+    bn_errf(err, "%s: cannot read (or larger than 256 MiB)", path);
     return NULL;
 }
 
@@ -256,6 +258,11 @@ static bn_tokenizer *build(const cJSON *j, const cJSON *cfg, const char *path, b
         if (id > max_id) max_id = id;
         total += strlen(content);
     }
+    /* ids may leave holes, but not so many that a tiny file could make us
+     * allocate for millions of tokens */
+    int n_entries = cJSON_GetArraySize(vocab) + cJSON_GetArraySize(added);
+    if (max_id >= 2 * n_entries + 1024)
+        return bn_errf(err, "%s: token id %ld is far beyond the %d tokens defined", path, (long)max_id, n_entries), NULL;
     bn_tokenizer *t = bn_tok_new(kind, max_id + 1, total, err);
     if (!t) return NULL;
     t->pre = rules.pre;

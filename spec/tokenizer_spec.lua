@@ -477,6 +477,8 @@ describe("loading bad tokenizers", function()
     local bytelevel = '"pre_tokenizer": {"type": "ByteLevel"}'
     check("badid.json", '{' .. bytelevel .. ', "model": {"type": "BPE", "vocab": {"a": -1}, "merges": []}}', "bad id")
     check("hugeid.json", '{' .. bytelevel .. ', "model": {"type": "BPE", "vocab": {"a": 1e12}, "merges": []}}', "bad id")
+    check("sparse.json", '{' .. bytelevel .. ', "model": {"type": "BPE", "vocab": {"a": 16000000}, "merges": []}}',
+      "far beyond the 1 tokens defined")
     check("badmerge.json", '{' .. bytelevel .. ', "model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b"]}}',
       "not in the vocabulary")
     check("nobytes.json", '{' .. bytelevel .. ', "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}',
