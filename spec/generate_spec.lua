@@ -550,6 +550,32 @@ describe("generation", function()
       assert.are.equal("chatml", generate.fallback_template(fake("bitnet", {})))
     end)
 
+    it("uses real vocabularies: LLaMA-3 on a BitNet architecture gets the 2B-4T format", function()
+      local dir = fx.shared .. "/tokenizer-tests/"
+      -- a stand-in model: a real tokenizer, an architecture, no template of its own
+      local function with_vocab(file, arch)
+        local tok = assert(bitnet.core.tokenizer(dir .. file))
+        return setmetatable({
+          tokenizer = function() return tok end,
+          info = function() return { arch = arch } end,
+          chat_template = function() return nil end,
+        }, { __index = bitnet.core.Model })
+      end
+      local b158 = with_vocab("ggml-vocab-llama3-bpe.gguf", "bitnet-b1.58")
+      assert.are.equal("bitnet", generate.fallback_template(b158))
+      local text = b158:apply_chat_template({ { role = "user", content = "hello" } })
+      assert.are.equal("<|begin_of_text|>User: hello<|eot_id|>Assistant: ", text)
+      local ids = b158:tokenizer():encode(text, { special = true, bos = false })
+      assert.are.same({ 128000, 1502, 25, 24748, 128009, 72803, 25, 220 }, ids)
+      -- <|eot_id|> is a token (end of generation): no stop string is needed
+      assert.is_true(b158:tokenizer():is_eog(128009))
+      local llama = with_vocab("ggml-vocab-llama3-bpe.gguf", "llama")
+      assert.are.equal("llama3", generate.fallback_template(llama))
+      assert.are.equal("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nhello<|eot_id|>"
+        .. "<|start_header_id|>assistant<|end_header_id|>\n\n", llama:apply_chat_template({ { role = "user", content = "hello" } }))
+      assert.are.equal("chatml", generate.fallback_template(with_vocab("ggml-vocab-llama-spm.gguf", "bitnet")))
+    end)
+
     it("renders a named or custom template with the tokenizer's bos and eos", function()
       assert.are.equal("<s>System: Be brief.<|eot_id|>User: w5 w6<|eot_id|>Assistant: ",
         model:apply_chat_template(messages, { template = "bitnet" }))
