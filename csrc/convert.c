@@ -107,8 +107,8 @@ static int add_ternary(conv *c, const char *name, const bn_ternary *t, int permu
     j->type = c->o->linear_type;
     if (t->cols % block_of(j->type)) {
         if (c->o->fallback_type == BN_CONVERT_NONE)
-            return bn_errf(c->err, "tensor '%s' has rows of %lld weights; %s needs a multiple of %u (use type \"i2_s\" "
-                           "or \"f16\", or a fallback)", name, (long long)t->cols, bn_ggml_type_name(j->type),
+            return bn_errf(c->err, "tensor '%s' has rows of %lld weights; %s needs a multiple of %u (fallback = \"f16\" "
+                           "writes such tensors as F16)", name, (long long)t->cols, bn_ggml_type_name(j->type),
                            block_of(j->type));
         j->type = c->o->fallback_type;
     }

@@ -133,7 +133,7 @@ describe("convert a Hugging Face fixture", function()
           local ok, err = core.convert(dir, dst, { type = t })
           assert.is_nil(ok)
           assert.are.equal("tensor 'blk.0.attn_q.weight' has rows of 128 weights; " .. t:upper() ..
-            " needs a multiple of 256 (use type \"i2_s\" or \"f16\", or a fallback)", err)
+            " needs a multiple of 256 (fallback = \"f16\" writes such tensors as F16)", err)
           assert.is_false(exists(dst))
           assert.is_false(exists(dst .. ".part"))
         end
@@ -526,5 +526,88 @@ describe("convert a Hugging Face directory with a tokenizer", function()
     end
     assert.are.same({ 380, 261, 258 }, m:tokenize("hello the"))
     os.remove(dst)
+  end)
+end)
+
+describe("convert a model whose rows no ternary block type holds", function()
+  local json = require("dkjson")
+  local dir = tmp .. "-small"
+
+  -- little-endian f32 of x (exact for the k/64 values used here)
+  local function f32bytes(x)
+    if x == 0 then return "\0\0\0\0" end
+    local sign = x < 0 and 128 or 0
+    x = math.abs(x)
+    local e = 0
+    while x >= 2 do x, e = x / 2, e + 1 end
+    while x < 1 do x, e = x * 2, e - 1 end
+    local mant = math.floor((x - 1) * 2 ^ 23 + 0.5)
+    local be = e + 127
+    return string.char(mant % 256, math.floor(mant / 256) % 256, (be % 2) * 128 + math.floor(mant / 65536),
+      sign + math.floor(be / 2))
+  end
+
+  setup(function()
+    assert(os.execute("mkdir -p '" .. dir .. "'"))
+    local cfg = { architectures = { "BitnetForCausalLM" }, hidden_size = 64, intermediate_size = 96,
+                  num_hidden_layers = 1, num_attention_heads = 2, num_key_value_heads = 1, vocab_size = 32,
+                  max_position_embeddings = 64, rms_norm_eps = 1e-5, rope_theta = 10000.0, hidden_act = "silu",
+                  tie_word_embeddings = true }
+    local f = assert(io.open(dir .. "/config.json", "wb"))
+    f:write(json.encode(cfg))
+    f:close()
+    local seed = 12345
+    local function rnd() -- k/64 for k in -64..64, from a small LCG
+      seed = (seed * 1103515245 + 12345) % 2147483648
+      return (seed % 129 - 64) / 64
+    end
+    local shapes = {
+      ["model.embed_tokens.weight"] = { 32, 64 }, ["model.norm.weight"] = { 64 },
+      ["model.layers.0.input_layernorm.weight"] = { 64 }, ["model.layers.0.post_attention_layernorm.weight"] = { 64 },
+      ["model.layers.0.self_attn.inner_attn_ln.weight"] = { 64 }, ["model.layers.0.mlp.ffn_layernorm.weight"] = { 96 },
+      ["model.layers.0.self_attn.q_proj.weight"] = { 64, 64 }, ["model.layers.0.self_attn.k_proj.weight"] = { 32, 64 },
+      ["model.layers.0.self_attn.v_proj.weight"] = { 32, 64 }, ["model.layers.0.self_attn.o_proj.weight"] = { 64, 64 },
+      ["model.layers.0.mlp.gate_proj.weight"] = { 96, 64 }, ["model.layers.0.mlp.up_proj.weight"] = { 96, 64 },
+      ["model.layers.0.mlp.down_proj.weight"] = { 64, 96 },
+    }
+    local names = {}
+    for n in pairs(shapes) do names[#names + 1] = n end
+    table.sort(names)
+    local header, parts, off = {}, {}, 0
+    for _, n in ipairs(names) do
+      local count = 1
+      for _, d in ipairs(shapes[n]) do count = count * d end
+      local vals = {}
+      for i = 1, count do vals[i] = f32bytes(n:match("norm") and 1 + rnd() / 4 or rnd()) end
+      parts[#parts + 1] = table.concat(vals)
+      header[n] = { dtype = "F32", shape = shapes[n], data_offsets = { off, off + 4 * count } }
+      off = off + 4 * count
+    end
+    local h = json.encode(header)
+    local len = {}
+    local n = #h
+    for i = 1, 8 do len[i] = string.char(n % 256); n = math.floor(n / 256) end
+    f = assert(io.open(dir .. "/model.safetensors", "wb"))
+    f:write(table.concat(len), h, table.concat(parts))
+    f:close()
+  end)
+
+  teardown(function() os.execute("rm -rf '" .. dir .. "'") end)
+
+  it("refuses I2_S and TQ, writes F32 or an F32 fallback that computes the same", function()
+    local src = assert(core.load(dir))
+    for _, t in ipairs({ { "i2_s", "I2_S", 128 }, { "tq2_0", "TQ2_0", 256 } }) do
+      local ok, err = core.convert(dir, out_path(), { type = t[1] })
+      assert.is_nil(ok)
+      assert.are.equal(("tensor 'blk.0.attn_q.weight' has rows of 64 weights; %s needs a multiple of %d " ..
+        "(fallback = \"f16\" writes such tensors as F16)"):format(t[2], t[3]), err)
+    end
+    local ids = { 1, 5, 9, 30, 2 }
+    for _, o in ipairs({ { type = "f32" }, { type = "i2_s", fallback = "f32" } }) do
+      local dst, m = convert(dir, o)
+      assert.are.equal(13, m:info().tensor_types.F32) -- 7 ternary, 5 norms, the embeddings
+      same_logits(src, m, ids)
+      os.remove(dst)
+    end
   end)
 end)

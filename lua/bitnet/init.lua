@@ -52,6 +52,12 @@ function bitnet.load(path, opts)
   return core.load(path, opts)
 end
 
+--- bitnet.convert(src, dst [, opts]) -> true | nil, message
+-- Writes a GGUF file from any model bitnet.load reads (a path or a Model):
+-- opts.type "i2_s" (default) | "tq1_0" | "tq2_0" | "f16" | "f32",
+-- embeddings, fallback, scale_convention, progress (csrc/lconvert.c).
+bitnet.convert = core.convert
+
 require("bitnet.perplexity")
 bitnet.template = require("bitnet.template")
 
