@@ -517,6 +517,10 @@ describe("generation", function()
         "policy returned 512, which is not a token id (0..511)")
       assert_raises(function() model:generate(PROMPT, { policy = function() return { 600 }, { 0 } end }) end,
         "policy returned ids[1] = 600, which is not a token id (0..511)")
+      assert_raises(function() model:generate(PROMPT, { policy = function() return {}, {} end }) end,
+        "policy returned no candidates")
+      assert_raises(function() model:generate(PROMPT, { policy = function() return { 5, 6 }, { 0 } end }) end,
+        "policy returned 2 ids but 1 logits")
     end)
   end)
 

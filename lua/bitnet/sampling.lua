@@ -119,6 +119,10 @@ function M.policy_choose(smp, sess, fn, state, n_vocab, k)
   if type(new_ids) ~= "table" or type(new_logits) ~= "table" then
     error("policy must return ids and logits (two arrays), a token id, or nothing", 0)
   end
+  if #new_ids == 0 then error("policy returned no candidates", 0) end
+  if #new_logits ~= #new_ids then
+    error(("policy returned %d ids but %d logits"):format(#new_ids, #new_logits), 0)
+  end
   for i = 1, #new_ids do
     local id = new_ids[i]
     if type(id) ~= "number" or id < 0 or id >= n_vocab then
