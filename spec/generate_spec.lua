@@ -413,6 +413,8 @@ describe("generation", function()
         "model:generate: option 'sampler' must be a bitnet.Sampler")
       assert_raises(function() model:generate(PROMPT, { sampler = bitnet.sampler(), top_p = 0.5 }) end,
         "model:generate: option 'top_p' cannot be combined with 'sampler'")
+      assert_raises(function() model:generate(PROMPT, { sampler = bitnet.sampler(), policy = "greedy" }) end,
+        "model:generate: with 'sampler', option 'policy' can only be a function")
     end)
 
     it("each sampler option reaches the sampler", function()

@@ -167,6 +167,52 @@ describe("bitnet.sampler", function()
       assert.are_not.same(a, run(bitnet.sampler(opts), 100))
     end)
 
+    -- Lua 5.4 has the 64-bit integers to replay the documented generator
+    -- (xoshiro256** seeded by splitmix64; a draw is the top 53 bits) and the
+    -- documented draw (cumulative softmax weights in id order) independently.
+    local replay = not jit and _VERSION == "Lua 5.4" and load([[
+      local seed, logits, n = ...
+      local function rotl(x, k) return (x << k) | (x >> (64 - k)) end
+      local st, x = {}, seed
+      for i = 1, 4 do
+        x = x + 0x9e3779b97f4a7c15
+        local z = x
+        z = (z ~ (z >> 30)) * 0xbf58476d1ce4e5b9
+        z = (z ~ (z >> 27)) * 0x94d049bb133111eb
+        st[i] = z ~ (z >> 31)
+      end
+      local function uniform()
+        local result = rotl(st[2] * 5, 7) * 9
+        local t = st[2] << 17
+        st[3] = st[3] ~ st[1]; st[4] = st[4] ~ st[2]; st[2] = st[2] ~ st[3]; st[1] = st[1] ~ st[4]
+        st[3] = st[3] ~ t; st[4] = rotl(st[4], 45)
+        return (result >> 11) * (1.0 / 9007199254740992.0)
+      end
+      local mx = math.max(table.unpack(logits))
+      local out = {}
+      for d = 1, n do
+        local total = 0.0
+        for _, l in ipairs(logits) do total = total + math.exp(l - mx) end
+        local u, acc = uniform() * total, 0.0
+        for i, l in ipairs(logits) do
+          acc = acc + math.exp(l - mx)
+          if acc > u then out[d] = i - 1; break end
+        end
+      end
+      return out
+    ]])
+
+    it("are the documented generator and draw", function()
+      if not replay then return end -- LuaJIT: the same C code, checked against 5.4 by the runs above
+      local logits = { 0.5, 1.25, -2, 3, 0, 2.5 }
+      for _, seed in ipairs({ 0, 1, 42, 123456789, -1 }) do
+        local s = bitnet.sampler({ seed = seed, temperature = 1, top_k = 0, top_p = 1, min_p = 0 })
+        local got = {}
+        for d = 1, 200 do got[d] = s:sample(logits) end
+        assert.are.same(replay(seed, logits, 200), got)
+      end
+    end)
+
     it("follow the softmax at temperature 1 and 2", function()
       local n = 20000
       for _, t in ipairs({ 1, 2, 0.5 }) do
