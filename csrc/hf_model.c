@@ -7,7 +7,6 @@
  * unpacked with the family's weight_scale convention. Embeddings and the
  * output head are used from the mapping. */
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +15,7 @@
 
 #include "floatfmt.h"
 #include "gguf.h"
+#include "jsonfile.h"
 #include "model.h"
 #include "safetensors.h"
 #include "tokenizer.h"
@@ -36,50 +36,12 @@ typedef struct {
     const char *forced;             /* the scale_convention load option, or NULL */
 } ctx;
 
-/* Reads a whole (small) file; NULL with errno set when it cannot. */
-static char *read_file(const char *path, size_t *len, const char **why) {
-    FILE *f = fopen(path, "rb");
-    *why = NULL;
-    if (!f) return NULL;
-    char *buf = NULL;
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0) n = ftell(f);
-    if (n < 0 || fseek(f, 0, SEEK_SET) != 0) *why = "cannot be read";
-    else if (n > MAX_JSON_FILE) *why = "is too large";
-    else if (!(buf = malloc((size_t)n + 1))) *why = "does not fit in memory";
-    else if (fread(buf, 1, (size_t)n, f) != (size_t)n) *why = "cannot be read";
-    fclose(f);
-    if (*why) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = 0;
-    *len = (size_t)n;
-    return buf;
-}
-
-/* Parses dir/name as JSON. Returns NULL when the file is absent (*absent =
- * 1) or broken (message set). */
+/* Parses dir/name as a JSON object. Returns NULL when the file is absent
+ * (*absent = 1) or broken (message set). */
 static cJSON *read_json(ctx *c, const char *name, int *absent) {
     char path[1200];
     snprintf(path, sizeof path, "%s/%s", c->dir, name);
-    size_t len;
-    const char *why;
-    *absent = 0;
-    char *text = read_file(path, &len, &why);
-    if (!text) {
-        if (!why && errno == ENOENT) *absent = 1;
-        else bn_errf(c->err, "%s: %s", path, why ? why : strerror(errno));
-        return NULL;
-    }
-    cJSON *j = cJSON_ParseWithLength(text, len);
-    free(text);
-    if (!j || !cJSON_IsObject(j)) {
-        cJSON_Delete(j);
-        bn_errf(c->err, "%s: not a JSON object", path);
-        return NULL;
-    }
-    return j;
+    return bn_json_read_object(path, MAX_JSON_FILE, absent, c->err);
 }
 
 static int cfg_int(ctx *c, const char *key, int required, int def, int *out) {
@@ -225,9 +187,11 @@ static int open_weights(ctx *c, bn_model *m) {
             ok = bn_errf(c->err, "%s/model.safetensors.index.json: shard name '%.64s' is not a plain file name", c->dir, f);
             break;
         }
-        int seen = 0;
-        for (const cJSON *p = wm->child; p != e; p = p->next)
-            if (strcmp(p->valuestring, f) == 0) seen = 1;
+        int seen = 0; /* among the shards mapped so far (at most BN_MAX_MAPS) */
+        for (size_t k = 0; k < c->st.n_files && !seen; k++) {
+            const char *base = strrchr(c->st.files[k], '/');
+            seen = strcmp(base ? base + 1 : c->st.files[k], f) == 0;
+        }
         if (!seen) ok = add_file(c, m, f);
     }
     /* every tensor the index promises must be in the shard it names */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "gguf.h"
+#include "jsonfile.h"
 
 #define MAX_TOKENIZER_JSON ((long)256 << 20)
 
@@ -13,28 +14,7 @@
 enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER_DEFINED = 4, TT_UNUSED = 5, TT_BYTE = 6 };
 
 static cJSON *parse_file(const char *path, int *absent, bn_err *err) {
-    FILE *f = fopen(path, "rb");
-    *absent = !f;
-    if (!f) return NULL;
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0) n = ftell(f);
-    char *text = NULL;
-    if (n >= 0 && n <= MAX_TOKENIZER_JSON && fseek(f, 0, SEEK_SET) == 0 && (text = malloc((size_t)n + 1)) &&
-        fread(text, 1, (size_t)n, f) == (size_t)n) {
-        fclose(f);
-        cJSON *j = cJSON_ParseWithLength(text, (size_t)n);
-        free(text);
-        if (!cJSON_IsObject(j)) {
-            cJSON_Delete(j);
-            bn_errf(err, "%s: not a JSON object", path);
-            return NULL;
-        }
-        return j;
-    }
-    fclose(f);
-    free(text);
-    bn_errf(err, "%s: cannot be read (or larger than %ld bytes)", path, MAX_TOKENIZER_JSON);
-    return NULL;
+    return bn_json_read_object(path, MAX_TOKENIZER_JSON, absent, err);
 }
 
 /* A special token in tokenizer_config.json: "text" or {"content": "text"}. */

@@ -22,15 +22,56 @@ const char *bn_st_dtype_name(bn_st_dtype t) { return (size_t)t < N_DTYPES ? dtyp
 size_t bn_st_dtype_size(bn_st_dtype t) { return (size_t)t < N_DTYPES ? dtypes[t].size : 0; }
 
 const bn_st_tensor *bn_st_find(const bn_st_set *set, const char *name) {
-    for (size_t i = 0; i < set->n; i++)
-        if (strcmp(set->tensors[i].name, name) == 0) return &set->tensors[i];
+    size_t lo = 0, hi = set->by_name ? set->n : 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(set->tensors[set->by_name[mid]].name, name);
+        if (c == 0) return &set->tensors[set->by_name[mid]];
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
     return NULL;
+}
+
+/* Merge sort of tensor indices by name (stable, O(n log n) on any input). */
+static void sort_indices(size_t *idx, size_t *tmp, size_t n, const bn_st_tensor *t) {
+    if (n < 2) return;
+    size_t h = n / 2;
+    sort_indices(idx, tmp, h, t);
+    sort_indices(idx + h, tmp, n - h, t);
+    size_t i = 0, j = h, k = 0;
+    while (i < h && j < n) tmp[k++] = strcmp(t[idx[i]].name, t[idx[j]].name) <= 0 ? idx[i++] : idx[j++];
+    while (i < h) tmp[k++] = idx[i++];
+    while (j < n) tmp[k++] = idx[j++];
+    memcpy(idx, tmp, n * sizeof *idx);
+}
+
+/* Rebuilds the sorted index over every tensor and reports a name that
+ * occurs twice (within one file or across shards). */
+static int index_names(bn_st_set *set, const char *file, bn_err *err) {
+    size_t *idx = realloc(set->by_name, (set->n ? set->n : 1) * sizeof *idx);
+    size_t *tmp = malloc((set->n ? set->n : 1) * sizeof *tmp);
+    if (idx) set->by_name = idx;
+    if (!idx || !tmp) {
+        free(tmp);
+        free(set->by_name);
+        set->by_name = NULL;
+        return bn_errf(err, "%s: out of memory", file);
+    }
+    for (size_t i = 0; i < set->n; i++) idx[i] = i;
+    sort_indices(idx, tmp, set->n, set->tensors);
+    free(tmp);
+    for (size_t i = 1; i < set->n; i++)
+        if (strcmp(set->tensors[idx[i - 1]].name, set->tensors[idx[i]].name) == 0)
+            return bn_errf(err, "%s: tensor '%s' appears twice", file, set->tensors[idx[i]].name);
+    return 1;
 }
 
 void bn_st_free(bn_st_set *set) {
     for (size_t i = 0; i < set->n; i++) free(set->tensors[i].name);
     for (size_t i = 0; i < set->n_files; i++) free(set->files[i]);
     free(set->tensors);
+    free(set->by_name);
     free(set->files);
     memset(set, 0, sizeof *set);
 }
@@ -161,10 +202,6 @@ int bn_st_parse(bn_st_set *set, const uint8_t *data, size_t size, const char *na
     for (const cJSON *e = root->child; e && ok; e = e->next) {
         if (!e->string) continue;
         if (strcmp(e->string, "__metadata__") == 0) continue;
-        if (bn_st_find(set, e->string)) {
-            ok = bn_errf(err, "%s: tensor '%s' appears twice", name, e->string);
-            break;
-        }
         bn_st_tensor *t = &set->tensors[set->n];
         memset(t, 0, sizeof *t);
         t->name = dup_str(e->string);
@@ -176,5 +213,10 @@ int bn_st_parse(bn_st_set *set, const uint8_t *data, size_t size, const char *na
         ok = read_entry(t, e, base, avail, file, err);
     }
     cJSON_Delete(root);
-    return ok && check_overlap(set, first, file, err);
+    ok = ok && index_names(set, file, err) && check_overlap(set, first, file, err);
+    if (!ok) { /* the index may not cover every entry: lookups find nothing */
+        free(set->by_name);
+        set->by_name = NULL;
+    }
+    return ok;
 }

@@ -33,6 +33,7 @@ typedef struct {
 typedef struct {
     bn_st_tensor *tensors;
     size_t n, cap;
+    size_t *by_name;          /* indices of tensors sorted by name, for lookups */
     char **files;             /* owned copies of the parsed file names */
     size_t n_files;
 } bn_st_set;
@@ -40,11 +41,12 @@ typedef struct {
 /* Parses the header of one safetensors file of `size` bytes at `data` and
  * appends its tensors to the set (which must start zeroed). `name` is used
  * in messages. A tensor name already in the set is an error. On failure the
- * set keeps the tensors of earlier files and must still be freed. */
+ * set must still be freed, and bn_st_find finds nothing in it. */
 int bn_st_parse(bn_st_set *set, const uint8_t *data, size_t size, const char *name, bn_err *err);
 void bn_st_free(bn_st_set *set);
 
-/* The tensor called `name`, or NULL. */
+/* The tensor called `name`, or NULL (a binary search: headers may hold
+ * millions of entries). */
 const bn_st_tensor *bn_st_find(const bn_st_set *set, const char *name);
 
 /* "F32", "BF16", ... */

@@ -192,6 +192,18 @@ describe("a broken Hugging Face directory", function()
       fails(dir, "DIR/model.safetensors: safetensors header claims 18446744073709551615 bytes (more than the 104857600 allowed)")
     end)
 
+    it("with a huge number of entries: read without quadratic work", function()
+      -- 50000 extra (empty) tensors: pairwise name checks would take ~10^9
+      -- comparisons; names are sorted once instead
+      local dir = make_dir(nil, function(h)
+        local e = h["model.norm.weight"].data_offsets[2]
+        for i = 1, 50000 do h["extra." .. i] = { dtype = "U8", shape = { 0 }, data_offsets = { e, e } } end
+      end)
+      local t0 = os.clock()
+      assert(core.load(dir))
+      assert.is_true(os.clock() - t0 < 20, "took " .. (os.clock() - t0) .. " s")
+    end)
+
     it("with a header that is not JSON", function()
       local dir = make_dir()
       spit(dir .. "/model.safetensors", u64(4) .. "[1,2" .. string.rep("\0", 16))
