@@ -48,6 +48,9 @@ def get_args(argv=None):
     ap.add_argument("--wd", type=float, default=0.05)
     ap.add_argument("--bos-frac", type=float, default=0.25,
                     help="fraction of windows that start with BOS at a verse start")
+    ap.add_argument("--new-time-budget", type=float, default=0.0,
+                    help="with --resume: replace the saved time budget (e.g. the machine "
+                         "was busier than planned); the cosine continues from the new progress")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ckpt-every", type=float, default=240.0, help="seconds")
@@ -171,6 +174,9 @@ def main(argv=None):
                   "time_budget",
                   "batch", "warmup", "wd", "min_lr_frac", "rope_theta", "bos_frac"):
             setattr(args, k, saved[k])   # the schedule must not change on resume
+        if args.new_time_budget > 0:
+            print("time budget %.0f -> %.0f s" % (args.time_budget, args.new_time_budget))
+            args.time_budget = args.new_time_budget
         cfg = Config(**ck["config"])
     else:
         cfg = Config(vocab_size=len(tok.tokens), hidden_size=args.hidden,
