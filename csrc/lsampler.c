@@ -264,6 +264,30 @@ static int l_seed(lua_State *L) {
     return 1;
 }
 
+/* smp:options() -> a table of the sampler's settings (the keys
+ * bitnet.sampler takes, without logit_bias). */
+static int l_options(lua_State *L) {
+    const bn_sampler_params *p = bn_sampler_params_of(check_sampler(L, 1));
+    const struct { const char *key; double value; } numbers[] = {
+        {"temperature", p->temperature},       {"top_p", p->top_p},
+        {"min_p", p->min_p},                   {"typical_p", p->typical_p},
+        {"repeat_penalty", p->repeat_penalty}, {"presence_penalty", p->presence_penalty},
+        {"frequency_penalty", p->frequency_penalty},
+    };
+    lua_createtable(L, 0, 10);
+    for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
+        lua_pushnumber(L, (lua_Number)(float)numbers[i].value);
+        lua_setfield(L, -2, numbers[i].key);
+    }
+    lua_pushinteger(L, p->top_k);
+    lua_setfield(L, -2, "top_k");
+    lua_pushinteger(L, p->repeat_last_n);
+    lua_setfield(L, -2, "repeat_last_n");
+    lua_pushinteger(L, (lua_Integer)p->seed);
+    lua_setfield(L, -2, "seed");
+    return 1;
+}
+
 /* smp:greedy() -> true when the sampler always takes the best token. */
 static int l_greedy(lua_State *L) {
     const bn_sampler_params *p = bn_sampler_params_of(check_sampler(L, 1));
@@ -298,7 +322,7 @@ static int l_gc(lua_State *L) {
 
 static const luaL_Reg sampler_methods[] = {{"sample", l_sample}, {"candidates", l_candidates}, {"choose", l_choose},
                                            {"accept", l_accept}, {"reset", l_reset},           {"seed", l_seed},
-                                           {"greedy", l_greedy}, {NULL, NULL}};
+                                           {"greedy", l_greedy}, {"options", l_options},       {NULL, NULL}};
 
 void bn_open_sampler(lua_State *L) {
     luaL_newmetatable(L, BN_SAMPLER_MT);

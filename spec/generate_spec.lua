@@ -482,11 +482,17 @@ describe("generation", function()
             assert.is_true(probs[i] <= probs[i - 1])
           end
           assert.are.equal(calls, state.step)
+          assert.is_table(state.tokens)
           assert.are.equal(calls - 1, #state.tokens)
           assert.is_string(state.text)
         end,
       })
       assert.are.equal(4, calls)
+      -- with a sampler of one's own, its top_k sets how many candidates
+      local seen
+      model:generate(PROMPT, { max_tokens = 1, sampler = bitnet.sampler({ top_k = 7 }),
+        policy = function(ids) seen = #ids end })
+      assert.are.equal(7, seen)
     end)
 
     it("can force a token, narrow the candidates, or keep them", function()

@@ -68,6 +68,14 @@ describe("bitnet.sampler", function()
       assert.are.equal("bitnet.Sampler<temperature=0.8, top_k=40, top_p=0.95, min_p=0.05, typical_p=1, "
         .. "repeat_penalty=1, repeat_last_n=64, presence_penalty=0, frequency_penalty=0, seed=3>", tostring(s))
       assert.are.equal(3, s:seed())
+      assert.are.same({ temperature = 0.8, top_k = 40, top_p = 0.95, min_p = 0.05, typical_p = 1, repeat_penalty = 1,
+        repeat_last_n = 64, presence_penalty = 0, frequency_penalty = 0, seed = 3 }, (function()
+          local o = s:options()
+          for k, v in pairs(o) do
+            if math.type == nil or math.type(v) == "float" then o[k] = tonumber(("%.6g"):format(v)) end
+          end
+          return o
+        end)())
       assert.is_false(s:greedy())
       assert.is_true(bitnet.sampler({ temperature = 0 }):greedy())
       assert.is_true(bitnet.sampler({ top_k = 1 }):greedy())

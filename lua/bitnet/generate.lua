@@ -231,6 +231,8 @@ local function start(model, prompt, opts, fname)
       error(("%s: with 'sampler', option 'policy' can only be a function"):format(fname), 3)
     end
     policy_fn = opts.policy
+    local k = smp:options().top_k
+    if k > 0 then policy_k = k end
   else
     local sopts
     sopts, policy_fn = sampling.resolve(opts.policy, opts, fname)
