@@ -567,6 +567,14 @@ describe("the model's tokenizer", function()
       if first then assert.are.same(first, ids) end -- the GGUF and the tokenizer.json agree
       first = ids
       assert.is_true(tok:is_eog(tok:eos()))
+      assert.is_true(tok:is_eog(tok:eot()))
+      assert.is_true(tok:add_bos())
+    end
+    local model = bitnet.load(paths[#paths])
+    if model then -- the model's own tokenizer is the same, BOS first by default
+      local ids = model:tokenize("In the beginning God created the heaven and the earth.")
+      assert.are.equal(model:tokenizer():bos(), ids[1])
+      assert.are.equal("In the beginning God created the heaven and the earth.", model:detokenize(ids))
     end
   end)
 end)
