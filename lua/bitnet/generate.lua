@@ -204,6 +204,30 @@ end
 local Generation = {}
 Generation.__index = Generation
 
+-- The sampler for opts (the one given, or one made from the policy and
+-- sampler options), the policy function if any, and how many candidates
+-- it sees. Errors are raised at the caller of generate & co.
+local function make_sampler(opts, fname)
+  local policy_k = sampling.DEFAULT_POLICY_K
+  local smp = opts.sampler
+  if smp ~= nil then
+    if not is_a(smp, "bitnet.Sampler") then error(("%s: option 'sampler' must be a bitnet.Sampler"):format(fname), 4) end
+    for _, k in ipairs(sampling.SAMPLER_KEYS) do
+      if opts[k] ~= nil then error(("%s: option '%s' cannot be combined with 'sampler'"):format(fname, k), 4) end
+    end
+    if opts.policy ~= nil and type(opts.policy) ~= "function" then
+      error(("%s: with 'sampler', option 'policy' can only be a function"):format(fname), 4)
+    end
+    local k = smp:options().top_k
+    return smp, opts.policy, k > 0 and k or policy_k
+  end
+  local sopts, policy_fn = sampling.resolve(opts.policy, opts, fname)
+  local ok, made = pcall(core.sampler, sopts)
+  if not ok then error((tostring(made):gsub("^.-bitnet%.sampler: ", fname .. ": ")), 4) end
+  if sopts.top_k and sopts.top_k > 0 then policy_k = sopts.top_k end
+  return made, policy_fn, policy_k
+end
+
 local function start(model, prompt, opts, fname)
   opts = check_keys(opts, allowed_generate, fname)
   local max_tokens = check_integer(opts.max_tokens, "max_tokens", 0, fname) or M.DEFAULT_MAX_TOKENS
@@ -220,27 +244,7 @@ local function start(model, prompt, opts, fname)
     if not is_a(sess, "bitnet.Session") then error(("%s: option 'session' must be a bitnet.Session"):format(fname), 3) end
     if n_ctx then error(("%s: options 'n_ctx' and 'session' cannot be combined (the session has its size)"):format(fname), 3) end
   end
-  local smp, policy_fn = opts.sampler, nil
-  local policy_k = sampling.DEFAULT_POLICY_K -- candidates a policy function sees
-  if smp ~= nil then
-    if not is_a(smp, "bitnet.Sampler") then error(("%s: option 'sampler' must be a bitnet.Sampler"):format(fname), 3) end
-    for _, k in ipairs(sampling.SAMPLER_KEYS) do
-      if opts[k] ~= nil then error(("%s: option '%s' cannot be combined with 'sampler'"):format(fname, k), 3) end
-    end
-    if opts.policy ~= nil and type(opts.policy) ~= "function" then
-      error(("%s: with 'sampler', option 'policy' can only be a function"):format(fname), 3)
-    end
-    policy_fn = opts.policy
-    local k = smp:options().top_k
-    if k > 0 then policy_k = k end
-  else
-    local sopts
-    sopts, policy_fn = sampling.resolve(opts.policy, opts, fname)
-    local ok, made = pcall(core.sampler, sopts)
-    if not ok then error((tostring(made):gsub("^.-bitnet%.sampler: ", fname .. ": ")), 3) end
-    smp = made
-    if sopts.top_k and sopts.top_k > 0 then policy_k = sopts.top_k end
-  end
+  local smp, policy_fn, policy_k = make_sampler(opts, fname)
 
   local tok = model:tokenizer()
   local ids = prompt_tokens(model, tok, prompt, fname)
