@@ -53,6 +53,9 @@ describe("Hugging Face fixture", function()
         assert.are.same(types, info.tensor_types)
         assert.are.equal(info.file_size, assert(io.open(dir .. "/model.safetensors", "rb")):seek("end"))
         assert.is_nil(model:chat_template()) -- the fixtures carry no tokenizer files
+        local ok, err = pcall(model.tokenize, model, "hi")
+        assert.is_false(ok)
+        assert.matches("the model has no tokenizer: .*: the directory has no tokenizer%.json", err)
       end)
 
       it("matches the reference logits token by token and batched", function()
