@@ -24,7 +24,10 @@
 --   * With `session`, the session keeps its KV-cache between calls: the
 --     longest common prefix of the tokens it holds (as recorded by earlier
 --     calls here) and the new prompt is kept, the rest rewound and the new
---     part fed. A session fed by other means (sess:feed) is rewound to 0.
+--     part fed. A session whose position no longer matches that record
+--     (fed, rewound or reset by hand) is rewound to 0 and refilled; one
+--     changed by hand back to the same position is not detected, so drive
+--     a session either through these methods or by hand, not both.
 --   * Text is always whole UTF-8: bytes a model emits that do not form
 --     UTF-8 (byte tokens can) become U+FFFD (generate.valid_utf8), and a
 --     sequence still unfinished when generation ends becomes one U+FFFD.
