@@ -82,13 +82,14 @@ static int spm_words(const bn_tokenizer *t, const uint8_t *s, size_t n, bn_ids *
     return bn_tok_spm_text(t, s + start, n - start, out);
 }
 
-/* SentencePiece over one segment: spaces become "▁", and a "▁" goes first
- * when the segment starts the text (at_start) or follows a special token. */
-static int encode_spm(const bn_tokenizer *t, const uint8_t *s, size_t n, int prefix, int at_start, bn_ids *out) {
+/* SentencePiece over one segment (the text, or a piece of it between special
+ * tokens): spaces become "▁", and a "▁" goes first, except after a special
+ * token when the prefix belongs to the start of the text only. */
+static int encode_spm(const bn_tokenizer *t, const uint8_t *s, size_t n, int at_start, bn_ids *out) {
     if (n == 0) return 1;
     size_t spaces = 0;
     for (size_t i = 0; i < n; i++) spaces += s[i] == ' ';
-    prefix = prefix && t->add_space_prefix && (at_start || !t->prefix_first_only);
+    int prefix = t->add_space_prefix && (at_start || !t->prefix_first_only);
     size_t len = n + spaces * 2 + (prefix ? 3 : 0);
     uint8_t *buf = malloc(len);
     if (!buf) return 0;
@@ -119,8 +120,8 @@ static int32_t special_at(const bn_tokenizer *t, const uint8_t *s, size_t n, int
     return -1;
 }
 
-static int encode_segment(const bn_tokenizer *t, const uint8_t *s, size_t n, int first, int at_start, bn_ids *out) {
-    if (t->kind == BN_TOKENIZER_SPM) return encode_spm(t, s, n, first, at_start, out);
+static int encode_segment(const bn_tokenizer *t, const uint8_t *s, size_t n, int at_start, bn_ids *out) {
+    if (t->kind == BN_TOKENIZER_SPM) return encode_spm(t, s, n, at_start, out);
     return encode_bpe(t, s, n, out);
 }
 
@@ -137,17 +138,15 @@ int bn_tokenizer_encode(const bn_tokenizer *t, const char *text, size_t len, con
         any_special = parse_special || t->type[t->specials[i]] == BN_TT_USER_DEFINED;
     const uint8_t *s = (const uint8_t *)text;
     size_t seg = 0; /* start of the current plain segment */
-    int first = 1;  /* the segment starts the text or follows a special token */
     for (size_t i = 0; any_special && i < len; i++) {
         if (!t->special_first_byte[s[i]]) continue;
         int32_t id = special_at(t, s + i, len - i, parse_special);
         if (id < 0) continue;
-        if (!encode_segment(t, s + seg, i - seg, first, seg == 0, out) || !bn_ids_push(out, id)) goto oom;
+        if (!encode_segment(t, s + seg, i - seg, seg == 0, out) || !bn_ids_push(out, id)) goto oom;
         i += t->text[id].len - 1;
         seg = i + 1;
-        first = 1;
     }
-    if (!encode_segment(t, s + seg, len - seg, first, seg == 0, out)) goto oom;
+    if (!encode_segment(t, s + seg, len - seg, seg == 0, out)) goto oom;
     if (t->add_eos && t->eos >= 0 && !bn_ids_push(out, t->eos)) goto oom;
     return 1;
 oom:
