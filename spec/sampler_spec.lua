@@ -387,6 +387,40 @@ describe("bitnet.sampler", function()
     end)
   end)
 
+  describe("bitnet.sampling", function()
+    local sampling = bitnet.sampling
+
+    it("makes samplers from presets and option tables, with overrides", function()
+      local s = sampling.sampler("creative", { seed = 7 })
+      local o = s:options()
+      assert.are.equal(7, o.seed)
+      assert.are.equal(100, o.top_k)
+      assert.is_true(math.abs(o.temperature - 1.1) < 1e-6)
+      assert.is_true(math.abs(o.repeat_penalty - 1.1) < 1e-6)
+      assert.is_true(sampling.sampler("greedy"):greedy())
+      assert.are.equal(3, sampling.sampler({ top_k = 3 }):options().top_k)
+      assert.are.equal(0.5, sampling.sampler("precise", { temperature = 0.5 }):options().temperature)
+      -- resolve leaves the preset tables untouched and ignores non-sampler keys
+      local opts, fn = sampling.resolve("balanced", { seed = 1, max_tokens = 5 })
+      assert.is_nil(fn)
+      assert.are.same({ temperature = 0.8, top_k = 40, top_p = 0.95, min_p = 0.05, seed = 1 }, opts)
+      assert.is_nil(sampling.presets.balanced.seed)
+      local f = function() end
+      opts, fn = sampling.resolve(f, { top_k = 9 })
+      assert.are.equal(f, fn)
+      assert.are.same({ top_k = 9 }, opts)
+    end)
+
+    it("names what is wrong", function()
+      assert.has_error(function() sampling.sampler("wild") end,
+        "bitnet.sampling.sampler: unknown policy 'wild' (presets: balanced, creative, greedy, precise)")
+      assert.has_error(function() sampling.sampler({ temp = 1 }) end,
+        "bitnet.sampling.sampler: unknown sampler option 'temp' in policy")
+      assert.has_error(function() sampling.sampler(function() end) end,
+        "bitnet.sampling.sampler: a policy function needs a Model; pass it as generate's 'policy' option")
+    end)
+  end)
+
   describe("on a session", function()
     local model
     setup(function()
