@@ -17,7 +17,7 @@ LIBJIT = build/luajit/bitnet/core.so
 LIBASAN = build/asan/bitnet/core.so
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all lua54 luajit asan test test-lua54 test-luajit test-asan test-kernels valgrind bench check-neon clean
+.PHONY: all lua54 luajit asan test test-lua54 test-luajit test-asan test-kernels test-writer valgrind bench check-neon clean
 
 all: lua54 luajit
 lua54: $(LIB54)
@@ -37,7 +37,7 @@ $(LIBASAN): $(SRC) $(HDR) Makefile
 	$(CC) $(WARN) -O1 -g $(SANITIZE) $(PIC) -I$(LUA54_INC) -Icsrc -shared -o $@ $(SRC) $(LIBS)
 
 # BUSTED_ARGS lets CI add an output handler; BITNET_BUILD picks the library.
-test: test-kernels test-lua54 test-luajit test-asan
+test: test-kernels test-writer test-lua54 test-luajit test-asan
 
 # Every kernel path this CPU runs against the C reference, bit for bit.
 KTEST = build/kernels_test
@@ -48,6 +48,16 @@ $(KTEST): $(KTEST_SRC) $(HDR) Makefile
 
 test-kernels: $(KTEST)
 	$(KTEST)
+
+# The GGUF writer against the project's GGUF reader, under ASan + UBSan.
+WTEST = build/gguf_writer_test
+WTEST_SRC = tests/gguf_writer_test.c csrc/gguf_writer.c csrc/gguf.c csrc/errbuf.c
+$(WTEST): $(WTEST_SRC) $(HDR) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) -O1 -g $(SANITIZE) -Icsrc -o $@ $(WTEST_SRC)
+
+test-writer: $(WTEST)
+	$(WTEST)
 
 test-lua54: $(LIB54)
 	BITNET_BUILD=build/lua5.4 lua5.4 $(BUSTED) $(BUSTED_ARGS)
