@@ -78,7 +78,7 @@ int32_t bn_tok_find(const bn_tokenizer *t, const char *s, size_t len) {
     }
 }
 
-int bn_tok_index_texts(bn_tokenizer *t, const char *what, bn_err *err) {
+int bn_tok_index_texts(bn_tokenizer *t, bn_err *err) {
     uint32_t cap = pow2_at_least((size_t)t->n_vocab * 2);
     t->text_index = malloc(cap * sizeof *t->text_index);
     if (!t->text_index) return bn_errf(err, "out of memory");
@@ -88,18 +88,13 @@ int bn_tok_index_texts(bn_tokenizer *t, const char *what, bn_err *err) {
         const char *s = t->text_pool + t->text[id].off;
         size_t len = t->text[id].len;
         if (len == 0) continue; /* holes in the id space: unused, never found */
-        int32_t other = bn_tok_find(t, s, len);
-        if (other >= 0) {
-            /* the reference keeps the first; later duplicates can only be
-             * reached by id */
-            if (t->type[id] == BN_TT_NORMAL) t->type[id] = BN_TT_UNUSED;
-            continue;
-        }
+        /* a text that appears twice is found as its first id; the later
+         * one still decodes, but encoding never produces it */
+        if (bn_tok_find(t, s, len) >= 0) continue;
         uint32_t i = (uint32_t)hash_bytes(s, len) & t->text_index_mask;
         while (t->text_index[i] >= 0) i = (i + 1) & t->text_index_mask;
         t->text_index[i] = id;
     }
-    (void)what;
     return 1;
 }
 

@@ -135,7 +135,7 @@ static bn_tokenizer *build(const bn_gguf *g, bn_err *err) {
             goto fail;
         }
     }
-    if (!bn_tok_index_texts(t, "tokenizer.ggml.tokens", err)) goto fail;
+    if (!bn_tok_index_texts(t, err)) goto fail;
     if (kind == BN_TOKENIZER_BPE && !read_merges(g, t, err)) goto fail;
     /* llama.cpp's defaults: BOS for SentencePiece and for LLaMA-3's BPE */
     t->add_bos = kind == BN_TOKENIZER_SPM || pre == BN_PRE_LLAMA3;

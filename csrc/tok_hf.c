@@ -294,7 +294,7 @@ static bn_tokenizer *build(const cJSON *j, const cJSON *cfg, const char *path, b
         if (t->type[id] == BN_TT_UNUSED && !bn_tok_set_text(t, id, content, len, err)) goto fail;
         t->type[id] = bool_field(e, "special", 0) ? BN_TT_CONTROL : BN_TT_USER_DEFINED;
     }
-    if (!bn_tok_index_texts(t, path, err)) goto fail;
+    if (!bn_tok_index_texts(t, err)) goto fail;
     if (kind == BN_TOKENIZER_SPM) {
         for (int b = 0; b < 256; b++) { /* byte-fallback pieces */
             char name[8];

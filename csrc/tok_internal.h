@@ -78,8 +78,8 @@ struct bn_tokenizer {
 bn_tokenizer *bn_tok_new(bn_tokenizer_kind kind, int32_t n_vocab, size_t text_bytes, bn_err *err);
 /* Sets the text of token id (copied). */
 int bn_tok_set_text(bn_tokenizer *t, int32_t id, const char *s, size_t len, bn_err *err);
-/* Indexes the texts; call once all are set. Fails on duplicates. */
-int bn_tok_index_texts(bn_tokenizer *t, const char *what, bn_err *err);
+/* Indexes the texts; call once all are set. Fails only when out of memory. */
+int bn_tok_index_texts(bn_tokenizer *t, bn_err *err);
 /* Id of the token spelled exactly s, or -1. */
 int32_t bn_tok_find(const bn_tokenizer *t, const char *s, size_t len);
 /* Reserves room for n merges (BPE). */
