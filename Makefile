@@ -59,6 +59,23 @@ $(WTEST): $(WTEST_SRC) $(HDR) Makefile
 test-writer: $(WTEST)
 	$(WTEST)
 
+# The speed benchmark (not part of CI): writes the synthetic 2B-4T-shaped
+# model into bench/cache once (about 1.2 GB, plus converted variants), then
+# measures; results in bench/RESULTS.md. BENCH_QUICK=1 for a smoke run.
+GEN_SRC = bench/gen_model.c csrc/gguf_writer.c csrc/gguf.c csrc/errbuf.c csrc/floatfmt.c
+build/gen_model: $(GEN_SRC) $(HDR) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) -Icsrc -o $@ $(GEN_SRC) -lm
+
+build/bench: bench/bench.c $(SRC) $(HDR) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) -I$(LUA54_INC) -Icsrc -o $@ bench/bench.c $(SRC) -llua5.4 $(LIBS)
+
+bench: build/gen_model build/bench
+	@mkdir -p bench/cache
+	@test -f bench/cache/synth-2b-i2_s-f16.gguf || build/gen_model bench/cache/synth-2b-i2_s-f16.gguf
+	build/bench
+
 test-lua54: $(LIB54)
 	BITNET_BUILD=build/lua5.4 lua5.4 $(BUSTED) $(BUSTED_ARGS)
 

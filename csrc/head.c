@@ -15,20 +15,43 @@ int bn_head_i8_build(bn_model *m, bn_err *err) {
     int8_t *w = h ? bn_model_own(m, calloc((size_t)d->rows, stride)) : NULL;
     float *scale = w ? bn_model_alloc(m, sizeof(float) * (size_t)d->rows) : NULL;
     float *row = scale ? malloc(sizeof(float) * (size_t)d->cols) : NULL;
-    if (!row) return bn_errf(err, "out of memory for an int8 output head of %lld rows", (long long)d->rows);
+    /* F16 (the usual embedding type) through a table: ten times faster than
+     * converting 300M values one by one */
+    float *f16 = row && d->type == GGML_F16 ? malloc(sizeof(float) * 65536) : NULL;
+    if (!row || (d->type == GGML_F16 && !f16)) {
+        free(row);
+        return bn_errf(err, "out of memory for an int8 output head of %lld rows", (long long)d->rows);
+    }
+    for (uint32_t i = 0; f16 && i < 65536; i++) f16[i] = bn_f16_to_f32((uint16_t)i);
     for (int64_t r = 0; r < d->rows; r++) {
-        bn_dense_row(d, r, row);
+        if (f16) {
+            const uint8_t *src = d->data + (size_t)r * d->row_bytes;
+            for (int64_t i = 0; i < d->cols; i++) {
+                uint16_t hv;
+                memcpy(&hv, src + 2 * i, 2);
+                row[i] = f16[hv];
+            }
+        } else {
+            bn_dense_row(d, r, row);
+        }
         float mx = 0.0f;
-        for (int64_t i = 0; i < d->cols; i++) mx = fmaxf(mx, fabsf(row[i]));
+        for (int64_t i = 0; i < d->cols; i++) {
+            float a = fabsf(row[i]);
+            mx = a > mx ? a : mx;
+        }
         float s = mx > 0.0f ? mx / 127.0f : 1.0f, inv = 1.0f / s;
         int8_t *dst = w + (size_t)r * stride;
         for (int64_t i = 0; i < d->cols; i++) {
-            float v = rintf(row[i] * inv);
-            dst[i] = (int8_t)(v > 127.0f ? 127 : v < -127.0f ? -127 : v);
+            /* |v| <= 127: adding 1.5 * 2^23 rounds to an integer, ties to
+             * even, as rintf does, without a library call per value */
+            float v = row[i] * inv;
+            v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+            dst[i] = (int8_t)((v + 12582912.0f) - 12582912.0f);
         }
         scale[r] = s;
     }
     free(row);
+    free(f16);
     h->w = w;
     h->scale = scale;
     h->rows = d->rows;

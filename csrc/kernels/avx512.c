@@ -58,8 +58,14 @@ static AVX512 void avx512_ternary_dot_rows(const uint8_t *w, size_t row_bytes, i
     for (; r + 4 <= nrows; r += 4) { /* four rows share the activation loads */
         const uint8_t *w0 = w + (size_t)r * row_bytes;
         __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        /* the four rows are 4*row_bytes = nblocks*128 contiguous bytes read
+         * in four short interleaved streams that defeat the hardware
+         * prefetcher: fetch the group two ahead, 128 bytes per block */
+        const char *pf = (const char *)w0 + 8 * row_bytes;
         for (int b = 0; b < nblocks; b++) {
             __m512i q01 = ld(q + b * 128), q23 = ld(q + b * 128 + 64), v;
+            _mm_prefetch(pf + b * 128, _MM_HINT_T0);
+            _mm_prefetch(pf + b * 128 + 64, _MM_HINT_T0);
             v = bcast(w0 + b * 32);
             a0 = _mm512_dpbusd_epi32(a0, _mm512_and_si512(v, m01), q01);
             b0 = _mm512_dpbusd_epi32(b0, _mm512_and_si512(v, m23), q23);
@@ -103,8 +109,11 @@ AVX512_INLINE void mm_tile(const uint8_t *w, size_t row_bytes, int R, int nblock
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_si512();
+    const char *pf = (const char *)w + 2 * R * row_bytes; /* see avx512_ternary_dot_rows */
     for (int b = 0; b < nblocks; b++) {
         __m512i p01[4], p23[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r += 2) _mm_prefetch(pf + (b * R + r) * 32, _MM_HINT_T0);
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             __m512i v = bcast(w + r * row_bytes + b * 32);
@@ -187,6 +196,10 @@ static AVX512 void avx512_dot_rows_f16(const uint16_t *w, size_t row_stride, int
         __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps(), s2 = s0, s3 = s0;
         int64_t i = 0;
         for (; i + 64 <= n; i += 64) {
+            /* 2 KB ahead: the stream crosses 4 KB pages, where the hardware
+             * prefetcher stops, every 32 iterations */
+            _mm_prefetch((const char *)(row + i) + 2048, _MM_HINT_T0);
+            _mm_prefetch((const char *)(row + i) + 2048 + 64, _MM_HINT_T0);
             s0 = _mm512_fmadd_ps(h16(row + i), _mm512_loadu_ps(x + i), s0);
             s1 = _mm512_fmadd_ps(h16(row + i + 16), _mm512_loadu_ps(x + i + 16), s1);
             s2 = _mm512_fmadd_ps(h16(row + i + 32), _mm512_loadu_ps(x + i + 32), s2);
@@ -209,6 +222,7 @@ static AVX512 void avx512_dot_rows_i8(const int8_t *w, size_t row_stride, int64_
         const int8_t *row = w + (size_t)r * row_stride;
         __m512i acc = _mm512_setzero_si512(), ws = _mm512_setzero_si512();
         for (int64_t i = 0; i < n64; i += 64) {
+            _mm_prefetch((const char *)(row + i) + 2048, _MM_HINT_T0); /* as in dot_rows_f16 */
             __m512i wv = ld(row + i);
             acc = _mm512_dpbusd_epi32(acc, _mm512_xor_si512(ld(q + i), bias), wv);
             ws = _mm512_dpbusd_epi32(ws, ones, wv);

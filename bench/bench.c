@@ -1,0 +1,422 @@
+/* bench.c: the speed benchmark behind `make bench` (not part of CI).
+ *
+ * On the synthetic 2B-4T-shaped models of bench/cache (gen_model.c writes
+ * the I2_S + F16 one; the other formats are converted from it here, once),
+ * for 1 and 2 threads: load time, prefill tok/s (64 and 512 tokens),
+ * decode tok/s after 64 and after 1024 tokens of context, peak RSS; the
+ * machine's read bandwidth and decode as a fraction of the bound it sets
+ * for each file; the same greedy decode loop driven from C and from Lua;
+ * tokenizer MB/s. Each (file, threads) runs in a child process so that
+ * peak RSS is its own. Results go to stdout and bench/RESULTS.md.
+ *
+ * Environment: BENCH_QUICK=1 (short prompts, fewer files: a smoke run),
+ * BENCH_THREADS="1,2", BENCH_NOTE (a line added to the report). */
+#define _GNU_SOURCE
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "convert.h"
+#include "gguf.h"
+#include "lbitnet.h"
+#include "session.h"
+#include "tokenizer.h"
+
+int luaopen_bitnet_core(lua_State *L);
+
+#define CACHE "bench/cache/"
+#define BASE CACHE "synth-2b-i2_s-f16.gguf"
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* ---- read bandwidth: threads summing disjoint slices of a buffer ---- */
+
+typedef struct {
+    const uint64_t *p;
+    size_t n;
+    uint64_t sum;
+} bw_slice;
+
+static void *bw_read(void *arg) {
+    bw_slice *s = arg;
+    uint64_t a = 0, b = 0, c = 0, d = 0;
+    for (size_t i = 0; i + 8 <= s->n; i += 8) { /* the compiler vectorizes this */
+        a += s->p[i] ^ s->p[i + 4];
+        b += s->p[i + 1] ^ s->p[i + 5];
+        c += s->p[i + 2] ^ s->p[i + 6];
+        d += s->p[i + 3] ^ s->p[i + 7];
+    }
+    s->sum = a + b + c + d;
+    return NULL;
+}
+
+/* Best of several passes over 1 GB, in GB/s. */
+static double bandwidth(int threads) {
+    size_t bytes = (size_t)1 << 30, n = bytes / 8;
+    uint64_t *buf = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (buf == MAP_FAILED) return 0.0;
+    for (size_t i = 0; i < n; i++) buf[i] = i * 0x9E3779B97F4A7C15ull;
+    double best = 0.0;
+    for (int pass = 0; pass < 5; pass++) {
+        pthread_t th[16];
+        bw_slice sl[16];
+        double t0 = now();
+        for (int t = 0; t < threads; t++) {
+            sl[t].p = buf + n / threads * t;
+            sl[t].n = n / threads;
+            if (t) pthread_create(&th[t], NULL, bw_read, &sl[t]);
+        }
+        bw_read(&sl[0]);
+        for (int t = 1; t < threads; t++) pthread_join(th[t], NULL);
+        double gbs = (double)bytes / (now() - t0) / 1e9;
+        if (gbs > best) best = gbs;
+    }
+    munmap(buf, bytes);
+    return best;
+}
+
+/* ---- the files ---- */
+
+typedef struct {
+    const char *file, *label, *head; /* head: load option output_head */
+    uint32_t linear, embd;           /* conversion from BASE */
+    int quick;                       /* part of a quick run */
+} bench_file;
+
+static const bench_file files[] = {
+    {CACHE "synth-2b-i2_s-f16.gguf", "I2_S + F16 embeddings", NULL, 0, 0, 1},
+    {CACHE "synth-2b-i2_s-f16.gguf", "I2_S + F16, int8 output head", "int8", 0, 0, 1},
+    {CACHE "synth-2b-i2_s-q6_k.gguf", "I2_S + Q6_K embeddings", NULL, GGML_I2_S, GGML_Q6_K, 0},
+    {CACHE "synth-2b-tq2_0-f16.gguf", "TQ2_0 + F16 embeddings", NULL, GGML_TQ2_0, GGML_F16, 0},
+    {CACHE "synth-2b-tq2_0-q6_k.gguf", "TQ2_0 + Q6_K embeddings", NULL, GGML_TQ2_0, GGML_Q6_K, 0},
+    {CACHE "synth-2b-tq1_0-q6_k.gguf", "TQ1_0 + Q6_K embeddings", NULL, GGML_TQ1_0, GGML_Q6_K, 0},
+};
+#define N_FILES (int)(sizeof files / sizeof files[0])
+
+static int exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static int make_file(const bench_file *f) {
+    if (exists(f->file)) return 1;
+    fprintf(stderr, "bench: converting %s from %s (once)\n", f->file, BASE);
+    bn_err err = {{0}};
+    bn_load_opts lo = {0};
+    bn_model *m = bn_model_load(BASE, &lo, &err);
+    if (!m) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return 0;
+    }
+    bn_convert_opts o = {f->linear, f->embd, BN_CONVERT_NONE, NULL, NULL};
+    int ok = bn_convert_model(m, f->file, &o, &err);
+    if (!ok) fprintf(stderr, "bench: %s\n", err.msg);
+    bn_model_release(m);
+    return ok;
+}
+
+/* ---- one (file, threads) run, in a child ---- */
+
+typedef struct {
+    int ok;
+    double load_s, pp64, pp512, tg64, tg1024, rss_mb, file_mb, bytes_per_token, kv_bytes_per_pos;
+    double c_ms, lua_ms; /* per decoded token, same loop from C and from Lua */
+} run_result;
+
+static int32_t argmax(const float *v, int n) {
+    int32_t best = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[best]) best = i;
+    return best;
+}
+
+static void prompt_ids(int32_t *ids, int n, int seed) {
+    uint32_t x = (uint32_t)seed * 2654435761u + 1;
+    for (int i = 0; i < n; i++) {
+        x = x * 1664525u + 1013904223u;
+        ids[i] = (int32_t)(x % 128000u);
+    }
+}
+
+/* Greedy decode of n tokens from the session's logits; seconds per token. */
+static double decode(bn_session *s, int n) {
+    int32_t id = argmax(s->logits, s->model->hp.n_vocab);
+    double t0 = now();
+    for (int i = 0; i < n; i++) {
+        bn_session_eval(s, &id, 1, NULL);
+        id = argmax(s->logits, s->model->hp.n_vocab);
+    }
+    return (now() - t0) / n;
+}
+
+static int l_now(lua_State *L) {
+    lua_pushnumber(L, now());
+    return 1;
+}
+
+/* The decode loop of `decode` written in Lua against the public API
+ * (greedy bitnet.Sampler, sess:feed): ms per token. */
+static const char *lua_loop =
+    "local bitnet, m, prompt, n, now = ...\n"
+    "local s = m:session({ n_ctx = #prompt + n + 8 })\n"
+    "s:feed(prompt)\n"
+    "local smp = bitnet.sampler({ temperature = 0 })\n"
+    "local id = smp:sample(s)\n"
+    "local t0 = now()\n"
+    "for i = 1, n do s:feed({ id }); id = smp:sample(s) end\n"
+    "local dt = now() - t0\n"
+    "s:close()\n"
+    "return dt / n * 1000\n";
+
+static double lua_decode_ms(bn_model *m, const int32_t *prompt, int np, int n) {
+    lua_State *L = luaL_newstate();
+    if (!L) return -1.0;
+    luaL_openlibs(L);
+    if (luaL_dostring(L, "package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path") != LUA_OK) lua_pop(L, 1);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    lua_pushcfunction(L, luaopen_bitnet_core); /* the core linked into this program */
+    lua_setfield(L, -2, "bitnet.core");
+    lua_pop(L, 1);
+    double ms = -1.0;
+    if (luaL_loadstring(L, lua_loop) == LUA_OK) {
+        lua_getglobal(L, "require");
+        lua_pushstring(L, "bitnet");
+        if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
+            bn_model_retain(m);
+            bn_push_model(L, m);
+            lua_createtable(L, np, 0);
+            for (int i = 0; i < np; i++) {
+                lua_pushinteger(L, prompt[i]);
+                lua_rawseti(L, -2, i + 1);
+            }
+            lua_pushinteger(L, n);
+            lua_pushcfunction(L, l_now);
+            if (lua_pcall(L, 5, 1, 0) == LUA_OK) ms = lua_tonumber(L, -1);
+        }
+    }
+    if (ms < 0) fprintf(stderr, "bench: Lua loop: %s\n", lua_tostring(L, -1));
+    lua_close(L);
+    return ms;
+}
+
+static void run_child(const bench_file *f, int threads, int quick, int lua_loop_too, run_result *r) {
+    memset(r, 0, sizeof *r);
+    bn_err err = {{0}};
+    bn_load_opts lo = {0};
+    lo.threads = threads;
+    lo.output_head = f->head;
+    double t0 = now();
+    bn_model *m = bn_model_load(f->file, &lo, &err);
+    r->load_s = now() - t0;
+    if (!m) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return;
+    }
+    const bn_hparams *hp = &m->hp;
+    /* bytes one decoded token reads: every ternary row, the head, the cache */
+    double bytes = 0;
+    for (int l = 0; l < hp->n_layers; l++) {
+        const bn_ternary *t[7] = {&m->layers[l].wq, &m->layers[l].wk, &m->layers[l].wv, &m->layers[l].wo,
+                                  &m->layers[l].wgate, &m->layers[l].wup, &m->layers[l].wdown};
+        for (int i = 0; i < 7; i++) bytes += (double)t[i]->rows * (double)t[i]->row_bytes;
+    }
+    bytes += m->head_i8 ? (double)hp->n_vocab * (double)((hp->n_embd + 63) / 64 * 64)
+                        : (double)m->output.rows * (double)m->output.row_bytes;
+    r->bytes_per_token = bytes;
+    r->kv_bytes_per_pos = 2.0 * hp->n_layers * hp->n_kv_heads * hp->head_dim * 4;
+    r->file_mb = (double)m->file_size / 1048576.0;
+    int n_long = quick ? 128 : 512, ctx_long = quick ? 256 : 1024, nd = quick ? 4 : 16;
+    bn_session *s = bn_session_new(m, ctx_long + 64 + nd + 8, &err);
+    if (!s) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        bn_model_release(m);
+        return;
+    }
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)ctx_long);
+    prompt_ids(ids, ctx_long, 1);
+    bn_session_eval(s, ids, 8, NULL); /* warm up: page in the weights */
+    bn_session_rewind(s, 0);
+    t0 = now();
+    bn_session_eval(s, ids, 64, NULL);
+    r->pp64 = 64 / (now() - t0);
+    r->tg64 = 1.0 / decode(s, nd);
+    bn_session_rewind(s, 0);
+    t0 = now();
+    bn_session_eval(s, ids, n_long, NULL);
+    r->pp512 = n_long / (now() - t0);
+    bn_session_eval(s, ids + n_long, ctx_long - n_long, NULL);
+    r->tg1024 = 1.0 / decode(s, nd);
+    if (lua_loop_too) {
+        int nl = quick ? 8 : 32;
+        bn_session_rewind(s, 0);
+        bn_session_eval(s, ids, 16, NULL);
+        r->c_ms = decode(s, nl) * 1000;
+        r->lua_ms = lua_decode_ms(m, ids, 16, nl);
+    }
+    free(ids);
+    bn_session_free(s);
+    bn_model_release(m);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    r->rss_mb = (double)ru.ru_maxrss / 1024.0;
+    r->ok = 1;
+}
+
+static int run(const bench_file *f, int threads, int quick, int lua_loop_too, run_result *r) {
+    int fd[2];
+    if (pipe(fd) != 0) return 0;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fd[0]);
+        run_result res;
+        run_child(f, threads, quick, lua_loop_too, &res);
+        ssize_t w = write(fd[1], &res, sizeof res);
+        _exit(w == (ssize_t)sizeof res ? 0 : 1);
+    }
+    close(fd[1]);
+    memset(r, 0, sizeof *r);
+    ssize_t got = pid > 0 ? read(fd[0], r, sizeof *r) : -1;
+    close(fd[0]);
+    if (pid > 0) waitpid(pid, NULL, 0);
+    return got == (ssize_t)sizeof *r && r->ok;
+}
+
+/* ---- tokenizer throughput ---- */
+
+static double tokenizer_mbs(void) {
+    const char *vocab = "../shared/tokenizer-tests/ggml-vocab-llama3-bpe.gguf";
+    const char *text_path = "../shared/corpora/sherlock.txt";
+    bn_err err = {{0}};
+    bn_tokenizer *t = bn_tokenizer_load(vocab, &err);
+    FILE *fp = fopen(text_path, "rb");
+    if (!t || !fp) {
+        if (fp) fclose(fp);
+        bn_tokenizer_free(t);
+        return 0.0;
+    }
+    fseek(fp, 0, SEEK_END);
+    long len = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    char *text = malloc((size_t)len);
+    size_t n = text ? fread(text, 1, (size_t)len, fp) : 0;
+    fclose(fp);
+    bn_encode_opts o = {0, 0};
+    double best = 0.0;
+    for (int pass = 0; pass < 3; pass++) {
+        bn_ids ids = {0};
+        double t0 = now();
+        int ok = bn_tokenizer_encode(t, text, n, &o, &ids, &err);
+        double mbs = (double)n / 1e6 / (now() - t0);
+        bn_ids_free(&ids);
+        if (ok && mbs > best) best = mbs;
+    }
+    free(text);
+    bn_tokenizer_free(t);
+    return best;
+}
+
+/* ---- report ---- */
+
+static void shell_line(const char *cmd, char *out, size_t cap) {
+    out[0] = 0;
+    FILE *p = popen(cmd, "r");
+    if (!p) return;
+    if (fgets(out, (int)cap, p)) out[strcspn(out, "\n")] = 0;
+    pclose(p);
+}
+
+int main(void) {
+    int quick = getenv("BENCH_QUICK") && atoi(getenv("BENCH_QUICK"));
+    const char *tspec = getenv("BENCH_THREADS") ? getenv("BENCH_THREADS") : "1,2";
+    int thr[8], nthr = 0;
+    for (const char *p = tspec; *p && nthr < 8;) {
+        int v = atoi(p);
+        if (v > 0) thr[nthr++] = v;
+        p = strchr(p, ',');
+        if (!p) break;
+        p++;
+    }
+    if (!exists(BASE)) {
+        fprintf(stderr, "bench: %s is missing: run `make bench` (it writes it with build/gen_model)\n", BASE);
+        return 1;
+    }
+    for (int i = 0; i < N_FILES; i++)
+        if ((!quick || files[i].quick) && !make_file(&files[i])) return 1;
+
+    char cpu[256], commit[64], dirty[16], date[64], load[64];
+    shell_line("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'", cpu, sizeof cpu);
+    shell_line("git rev-parse --short HEAD", commit, sizeof commit);
+    shell_line("git diff --quiet HEAD -- csrc bench || echo ' (modified)'", dirty, sizeof dirty);
+    shell_line("date -u '+%Y-%m-%d %H:%M UTC'", date, sizeof date);
+    shell_line("cut -d' ' -f1-3 /proc/loadavg", load, sizeof load);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+    double bw[8];
+    for (int i = 0; i < nthr; i++) bw[i] = bandwidth(thr[i]);
+    double tok = tokenizer_mbs();
+
+    static char md[65536];
+    size_t o = 0;
+#define OUT(...) (o += (size_t)snprintf(md + o, o < sizeof md ? sizeof md - o : 0, __VA_ARGS__))
+    OUT("# Benchmark results\n\n");
+    OUT("Machine: %s, %ld CPUs; kernel path: %s. Date: %s. Commit: %s%s. Load average at start: %s.\n\n", cpu,
+        ncpu, bn_kernels_select(NULL) ? bn_kernels_select(NULL)->name : "?", date, commit, dirty, load);
+    if (getenv("BENCH_NOTE")) OUT("%s\n\n", getenv("BENCH_NOTE"));
+    OUT("Synthetic models of microsoft/bitnet-b1.58-2B-4T's shape (random ternary weights, `bench/gen_model.c`). "
+        "Prefill: a fresh prompt of 64 / %d tokens; decode: greedy, %d tokens after 64 / %d tokens of context "
+        "(f32 KV-cache). Decode bound = read bandwidth / bytes read per token (ternary rows + output head + KV at that "
+        "context).%s\n\n",
+        quick ? 128 : 512, quick ? 4 : 16, quick ? 256 : 1024, quick ? " QUICK RUN: short prompts." : "");
+    OUT("Read bandwidth (this program, 1 GB buffer):");
+    for (int i = 0; i < nthr; i++) OUT(" %d thread%s %.1f GB/s%s", thr[i], thr[i] > 1 ? "s" : "", bw[i], i + 1 < nthr ? ";" : ".");
+    OUT(" Tokenizer (LLaMA-3 BPE, sherlock.txt): %.2f MB/s.\n\n", tok);
+    OUT("| file | threads | load s | prefill 64 tok/s | prefill %d tok/s | decode @64 tok/s | decode @%d tok/s | "
+        "decode / bound @64 | peak RSS MB (file MB) |\n|---|---|---|---|---|---|---|---|---|\n",
+        quick ? 128 : 512, quick ? 256 : 1024);
+    double c_ms = 0, lua_ms = 0;
+    int lua_threads = 0;
+    for (int i = 0; i < N_FILES; i++) {
+        if (quick && !files[i].quick) continue;
+        for (int k = 0; k < nthr; k++) {
+            run_result r;
+            int lua_too = i == 0 && k == nthr - 1;
+            size_t row = o;
+            if (!run(&files[i], thr[k], quick, lua_too, &r)) {
+                OUT("| %s | %d | failed | | | | | | |\n", files[i].label, thr[k]);
+            } else {
+                double bound = bw[k] * 1e9 / (r.bytes_per_token + 64 * r.kv_bytes_per_pos);
+                OUT("| %s | %d | %.3f | %.1f | %.1f | %.1f | %.1f | %.0f%% of %.1f | %.0f (%.0f) |\n", files[i].label,
+                    thr[k], r.load_s, r.pp64, r.pp512, r.tg64, r.tg1024, 100.0 * r.tg64 / bound, bound, r.rss_mb,
+                    r.file_mb);
+                if (lua_too) c_ms = r.c_ms, lua_ms = r.lua_ms, lua_threads = thr[k];
+            }
+            fputs(md + row, stderr); /* progress */
+        }
+    }
+    if (c_ms > 0 && lua_ms > 0)
+        OUT("\nDecode loop on the first file, %d thread(s), greedy: from C (bn_session_eval + argmax) %.2f ms/token, "
+            "from Lua (sess:feed + bitnet.Sampler) %.2f ms/token: the Lua layer costs %+.1f%%.\n",
+            lua_threads, c_ms, lua_ms, 100.0 * (lua_ms - c_ms) / c_ms);
+    fputs(md, stdout);
+    FILE *out = fopen("bench/RESULTS.md", "w");
+    if (!out || fputs(md, out) < 0 || fclose(out) != 0) {
+        perror("bench/RESULTS.md");
+        return 1;
+    }
+    return 0;
+}
