@@ -169,8 +169,13 @@ static int open_weights(ctx *c, bn_model *m) {
         char path[1200];
         struct stat st;
         snprintf(path, sizeof path, "%s/model.safetensors", c->dir);
-        if (stat(path, &st) != 0)
+        if (stat(path, &st) != 0) {
+            snprintf(path, sizeof path, "%s/pytorch_model.bin", c->dir);
+            if (stat(path, &st) == 0) /* a pickle: running it to read it is not safe */
+                return bn_errf(c->err, "%s: only pytorch_model.bin (a PyTorch pickle) is here; save the weights as "
+                               "safetensors first", c->dir);
             return bn_errf(c->err, "%s: no model.safetensors or model.safetensors.index.json in the directory", c->dir);
+        }
         return add_file(c, m, "model.safetensors");
     }
     const cJSON *wm = cJSON_GetObjectItemCaseSensitive(idx, "weight_map");

@@ -172,6 +172,12 @@ describe("a broken Hugging Face directory", function()
         "DIR: no model.safetensors or model.safetensors.index.json in the directory")
     end)
 
+    it("absent, with only a PyTorch pickle", function()
+      local dir = make_dir(nil, function() return false end)
+      spit(dir .. "/pytorch_model.bin", "PK")
+      fails(dir, "DIR: only pytorch_model.bin (a PyTorch pickle) is here; save the weights as safetensors first")
+    end)
+
     it("shorter than its header length field", function()
       local dir = make_dir()
       spit(dir .. "/model.safetensors", "abc")
