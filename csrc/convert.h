@@ -6,7 +6,11 @@
  *
  * Models without sub-norms (Falcon3, Llama3-1.58) are written as arch
  * `llama`, the way llama.cpp's and bitnet.cpp's converters write them: q/k
- * rows permuted for llama's adjacent-pair RoPE, untied head as output.weight. */
+ * rows permuted for llama's adjacent-pair RoPE, untied head as output.weight.
+ * An untied head on a model with sub-norms is written as output.weight too:
+ * our loader reads it, but upstream llama.cpp's `bitnet` always uses the
+ * embeddings as the head and would refuse the extra tensor (no published
+ * BitNet checkpoint has that combination). */
 #ifndef BN_CONVERT_H
 #define BN_CONVERT_H
 
