@@ -71,10 +71,14 @@ int bn_tok_set_text(bn_tokenizer *t, int32_t id, const char *s, size_t len, bn_e
 
 int32_t bn_tok_find(const bn_tokenizer *t, const char *s, size_t len) {
     uint32_t mask = t->text_index_mask;
-    for (uint32_t i = (uint32_t)hash_bytes(s, len) & mask;; i = (i + 1) & mask) {
-        int32_t id = t->text_index[i];
-        if (id < 0) return -1;
-        if (t->text[id].len == len && memcmp(t->text_pool + t->text[id].off, s, len) == 0) return id;
+    uint64_t h = hash_bytes(s, len);
+    uint32_t tag = (uint32_t)(h >> 32);
+    for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
+        const bn_text_slot *slot = &t->text_index[i];
+        if (slot->id < 0) return -1;
+        if (slot->tag == tag && t->text[slot->id].len == len &&
+            memcmp(t->text_pool + t->text[slot->id].off, s, len) == 0)
+            return slot->id;
     }
 }
 
@@ -91,9 +95,11 @@ int bn_tok_index_texts(bn_tokenizer *t, bn_err *err) {
         /* a text that appears twice is found as its first id; the later
          * one still decodes, but encoding never produces it */
         if (bn_tok_find(t, s, len) >= 0) continue;
-        uint32_t i = (uint32_t)hash_bytes(s, len) & t->text_index_mask;
-        while (t->text_index[i] >= 0) i = (i + 1) & t->text_index_mask;
-        t->text_index[i] = id;
+        uint64_t h = hash_bytes(s, len);
+        uint32_t i = (uint32_t)h & t->text_index_mask;
+        while (t->text_index[i].id >= 0) i = (i + 1) & t->text_index_mask;
+        t->text_index[i].id = id;
+        t->text_index[i].tag = (uint32_t)(h >> 32);
     }
     return 1;
 }

@@ -26,6 +26,11 @@ typedef struct {
 } bn_span;
 
 typedef struct {
+    int32_t id;  /* -1 marks an empty slot */
+    uint32_t tag; /* high bits of the text's hash: most misses end here */
+} bn_text_slot;
+
+typedef struct {
     uint64_t key;   /* (left id << 32) | right id; 0 marks an empty slot */
     int32_t rank;   /* position in the merge list: lower merges first */
     int32_t result; /* id of the merged token */
@@ -45,7 +50,7 @@ struct bn_tokenizer {
     uint8_t *type;    /* BN_TT_* */
 
     size_t max_text_len;  /* the longest token text, in bytes */
-    int32_t *text_index; /* open-addressing hash: text -> id (-1 empty) */
+    bn_text_slot *text_index; /* open-addressing hash: text -> id */
     uint32_t text_index_mask;
 
     bn_merge_slot *merges; /* BPE: pair -> rank and result */
