@@ -15,18 +15,8 @@ local LLAMA3_JSON = TESTS .. "llama3/tokenizer.json"
 local LLAMA3_GGUF = TESTS .. "ggml-vocab-llama3-bpe.gguf"
 local SPM_GGUF = TESTS .. "ggml-vocab-llama-spm.gguf"
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
+local files = require("support.gguf_bytes") -- read / write whole files
+local read, write = files.read, files.write
 
 local function exists(path)
   local f = io.open(path, "rb")
