@@ -59,6 +59,18 @@ $(WTEST): $(WTEST_SRC) $(HDR) Makefile
 test-writer: $(WTEST)
 	$(WTEST)
 
+# The NEON paths cross-compiled for AArch64 and, where qemu-user is
+# installed, run against the reference with and without the dot-product
+# extension (Debian packages gcc-aarch64-linux-gnu, qemu-user).
+NEON_CC ?= aarch64-linux-gnu-gcc
+NEON_TEST = build/kernels_test.aarch64
+check-neon:
+	@mkdir -p build
+	$(NEON_CC) $(WARN) -O2 -static -Icsrc -o $(NEON_TEST) $(KTEST_SRC) -lm
+	@if command -v qemu-aarch64 >/dev/null 2>&1; then \
+	  qemu-aarch64 -cpu max $(NEON_TEST) && qemu-aarch64 -cpu cortex-a53 $(NEON_TEST); \
+	else echo "qemu-aarch64 is not installed: NEON kernels compiled, not run"; fi
+
 # The speed benchmark (not part of CI): writes the synthetic 2B-4T-shaped
 # model into bench/cache once (about 1.2 GB, plus converted variants), then
 # measures; results in bench/RESULTS.md. BENCH_QUICK=1 for a smoke run.

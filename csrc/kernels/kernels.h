@@ -55,6 +55,7 @@ extern const bn_kernels bn_kernels_avx512;
 #endif
 #if defined(__aarch64__)
 extern const bn_kernels bn_kernels_neon;
+extern const bn_kernels bn_kernels_neondot;
 #endif
 
 /* Picks the best path for this CPU, or the one named by `force` (a load

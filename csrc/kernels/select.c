@@ -6,6 +6,13 @@
 
 #include "kernels.h"
 
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#endif
+
 /* Whether this CPU (and OS) can run path k. */
 static int supported(const bn_kernels *k) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -18,11 +25,16 @@ static int supported(const bn_kernels *k) {
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
                __builtin_cpu_supports("f16c");
 #endif
-    return k == &bn_kernels_ref
 #if defined(__aarch64__)
-           || k == &bn_kernels_neon
+    if (k == &bn_kernels_neondot)
+#if defined(__linux__)
+        return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+#else
+        return 0;
 #endif
-        ;
+    if (k == &bn_kernels_neon) return 1; /* Advanced SIMD is part of AArch64 */
+#endif
+    return k == &bn_kernels_ref;
 }
 
 /* Every path this build has, best first. */
@@ -32,6 +44,7 @@ static const bn_kernels *const all_paths[] = {
     &bn_kernels_avx2,
 #endif
 #if defined(__aarch64__)
+    &bn_kernels_neondot,
     &bn_kernels_neon,
 #endif
     &bn_kernels_ref,
