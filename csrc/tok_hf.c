@@ -183,7 +183,7 @@ static int32_t first_found(const bn_tokenizer *t, const char *const *names) {
 }
 
 /* Adds every merge; fills SPM scores from merge ranks. */
-static int read_merges(bn_tokenizer *t, const cJSON *merges, const char *path, bn_err *err) {
+static int read_merges(bn_tokenizer *t, const cJSON *merges, bn_err *err) {
     int n = cJSON_GetArraySize(merges);
     if (!bn_tok_reserve_merges(t, (size_t)n, err)) return 0;
     const cJSON *m;
@@ -193,15 +193,15 @@ static int read_merges(bn_tokenizer *t, const cJSON *merges, const char *path, b
         if (cJSON_IsString(m)) { /* "left right" */
             const char *s = m->valuestring;
             const char *sp = s[0] ? strchr(s + 1, ' ') : NULL;
-            if (!sp) return bn_errf(err, "%s: merge %ld is not 'left right'", path, (long)t->n_merges);
+            if (!sp) return bn_errf(err, "merge %ld is not 'left right'", (long)t->n_merges);
             left = s, ll = (size_t)(sp - s), right = sp + 1, rl = strlen(sp + 1);
         } else if (cJSON_IsArray(m) && cJSON_GetArraySize(m) == 2 && cJSON_IsString(cJSON_GetArrayItem(m, 0)) &&
                    cJSON_IsString(cJSON_GetArrayItem(m, 1))) {
             left = cJSON_GetArrayItem(m, 0)->valuestring, ll = strlen(left);
             right = cJSON_GetArrayItem(m, 1)->valuestring, rl = strlen(right);
-        } else return bn_errf(err, "%s: merge %ld is neither a string nor a pair of strings", path, (long)t->n_merges);
+        } else return bn_errf(err, "merge %ld is neither a string nor a pair of strings", (long)t->n_merges);
         int32_t rank = t->n_merges;
-        if (!bn_tok_add_merge(t, left, ll, right, rl, path, err)) return 0;
+        if (!bn_tok_add_merge(t, left, ll, right, rl, "model.merges", err)) return 0;
         if (t->score) {
             int32_t r, result;
             int32_t a = bn_tok_find(t, left, ll), b = bn_tok_find(t, right, rl);
@@ -212,33 +212,33 @@ static int read_merges(bn_tokenizer *t, const cJSON *merges, const char *path, b
     return 1;
 }
 
-static bn_tokenizer *build(const cJSON *j, const cJSON *cfg, const char *path, bn_err *err) {
+static bn_tokenizer *build(const cJSON *j, const cJSON *cfg, bn_err *err) {
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(j, "model");
-    if (!cJSON_IsObject(model)) return bn_errf(err, "%s: no 'model' object", path), NULL;
+    if (!cJSON_IsObject(model)) return bn_errf(err, "no 'model' object"), NULL;
     const char *mtype = str_field(model, "type");
     if (mtype && strcmp(mtype, "BPE") != 0)
-        return bn_errf(err, "%s: tokenizer model '%s' is not supported (only BPE)", path, mtype), NULL;
+        return bn_errf(err, "tokenizer model '%s' is not supported (only BPE)", mtype), NULL;
     static const char *const affixes[] = {"continuing_subword_prefix", "end_of_word_suffix", NULL};
     for (int i = 0; affixes[i]; i++)
         if (str_field(model, affixes[i]) && str_field(model, affixes[i])[0])
-            return bn_errf(err, "%s: unsupported tokenizer.json: BPE with a %s", path, affixes[i]), NULL;
+            return bn_errf(err, "unsupported tokenizer.json: BPE with a %s", affixes[i]), NULL;
     const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
     const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
     const cJSON *added = cJSON_GetObjectItemCaseSensitive(j, "added_tokens");
     if (!cJSON_IsObject(vocab) || !cJSON_IsArray(merges))
-        return bn_errf(err, "%s: 'model.vocab' must be an object and 'model.merges' an array", path), NULL;
-    if (added && !cJSON_IsArray(added)) return bn_errf(err, "%s: 'added_tokens' must be an array", path), NULL;
+        return bn_errf(err, "'model.vocab' must be an object and 'model.merges' an array"), NULL;
+    if (added && !cJSON_IsArray(added)) return bn_errf(err, "'added_tokens' must be an array"), NULL;
 
     split_rules rules = {0};
     read_pretok(cJSON_GetObjectItemCaseSensitive(j, "pre_tokenizer"), &rules);
     read_normalizer(cJSON_GetObjectItemCaseSensitive(j, "normalizer"), &rules);
-    if (rules.unsupported) return bn_errf(err, "%s: unsupported tokenizer.json: %s", path, rules.unsupported), NULL;
+    if (rules.unsupported) return bn_errf(err, "unsupported tokenizer.json: %s", rules.unsupported), NULL;
     bn_tokenizer_kind kind;
     if (rules.byte_level && !rules.metaspace) kind = BN_TOKENIZER_BPE;
     else if (rules.metaspace && !rules.byte_level) kind = BN_TOKENIZER_SPM;
-    else return bn_errf(err, "%s: unsupported tokenizer.json: neither byte-level nor SentencePiece-style", path), NULL;
+    else return bn_errf(err, "unsupported tokenizer.json: neither byte-level nor SentencePiece-style"), NULL;
     if (kind == BN_TOKENIZER_BPE && rules.pre == BN_PRE_NONE)
-        return bn_errf(err, "%s: unsupported tokenizer.json: byte-level BPE without a splitting regex", path), NULL;
+        return bn_errf(err, "unsupported tokenizer.json: byte-level BPE without a splitting regex"), NULL;
 
     /* sizes first: the id space and the bytes of all texts */
     int32_t max_id = -1;
@@ -246,7 +246,7 @@ static bn_tokenizer *build(const cJSON *j, const cJSON *cfg, const char *path, b
     const cJSON *e;
     cJSON_ArrayForEach(e, vocab) {
         int32_t id;
-        if (!json_id(e, &id)) return bn_errf(err, "%s: vocabulary entry '%.60s' has a bad id", path, e->string), NULL;
+        if (!json_id(e, &id)) return bn_errf(err, "vocabulary entry '%.60s' has a bad id", e->string), NULL;
         if (id > max_id) max_id = id;
         total += strlen(e->string);
     }
@@ -254,7 +254,7 @@ static bn_tokenizer *build(const cJSON *j, const cJSON *cfg, const char *path, b
         int32_t id;
         const char *content = str_field(e, "content");
         if (!json_id(cJSON_GetObjectItemCaseSensitive(e, "id"), &id) || !content)
-            return bn_errf(err, "%s: an added token lacks a valid 'id' or 'content'", path), NULL;
+            return bn_errf(err, "an added token lacks a valid 'id' or 'content'"), NULL;
         if (id > max_id) max_id = id;
         total += strlen(content);
     }
@@ -262,7 +262,7 @@ static bn_tokenizer *build(const cJSON *j, const cJSON *cfg, const char *path, b
      * allocate for millions of tokens */
     int n_entries = cJSON_GetArraySize(vocab) + cJSON_GetArraySize(added);
     if (max_id >= 2 * n_entries + 1024)
-        return bn_errf(err, "%s: token id %ld is far beyond the %d tokens defined", path, (long)max_id, n_entries), NULL;
+        return bn_errf(err, "token id %ld is far beyond the %d tokens defined", (long)max_id, n_entries), NULL;
     bn_tokenizer *t = bn_tok_new(kind, max_id + 1, total, err);
     if (!t) return NULL;
     t->pre = rules.pre;
@@ -276,7 +276,7 @@ static bn_tokenizer *build(const cJSON *j, const cJSON *cfg, const char *path, b
     cJSON_ArrayForEach(e, vocab) {
         int32_t id = (int32_t)e->valuedouble;
         if (t->text[id].len) {
-            bn_errf(err, "%s: id %ld appears twice in the vocabulary", path, (long)id);
+            bn_errf(err, "id %ld appears twice in the vocabulary", (long)id);
             goto fail;
         }
         if (!bn_tok_set_text(t, id, e->string, strlen(e->string), err)) goto fail;
@@ -288,7 +288,7 @@ static bn_tokenizer *build(const cJSON *j, const cJSON *cfg, const char *path, b
         size_t len = strlen(content);
         const char *old = t->text_pool + t->text[id].off;
         if (t->type[id] != BN_TT_UNUSED && (t->text[id].len != len || memcmp(old, content, len) != 0)) {
-            bn_errf(err, "%s: added token %ld ('%.60s') differs from the vocabulary's", path, (long)id, content);
+            bn_errf(err, "added token %ld ('%.60s') differs from the vocabulary's", (long)id, content);
             goto fail;
         }
         if (t->type[id] == BN_TT_UNUSED && !bn_tok_set_text(t, id, content, len, err)) goto fail;
@@ -305,7 +305,7 @@ static bn_tokenizer *build(const cJSON *j, const cJSON *cfg, const char *path, b
     }
     const char *unk = str_field(model, "unk_token");
     if (unk && (t->unk = bn_tok_find(t, unk, strlen(unk))) >= 0) t->type[t->unk] = BN_TT_UNKNOWN;
-    if (!read_merges(t, merges, path, err)) goto fail;
+    if (!read_merges(t, merges, err)) goto fail;
 
     /* BOS/EOS: the post-processor's template, then tokenizer_config.json */
     t->add_bos = kind == BN_TOKENIZER_SPM; /* sentencepiece models add BOS unless told otherwise */
@@ -321,7 +321,7 @@ static bn_tokenizer *build(const cJSON *j, const cJSON *cfg, const char *path, b
     static const char *const eos_names[] = {"<|end_of_text|>", "</s>", "<|endoftext|>", NULL};
     if (t->bos < 0) t->bos = first_found(t, bos_names);
     if (t->eos < 0) t->eos = first_found(t, eos_names);
-    if (!bn_tok_finish(t, path, err)) goto fail;
+    if (!bn_tok_finish(t, "model.vocab", err)) goto fail;
     return t;
 fail:
     bn_tokenizer_free(t);
@@ -339,7 +339,11 @@ bn_tokenizer *bn_tokenizer_from_hf(const char *tokenizer_json_path, const char *
     bn_tokenizer *t = NULL;
     if (!cJSON_IsObject(j) || (cfg && !cJSON_IsObject(cfg)))
         bn_errf(err, "%s: the JSON is not an object", cJSON_IsObject(j) ? tokenizer_config_path : tokenizer_json_path);
-    else t = build(j, cfg, tokenizer_json_path, err);
+    else {
+        bn_err inner = {{0}};
+        t = build(j, cfg, &inner);
+        if (!t) bn_errf(err, "%s: %s", tokenizer_json_path, inner.msg);
+    }
     cJSON_Delete(j);
     cJSON_Delete(cfg);
     return t;
