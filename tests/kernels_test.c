@@ -114,6 +114,31 @@ static void test_float(const bn_kernels *k) {
     }
 }
 
+/* Q6_K rows of random bytes (any byte pattern is a valid block) with a
+ * small f16 scale. */
+static void test_q6k(const bn_kernels *k) {
+    static const int ns[] = {256, 512, 2560};
+    for (size_t a = 0; a < sizeof ns / sizeof *ns; a++) {
+        int n = ns[a], nr = 3;
+        size_t rb = (size_t)n / 256 * 210;
+        uint8_t *w = malloc(rb * (size_t)nr);
+        float *x = malloc(sizeof(float) * (size_t)n);
+        for (size_t i = 0; i < rb * (size_t)nr; i++) w[i] = (uint8_t)next();
+        for (size_t b = 0; b < (size_t)nr * (size_t)n / 256; b++) {
+            uint16_t d = bn_f32_to_f16(0.001f * (1.0f + frand()));
+            memcpy(w + b * 210 + 208, &d, 2);
+        }
+        for (int i = 0; i < n; i++) x[i] = frand();
+        float want[3], got[3];
+        bn_kernels_ref.dot_rows_q6k(w, rb, nr, x, n, want);
+        k->dot_rows_q6k(w, rb, nr, x, n, got);
+        for (int r = 0; r < nr; r++)
+            CHECK(fabsf(got[r] - want[r]) <= 1e-4f * (float)n * 0.001f * 32 * 128 + 1e-4f, "%s dot_rows_q6k n=%d: %g vs %g",
+                  k->name, n, got[r], want[r]);
+        free(w), free(x);
+    }
+}
+
 static void test_attention(const bn_kernels *k) {
     static const int hds[] = {2, 6, 32, 64, 100, 128};
     static const int nps[] = {1, 5, 15, 16, 17, 40, 64, 65, 100, 300};
@@ -152,6 +177,7 @@ int main(int argc, char **argv) {
         test_ternary(paths[i]);
         test_i8(paths[i]);
         test_float(paths[i]);
+        test_q6k(paths[i]);
         test_attention(paths[i]);
         printf("%-8s %s\n", paths[i]->name, failures == before ? "ok" : "FAILED");
         tested++;

@@ -212,6 +212,54 @@ static AVX512 void avx512_dot_rows_f16(const uint16_t *w, size_t row_stride, int
     }
 }
 
+/* 16 int8 values times 16 floats, scaled: acc + (q * x) * scale */
+AVX512_INLINE __m512 q16(__m512 acc, __m128i q, const float *x, float scale) {
+    __m512 qf = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q));
+    return _mm512_fmadd_ps(_mm512_mul_ps(qf, _mm512_set1_ps(scale)), _mm512_loadu_ps(x), acc);
+}
+
+/* Q6_K (256 weights in 210 bytes: ql[128] low 4 bits, qh[64] high 2 bits,
+ * int8 scales[16] per 16 weights, f16 d): per half-block of 128, the four
+ * 32-value groups are rebuilt as int8 (-32..31) with byte-wise masks. */
+static AVX512 void avx512_dot_rows_q6k(const uint8_t *w, size_t row_bytes, int64_t nrows, const float *x,
+                                       int64_t n, float *out) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3), m30 = _mm256_set1_epi8(0x30),
+                  k32 = _mm256_set1_epi8(32);
+    for (int64_t r = 0; r < nrows; r++) {
+        const uint8_t *b = w + (size_t)r * row_bytes;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+        for (int64_t i = 0; i < n; i += 256, b += 210) {
+            _mm_prefetch((const char *)b + 2048, _MM_HINT_T0);
+            _mm_prefetch((const char *)b + 2048 + 64, _MM_HINT_T0);
+            _mm_prefetch((const char *)b + 2048 + 128, _MM_HINT_T0);
+            _mm_prefetch((const char *)b + 2048 + 192, _MM_HINT_T0);
+            uint16_t dh;
+            memcpy(&dh, b + 208, 2);
+            float d = bn_f16_to_f32(dh);
+            const int8_t *sc = (const int8_t *)(b + 192);
+            for (int h = 0; h < 2; h++) {
+                const uint8_t *ql = b + 64 * h, *qh = b + 128 + 32 * h;
+                const float *xh = x + i + 128 * h;
+                const int8_t *sh = sc + 8 * h;
+                __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+                __m256i hh = _mm256_loadu_si256((const __m256i *)qh);
+                __m256i g[4];
+                g[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hh, m3), 4));
+                g[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(hh, 2), m30));
+                g[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hh, m30));
+                g[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                       _mm256_and_si256(_mm256_srli_epi16(hh, 2), m30));
+                for (int k = 0; k < 4; k++) {
+                    __m256i v = _mm256_sub_epi8(g[k], k32);
+                    a0 = q16(a0, _mm256_castsi256_si128(v), xh + 32 * k, d * (float)sh[2 * k]);
+                    a1 = q16(a1, _mm256_extracti128_si256(v, 1), xh + 32 * k + 16, d * (float)sh[2 * k + 1]);
+                }
+            }
+        }
+        out[r] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+    }
+}
+
 /* vpdpbusd wants one unsigned factor: (q + 128) * w = q * w + 128 * w, so
  * the row sum of w (one more vpdpbusd against ones) is taken off. */
 static AVX512 void avx512_dot_rows_i8(const int8_t *w, size_t row_stride, int64_t nrows, const int8_t *q,
@@ -307,7 +355,7 @@ static AVX512 void avx512_attn_mix(const float *w, const void *v, int kv_f16, in
 
 const bn_kernels bn_kernels_avx512 = {
     "avx512",           avx512_ternary_dot_rows, avx512_ternary_matmat, avx512_dot_f32, avx512_dot_rows_f16,
-    avx512_dot_rows_i8, avx512_attn_scores,      avx512_attn_mix,
+    avx512_dot_rows_q6k, avx512_dot_rows_i8,     avx512_attn_scores,    avx512_attn_mix,
 };
 
 #endif

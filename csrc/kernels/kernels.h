@@ -3,7 +3,8 @@
  * every other path gives identical integers for the ternary and int8
  * products, and identical floats for the attention entry points (they sum
  * in the reference's order, one position or one dimension per lane). Only
- * dot_f32 and dot_rows_f16 (the output head) may round differently.
+ * dot_f32, dot_rows_f16 and dot_rows_q6k (the output head) may round
+ * differently.
  *
  * Ternary weights are in ternary.h's layout: rows of 128-weight blocks of
  * 32 bytes, byte j holding elements j, 32+j, 64+j, 96+j (bits 7:6 .. 1:0)
@@ -36,6 +37,8 @@ typedef struct bn_kernels {
      * sum_i f16(w[r][i]) * x[i], i < n, in the order the path chooses. */
     void (*dot_rows_f16)(const uint16_t *w, size_t row_stride, int64_t nrows, const float *x, int64_t n,
                          float *out);
+    /* The same over Q6_K rows (row_bytes apart; n a multiple of 256). */
+    void (*dot_rows_q6k)(const uint8_t *w, size_t row_bytes, int64_t nrows, const float *x, int64_t n, float *out);
     /* Int8 output head: out[r] = sum_i w[r][i] * q[i], exact, for int8 rows
      * row_stride bytes apart; q in [-127, 127]. */
     void (*dot_rows_i8)(const int8_t *w, size_t row_stride, int64_t nrows, const int8_t *q, int64_t n,
@@ -70,6 +73,10 @@ int bn_kernels_available(const bn_kernels **out, int max);
  * s = 127 / max(max|x|, 1e-5), q = clamp(round_half_even(x*s), -128, 127).
  * Writes n values and zero-pads q up to npad; returns s. */
 float bn_quantize_act(const float *x, int64_t n, int8_t *q, int64_t npad);
+
+/* The reference Q6_K row dot (decode each 256-block, then multiply), for
+ * paths without their own. */
+void bn_dot_rows_q6k_ref(const uint8_t *w, size_t row_bytes, int64_t nrows, const float *x, int64_t n, float *out);
 
 /* Sum of n int8 values (the -1 offset of the ternary codes). */
 int32_t bn_sum_i8(const int8_t *q, int64_t n);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "../floatfmt.h"
+#include "../gguf.h"
 #include "kernels.h"
 
 float bn_quantize_act(const float *x, int64_t n, int8_t *q, int64_t npad) {
@@ -66,6 +67,19 @@ static void ref_dot_rows_f16(const uint16_t *w, size_t row_stride, int64_t nrows
     }
 }
 
+void bn_dot_rows_q6k_ref(const uint8_t *w, size_t row_bytes, int64_t nrows, const float *x, int64_t n, float *out) {
+    float y[256];
+    for (int64_t r = 0; r < nrows; r++) {
+        const uint8_t *row = w + (size_t)r * row_bytes;
+        float s = 0.0f;
+        for (int64_t i = 0; i < n; i += 256) {
+            bn_dequant_row(GGML_Q6_K, row + (size_t)(i / 256) * 210, y, 256);
+            for (int j = 0; j < 256; j++) s += y[j] * x[i + j];
+        }
+        out[r] = s;
+    }
+}
+
 static void ref_dot_rows_i8(const int8_t *w, size_t row_stride, int64_t nrows, const int8_t *q, int64_t n,
                             int32_t *out) {
     for (int64_t r = 0; r < nrows; r++) {
@@ -96,6 +110,6 @@ static void ref_attn_mix(const float *w, const void *v, int kv_f16, int npos, in
 }
 
 const bn_kernels bn_kernels_ref = {
-    "ref",           ref_ternary_dot_rows, ref_ternary_matmat, ref_dot_f32, ref_dot_rows_f16, ref_dot_rows_i8,
-    ref_attn_scores, ref_attn_mix,
+    "ref",           ref_ternary_dot_rows, ref_ternary_matmat, ref_dot_f32, ref_dot_rows_f16, bn_dot_rows_q6k_ref,
+    ref_dot_rows_i8, ref_attn_scores,      ref_attn_mix,
 };
