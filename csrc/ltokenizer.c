@@ -169,8 +169,15 @@ static int l_tokenizer_load(lua_State *L) {
 }
 
 /* tok:encode(text [, { bos = bool, special = bool }]) -> { id, ... } (0-based).
- * bos: add BOS (default: the tokenizer's own add_bos setting). special: texts
- * of control tokens become those tokens (default false: they are text). */
+ * bos: add BOS; default tok:add_bos(): GGUF tokenizer.ggml.add_bos_token,
+ * else true for SentencePiece and LLaMA-3 BPE (llama.cpp's defaults); for a
+ * tokenizer.json, tokenizer_config.json's add_bos_token, else whether the
+ * post_processor template starts with a special token, else true for
+ * SentencePiece-style and false for byte-level. Asking for BOS when the
+ * vocabulary has none raises. special: texts of control tokens (e.g.
+ * "<|eot_id|>") become those tokens (default false: they are plain text).
+ * Non-special added tokens are always recognized, as the reference does.
+ * Any bytes are accepted: invalid UTF-8 is encoded byte by byte. */
 static int l_encode(lua_State *L) { return encode_at(L, check_tokenizer(L, 1), "tok:encode"); }
 
 /* tok:decode(ids [, { special = bool, strip_leading_space = bool }]) -> bytes.
