@@ -184,6 +184,10 @@ static int l_candidates(lua_State *L) {
     bn_cand *c = bn_sampler_prepare(s, logits, n, &err);
     if (!c) luaL_error(L, "smp:candidates: %s", err.msg);
     double lse = bn_cand_logsumexp(c, n);
+    /* no finite softmax: +inf logits share the mass; all -inf have none */
+    int n_inf = 0;
+    if (lse == INFINITY)
+        for (int i = 0; i < n; i++) n_inf += c[i].logit == INFINITY;
     int m = bn_cand_top(c, n, k > n ? n : (int)k);
     lua_createtable(L, m, 0);
     lua_createtable(L, m, 0);
@@ -194,7 +198,8 @@ static int l_candidates(lua_State *L) {
         lua_rawseti(L, t, i + 1);
         lua_pushnumber(L, c[i].logit);
         lua_rawseti(L, t + 1, i + 1);
-        lua_pushnumber(L, isfinite(lse) ? exp((double)c[i].logit - lse) : (c[i].logit == lse ? 1.0 : 0.0));
+        double p = isfinite(lse) ? exp((double)c[i].logit - lse) : (n_inf && c[i].logit == INFINITY ? 1.0 / n_inf : 0.0);
+        lua_pushnumber(L, p);
         lua_rawseti(L, t + 2, i + 1);
     }
     return 3;

@@ -350,6 +350,11 @@ describe("bitnet.sampler", function()
       for i = 1, 3 do assert.is_true(math.abs(probs[i] - p[ids[i] + 1]) < 1e-12) end
       ids = s:candidates({ 1, 2 }, 10)
       assert.are.same({ 1, 0 }, ids)
+      -- no finite softmax: +inf logits share the mass, banned ones have none
+      local _, _, p = s:candidates({ math.huge, 0, math.huge }, 3)
+      assert.are.same({ 0.5, 0.5, 0 }, p)
+      _, _, p = s:candidates({ -math.huge, -math.huge }, 2)
+      assert.are.same({ 0, 0 }, p)
       assert.has_error(function() s:candidates({ 1 }, 0) end,
         "smp:candidates: argument 2 (k) must be an integer >= 1")
     end)
