@@ -173,8 +173,9 @@ end
 
 -- ---- helpers ----
 
-local function stderr_is_tty()
-  local ok, how, code = os.execute("test -t 2")
+-- Whether file descriptor fd (0 stdin, 2 stderr) is a terminal.
+local function is_tty(fd)
+  local ok, how, code = os.execute("test -t " .. fd)
   if type(ok) == "number" then return ok == 0 end -- Lua 5.1 / LuaJIT
   return ok == true and how == "exit" and code == 0
 end
@@ -278,7 +279,7 @@ function commands.chat(pos, opts, io_)
   if template and not bitnet.template.builtin[template] then template = read_file(template, io_) end
   local gopts = sampler_options(opts)
   gopts.template = template
-  local interactive = io_.stdin == io.stdin and io_.stderr_is_tty
+  local interactive = io_.stdin == io.stdin and is_tty(0) -- then prompt for each turn
   local function fresh()
     local m = {}
     if opts.system then m[1] = { role = "system", content = opts.system } end
@@ -431,7 +432,7 @@ function M.main(args, streams)
     stdin = streams.stdin or io.stdin, stdout = streams.stdout or io.stdout, stderr = streams.stderr or io.stderr,
   }
   if streams.stderr_is_tty ~= nil then io_.stderr_is_tty = streams.stderr_is_tty
-  else io_.stderr_is_tty = stderr_is_tty() end
+  else io_.stderr_is_tty = is_tty(2) end
   local list = {}
   for i = 1, #(args or {}) do list[i] = args[i] end
   local command = table.remove(list, 1)
