@@ -72,8 +72,8 @@ local HELP = {
 
 -- ---- arguments ----
 
--- Option spec per command: long name -> { key, kind }, kind "string",
--- "number", "integer", "flag" or "list".
+-- Option spec per command: long name -> { key, kind [, short letter] },
+-- kind "string", "number", "integer", "flag" or "list" (repeatable).
 local LOAD_OPTS = {
   threads = { "threads", "integer", "t" }, ctx = { "n_ctx", "integer", "c" }, kernel = { "kernel", "string" },
 }
@@ -99,7 +99,7 @@ local COMMAND_OPTS = {
     prompt = { "prompt", "string", "p" }, file = { "file", "string", "f" }, stats = { "stats", "flag" },
   }),
   chat = merge(LOAD_OPTS, SAMPLING_OPTS, { system = { "system", "string", "s" }, template = { "template", "string" } }),
-  info = merge(LOAD_OPTS, {}),
+  info = merge(LOAD_OPTS),
   perplexity = merge(LOAD_OPTS, { stride = { "stride", "integer" } }),
   convert = { type = { "type", "string" }, embeddings = { "embeddings", "string" }, fallback = { "fallback", "string" } },
   bench = merge(LOAD_OPTS, {
