@@ -5,6 +5,9 @@
 --  * random hard strings (spec/data/*-fuzz, by tools/gen_tokenizer_vectors.py:
 --    Python's `regex` module and the trainer's own Python BPE) for the
 --    LLaMA-3 and GPT-2 pre-tokenizers over every Unicode class they use;
+--    tools/check_vectors_hf.mjs confirms them with Hugging Face's JS
+--    tokenizers (all but two GPT-2 strings where JavaScript's \s, unlike
+--    Unicode's White_Space, lacks U+0085);
 --  * exact round trips and streaming decodes over the corpora.
 local core = require("bitnet.core")
 local fx = require("support.fixtures")
