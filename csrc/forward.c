@@ -25,6 +25,7 @@ typedef struct {
     const int32_t *ids;
     int n;
     float *all_logits; /* NULL: only the last token's logits, into s->logits */
+    int last;          /* the last chunk of the call: its logits are wanted */
 } chunk;
 
 static void rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
@@ -78,7 +79,7 @@ static void norm_quant(bn_session *s, int ith, int t, const float *x, const floa
         rmsnorm(tmp, x, w, n, s->model->hp.norm_eps);
         src = tmp;
     }
-    s->act_scale[t] = bn_quantize_act(src, n, s->qa + (int64_t)t * s->qa_stride, s->qa_stride);
+    s->act_scale[t] = s->model->kern->quantize_act(src, n, s->qa + (int64_t)t * s->qa_stride, s->qa_stride);
 }
 
 /* One weight matrix of a row-split phase: its outputs go to y (row t of
@@ -269,6 +270,7 @@ static void chunk_job(void *ctx, int ith, int nth) {
         rope_table(s->rope + t * hp->head_dim, pos, hp->head_dim, hp->rope_theta);
     }
     for (int l = 0; l < hp->n_layers; l++) layer(c, l, ith, nth);
+    if (!c->all_logits && !c->last) return; /* a prompt's inner chunk: no logits wanted */
 
     /* output head: for the last token, or every token when asked */
     int first = c->all_logits ? 0 : n - 1;
@@ -276,7 +278,7 @@ static void chunk_job(void *ctx, int ith, int nth) {
         float *xn = s->y + t * E;
         rmsnorm(xn, s->x + t * E, m->output_norm, E, hp->norm_eps);
         if (m->head_i8)
-            s->act_scale[t] = bn_quantize_act(xn, E, s->qa + t * s->qa_stride, s->qa_stride);
+            s->act_scale[t] = m->kern->quantize_act(xn, E, s->qa + t * s->qa_stride, s->qa_stride);
     }
     bn_pool_barrier(s->pool);
     bn_head_token tok[BN_CHUNK];
@@ -311,7 +313,8 @@ static int threads_for(bn_session *s, int n) {
 void bn_session_eval(bn_session *s, const int32_t *ids, int n, float *all_logits) {
     int64_t V = s->model->hp.n_vocab;
     for (int i = 0; i < n; i += BN_CHUNK) {
-        chunk c = {s, ids + i, n - i < BN_CHUNK ? n - i : BN_CHUNK, all_logits ? all_logits + (int64_t)i * V : NULL};
+        chunk c = {s, ids + i, n - i < BN_CHUNK ? n - i : BN_CHUNK, all_logits ? all_logits + (int64_t)i * V : NULL,
+                   i + BN_CHUNK >= n};
         bn_pool_run(s->pool, threads_for(s, c.n), chunk_job, &c);
         s->pos += c.n;
     }

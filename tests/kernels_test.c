@@ -94,6 +94,23 @@ static void test_i8(const bn_kernels *k) {
     }
 }
 
+/* Quantization: random vectors, and ones whose scaled values land exactly
+ * on .5 (max 127 gives a scale of 1): ties must go to even. */
+static void test_quantize(const bn_kernels *k) {
+    static const int ns[] = {1, 15, 16, 17, 100, 2560};
+    for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
+        for (int ties = 0; ties < 2; ties++) {
+            int n = ns[a], pad = n + 37;
+            float *x = malloc(sizeof(float) * (size_t)n);
+            int8_t *q1 = malloc((size_t)pad), *q2 = malloc((size_t)pad);
+            for (int i = 0; i < n; i++) x[i] = ties ? (float)((int)(next() % 255) - 127) + 0.5f : frand() * 3.0f;
+            if (ties) x[0] = 127.0f;
+            float s1 = bn_kernels_ref.quantize_act(x, n, q1, pad), s2 = k->quantize_act(x, n, q2, pad);
+            CHECK(s1 == s2 && memcmp(q1, q2, (size_t)pad) == 0, "%s quantize_act n=%d ties=%d", k->name, n, ties);
+            free(x), free(q1), free(q2);
+        }
+}
+
 static int close_enough(float a, float b, float scale) { return fabsf(a - b) <= 1e-5f * scale + 1e-6f; }
 
 static void test_float(const bn_kernels *k) {
@@ -178,6 +195,7 @@ int main(int argc, char **argv) {
         test_i8(paths[i]);
         test_float(paths[i]);
         test_q6k(paths[i]);
+        test_quantize(paths[i]);
         test_attention(paths[i]);
         printf("%-8s %s\n", paths[i]->name, failures == before ? "ok" : "FAILED");
         tested++;

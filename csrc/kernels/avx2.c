@@ -232,8 +232,16 @@ static AVX2 void avx2_attn_mix(const float *w, const void *v, int kv_f16, int np
 }
 
 const bn_kernels bn_kernels_avx2 = {
-    "avx2",           avx2_ternary_dot_rows, avx2_ternary_matmat, avx2_dot_f32, avx2_dot_rows_f16, bn_dot_rows_q6k_ref,
-    avx2_dot_rows_i8, avx2_attn_scores,      avx2_attn_mix,
+    "avx2",
+    avx2_ternary_dot_rows,
+    avx2_ternary_matmat,
+    bn_quantize_act,
+    avx2_dot_f32,
+    avx2_dot_rows_f16,
+    bn_dot_rows_q6k_ref,
+    avx2_dot_rows_i8,
+    avx2_attn_scores,
+    avx2_attn_mix,
 };
 
 #endif

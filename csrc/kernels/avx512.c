@@ -13,6 +13,7 @@
 #pragma GCC optimize("fp-contract=off") /* attention must round as ref.c does */
 #endif
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "../floatfmt.h"
@@ -173,6 +174,31 @@ static AVX512 void avx512_ternary_matmat(const uint8_t *w, size_t row_bytes, int
             }
         }
     }
+}
+
+static AVX512 float avx512_quantize_act(const float *x, int64_t n, int8_t *q, int64_t npad) {
+    __m512 mv = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) mv = _mm512_max_ps(mv, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
+    float m = _mm512_reduce_max_ps(mv);
+    for (; i < n; i++) {
+        float a = fabsf(x[i]);
+        if (a > m) m = a;
+    }
+    float s = 127.0f / (m > 1e-5f ? m : 1e-5f);
+    const __m512 vs = _mm512_set1_ps(s), lo = _mm512_set1_ps(-128.0f), hi = _mm512_set1_ps(127.0f);
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), vs),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+        _mm_storeu_si128((__m128i *)(q + i), _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(v)));
+    }
+    for (; i < n; i++) {
+        float v = rintf(x[i] * s);
+        q[i] = (int8_t)(v > 127.0f ? 127 : v < -128.0f ? -128 : v);
+    }
+    if (npad > n) memset(q + n, 0, (size_t)(npad - n));
+    return s;
 }
 
 static AVX512 float avx512_dot_f32(const float *a, const float *b, int64_t n) {
@@ -354,8 +380,16 @@ static AVX512 void avx512_attn_mix(const float *w, const void *v, int kv_f16, in
 }
 
 const bn_kernels bn_kernels_avx512 = {
-    "avx512",           avx512_ternary_dot_rows, avx512_ternary_matmat, avx512_dot_f32, avx512_dot_rows_f16,
-    avx512_dot_rows_q6k, avx512_dot_rows_i8,     avx512_attn_scores,    avx512_attn_mix,
+    "avx512",
+    avx512_ternary_dot_rows,
+    avx512_ternary_matmat,
+    avx512_quantize_act,
+    avx512_dot_f32,
+    avx512_dot_rows_f16,
+    avx512_dot_rows_q6k,
+    avx512_dot_rows_i8,
+    avx512_attn_scores,
+    avx512_attn_mix,
 };
 
 #endif

@@ -31,6 +31,9 @@ typedef struct bn_kernels {
      * once for several tokens: the prefill path. */
     void (*ternary_matmat)(const uint8_t *w, size_t row_bytes, int nblocks, int64_t nrows, const int8_t *q,
                            size_t q_stride, int ntok, int32_t *out, size_t out_stride);
+    /* bn_quantize_act, the same bytes and scale (every step is exact or
+     * correctly rounded, so vector lanes cannot differ from the loop) */
+    float (*quantize_act)(const float *x, int64_t n, int8_t *q, int64_t npad);
     /* sum of a[i]*b[i], accumulated in the order the path chooses */
     float (*dot_f32)(const float *a, const float *b, int64_t n);
     /* Output head over F16 rows (row_stride elements apart): out[r] =

@@ -186,13 +186,29 @@ static void neon_attn_mix(const float *w, const void *v, int kv_f16, int npos, i
 }
 
 const bn_kernels bn_kernels_neon = {
-    "neon",           ternary_dot_rows_neon, ternary_matmat_neon, neon_dot_f32, neon_dot_rows_f16, bn_dot_rows_q6k_ref,
-    dot_rows_i8_neon, neon_attn_scores,      neon_attn_mix,
+    "neon",
+    ternary_dot_rows_neon,
+    ternary_matmat_neon,
+    bn_quantize_act,
+    neon_dot_f32,
+    neon_dot_rows_f16,
+    bn_dot_rows_q6k_ref,
+    dot_rows_i8_neon,
+    neon_attn_scores,
+    neon_attn_mix,
 };
 
 const bn_kernels bn_kernels_neondot = {
-    "neondot",           ternary_dot_rows_neondot, ternary_matmat_neondot, neon_dot_f32, neon_dot_rows_f16,
-    bn_dot_rows_q6k_ref, dot_rows_i8_neondot,     neon_attn_scores,       neon_attn_mix,
+    "neondot",
+    ternary_dot_rows_neondot,
+    ternary_matmat_neondot,
+    bn_quantize_act,
+    neon_dot_f32,
+    neon_dot_rows_f16,
+    bn_dot_rows_q6k_ref,
+    dot_rows_i8_neondot,
+    neon_attn_scores,
+    neon_attn_mix,
 };
 
 #endif

@@ -110,6 +110,14 @@ static void ref_attn_mix(const float *w, const void *v, int kv_f16, int npos, in
 }
 
 const bn_kernels bn_kernels_ref = {
-    "ref",           ref_ternary_dot_rows, ref_ternary_matmat, ref_dot_f32, ref_dot_rows_f16, bn_dot_rows_q6k_ref,
-    ref_dot_rows_i8, ref_attn_scores,      ref_attn_mix,
+    "ref",
+    ref_ternary_dot_rows,
+    ref_ternary_matmat,
+    bn_quantize_act,
+    ref_dot_f32,
+    ref_dot_rows_f16,
+    bn_dot_rows_q6k_ref,
+    ref_dot_rows_i8,
+    ref_attn_scores,
+    ref_attn_mix,
 };
