@@ -162,6 +162,8 @@ static int plan(conv *c) {
             return bn_errf(c->err, "layer %d has sub-norms where layer 0 has not (or the reverse)", l);
     c->arch = bn_convert_arch(m, c->o->linear_type);
     c->llama = strcmp(c->arch, "llama") == 0;
+    if (c->llama && hp->act != BN_ACT_SILU) /* llama's FFN is SwiGLU: relu2 would be lost */
+        return bn_errf(c->err, "a squared-ReLU model without sub-norms has no GGUF architecture that keeps its activation");
     c->jobs = calloc((size_t)hp->n_layers * 11 + 3, sizeof *c->jobs);
     if (!c->jobs) return bn_errf(c->err, "out of memory");
     if (!add_dense(c, "token_embd.weight", &m->tok_embd) || !add_vec(c, "output_norm.weight", m->output_norm, hp->n_embd))

@@ -590,6 +590,23 @@ describe("convert a model whose rows no ternary block type holds", function()
 
   teardown(function() os.execute("rm -rf '" .. dir .. "'") end)
 
+  it("refuses a squared-ReLU model without sub-norms (llama's FFN is SwiGLU)", function()
+    local d2 = dir .. "/llama-relu2"
+    assert(os.execute("mkdir -p '" .. d2 .. "'"))
+    os.execute("cp '" .. dir .. "/model.safetensors' '" .. d2 .. "/'")
+    local cfg = json.decode(assert(io.open(dir .. "/config.json")):read("*a"))
+    cfg.architectures = { "LlamaForCausalLM" }
+    cfg.quantization_config = { quant_method = "bitnet" }
+    cfg.hidden_act = "relu2"
+    local f = assert(io.open(d2 .. "/config.json", "wb"))
+    f:write(json.encode(cfg))
+    f:close()
+    assert.are.equal("relu2", assert(core.load(d2)):info().activation)
+    local ok, err = core.convert(d2, out_path(), { type = "f32" })
+    assert.is_nil(ok)
+    assert.are.equal("a squared-ReLU model without sub-norms has no GGUF architecture that keeps its activation", err)
+  end)
+
   it("refuses I2_S and TQ, writes F32 or an F32 fallback that computes the same", function()
     local src = assert(core.load(dir))
     for _, t in ipairs({ { "i2_s", "I2_S", 128 }, { "tq2_0", "TQ2_0", 256 } }) do
