@@ -214,6 +214,26 @@ local function spm_json(layout)
   return path
 end
 
+describe("special = true against Hugging Face (which parses special-token texts by default)", function()
+  for _, path in ipairs({ LLAMA3_JSON, LLAMA3_GGUF }) do
+    it(path:match("[^/]+$") .. ": 300 of 300 random strings", function()
+      local tok = load(path)
+      local inp = read_vectors("spec/data/llama3-fuzz")
+      local out = split_plain(read("spec/data/llama3-fuzz.special.out"), "\n")
+      local failed, with_specials = {}, 0
+      for i, s in ipairs(inp) do
+        local ids = tok:encode(s, { bos = false, special = true })
+        for _, id in ipairs(ids) do
+          if tok:is_control(id) then with_specials = with_specials + 1 end
+        end
+        if ids_line(ids) ~= out[i] then failed[#failed + 1] = ("%q: got%s, expected%s"):format(s, ids_line(ids), out[i]) end
+      end
+      assert.are.same({}, failed)
+      assert.is_true(with_specials >= 50, "the strings do hold special tokens")
+    end)
+  end
+end)
+
 describe("SentencePiece-style tokenizer.json (the LLaMA-2 / 1bitLLM layout)", function()
   for _, layout in ipairs({ "normalizers", "metaspace" }) do
     it(layout .. ": 46 of 46 strings, and round trips", function()

@@ -3,7 +3,9 @@
 // Hugging Face's own tokenizer implementation (the JS port of `tokenizers`).
 //   cd /tmp/tokjs && npm install @huggingface/tokenizers@0.2.0
 //   NODE_PATH=/tmp/tokjs/node_modules node tools/check_vectors_hf.mjs \
-//       ../shared/tokenizer-tests/llama3 spec/data/llama3-fuzz [gpt2]
+//       ../shared/tokenizer-tests/llama3 spec/data/llama3-fuzz [gpt2 | write-special]
+// `write-special` instead writes BASE.special.out, Hugging Face's ids with
+// special-token texts parsed, for the spec's special = true check.
 // With `gpt2` the tokenizer's pre_tokenizer is replaced by ByteLevel with
 // GPT-2's regex, as spec/tokenizer_spec.lua does for spec/data/gpt2-fuzz.
 // Strings holding an added token's text are skipped: Hugging Face turns
@@ -26,6 +28,15 @@ if (variant === "gpt2") {
   tj.pre_tokenizer = { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true };
 }
 const tok = new Tokenizer(tj, tc);
+if (variant === "write-special") {
+  // base.special.out: Hugging Face's ids with special-token texts parsed
+  // (what our encode gives with special = true)
+  const strings = fs.readFileSync(base + ".inp", "utf8").split("\n__ggml_vocab_test__\n");
+  strings.pop();
+  const lines = strings.map((t) => Array.from(tok.encode(t, { add_special_tokens: false }).ids).map((id) => " " + id).join(""));
+  fs.writeFileSync(base + ".special.out", lines.join("\n") + "\n");
+  process.exit(0);
+}
 const inp = fs.readFileSync(base + ".inp", "utf8").split("\n__ggml_vocab_test__\n");
 inp.pop(); // the file ends with a separator
 const out = fs.readFileSync(base + ".out", "utf8").split("\n");
