@@ -253,12 +253,16 @@ static void swap_cand(bn_cand *a, bn_cand *b) {
     *b = t;
 }
 
-/* Sift-down in a heap whose root is the worst element. */
-static void sift_worst(bn_cand *h, int n, int i) {
+/* An order of candidates: whether a comes before b. */
+typedef int (*cand_before)(const bn_cand *a, const bn_cand *b);
+
+/* Sift-down in a heap whose root comes first in `before` order
+ * (first_at_root) or last (otherwise). */
+static void sift(bn_cand *h, int n, int i, cand_before before, int first_at_root) {
     for (;;) {
         int l = 2 * i + 1, r = l + 1, w = i;
-        if (l < n && better(&h[w], &h[l])) w = l;
-        if (r < n && better(&h[w], &h[r])) w = r;
+        if (l < n && (first_at_root ? before(&h[l], &h[w]) : before(&h[w], &h[l]))) w = l;
+        if (r < n && (first_at_root ? before(&h[r], &h[w]) : before(&h[w], &h[r]))) w = r;
         if (w == i) return;
         swap_cand(&h[i], &h[w]);
         i = w;
@@ -268,19 +272,41 @@ static void sift_worst(bn_cand *h, int n, int i) {
 int bn_cand_top(bn_cand *c, int n, int k) {
     if (k > n) k = n;
     if (k <= 0) return 0;
-    for (int i = k / 2 - 1; i >= 0; i--) sift_worst(c, k, i);
+    /* the k best so far in a heap with the worst of them at the root */
+    for (int i = k / 2 - 1; i >= 0; i--) sift(c, k, i, better, 0);
     for (int i = k; i < n; i++) {
         if (better(&c[i], &c[0])) {
             swap_cand(&c[i], &c[0]);
-            sift_worst(c, k, 0);
+            sift(c, k, 0, better, 0);
         }
     }
     /* heap sort: moving the worst to the back leaves the best first */
     for (int end = k - 1; end > 0; end--) {
         swap_cand(&c[0], &c[end]);
-        sift_worst(c, end, 0);
+        sift(c, end, 0, better, 0);
     }
     return k;
+}
+
+/* Moves the shortest prefix of c[0..n) in `before` order whose
+ * probabilities exp(logit - lse) add up to target to the front, in that
+ * order; returns its length (n when rounding keeps the sum short). A heap
+ * pops only as many as needed: O(n + m log n) for a prefix of m. */
+static int take_mass_prefix(bn_cand *c, int n, cand_before before, double lse, double target) {
+    for (int i = n / 2 - 1; i >= 0; i--) sift(c, n, i, before, 1);
+    double cum = 0.0;
+    int end = n;
+    while (end > 0) {
+        end--;
+        swap_cand(&c[0], &c[end]); /* the first remaining goes to the back */
+        sift(c, end, 0, before, 1);
+        cum += exp((double)c[end].logit - lse);
+        if (cum >= target) break;
+    }
+    int m = n - end;
+    for (int i = end, j = n - 1; i < j; i++, j--) swap_cand(&c[i], &c[j]); /* popped last-first */
+    memmove(c, c + end, (size_t)m * sizeof *c);
+    return m;
 }
 
 double bn_cand_logsumexp(const bn_cand *c, int n) {
@@ -298,11 +324,9 @@ static int cmp_by_rank(const void *a, const void *b) {
     return better(x, y) ? -1 : better(y, x);
 }
 
-/* typical sorts by the scratch field p holding |-log p - H| */
-static int cmp_by_typicality(const void *a, const void *b) {
-    const bn_cand *x = a, *y = b;
-    if (x->p != y->p) return x->p < y->p ? -1 : 1;
-    return cmp_by_rank(a, b);
+/* Typical order: the scratch field p holds |-log p - H|, smaller first. */
+static int more_typical(const bn_cand *a, const bn_cand *b) {
+    return a->p < b->p || (a->p == b->p && better(a, b));
 }
 
 /* ---- steps 3-8 ---- */
@@ -324,36 +348,21 @@ static int keep_typical(bn_cand *c, int n, float typical_p) {
         double pi = exp((double)c[i].logit - lse);
         c[i].p = pi > 0.0 ? (float)fabs(-log(pi) - entropy) : INFINITY;
     }
-    qsort(c, (size_t)n, sizeof *c, cmp_by_typicality);
-    double cum = 0.0;
-    int keep = n;
-    for (int i = 0; i < n; i++) {
-        cum += exp((double)c[i].logit - lse);
-        if (cum >= typical_p) {
-            keep = i + 1;
-            break;
-        }
-    }
-    qsort(c, (size_t)keep, sizeof *c, cmp_by_rank);
+    int keep = take_mass_prefix(c, n, more_typical, lse, typical_p);
+    qsort(c, (size_t)keep, sizeof *c, cmp_by_rank); /* back to logit order for the steps after */
     return keep;
 }
 
-/* Sorts only as much of the front as the kept mass needs: the top 64, then
- * 256, 1024, ... until the prefix reaches top_p. */
+/* The smallest prefix by logit whose probability reaches top_p. */
 static int keep_top_p(bn_cand *c, int n, float top_p, int sorted) {
     double lse = bn_cand_logsumexp(c, n);
-    int m = sorted ? n : 64;
-    for (;;) {
-        if (m > n) m = n;
-        if (!sorted) bn_cand_top(c, n, m);
-        double cum = 0.0;
-        for (int i = 0; i < m; i++) {
-            cum += exp((double)c[i].logit - lse);
-            if (cum >= top_p) return i + 1;
-        }
-        if (m == n) return n;
-        m *= 4;
+    if (!sorted) return take_mass_prefix(c, n, better, lse, top_p);
+    double cum = 0.0;
+    for (int i = 0; i < n; i++) {
+        cum += exp((double)c[i].logit - lse);
+        if (cum >= top_p) return i + 1;
     }
+    return n;
 }
 
 static int keep_min_p(bn_cand *c, int n, float min_p) {
