@@ -248,7 +248,7 @@ describe("bitnet.sampler", function()
       end
     end)
 
-    it("top_p finds a nucleus larger than its first partial sort", function()
+    it("top_p finds a nucleus of hundreds of tokens, ties by id", function()
       -- 300 equally likely tokens hold 75% of the mass; 2700 share the rest
       local logits = {}
       for i = 1, 3000 do logits[i] = i <= 300 and math.log(0.75 / 300) or math.log(0.25 / 2700) end
