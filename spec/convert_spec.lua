@@ -523,6 +523,55 @@ describe("convert a Hugging Face directory with a tokenizer", function()
     assert.are.same({ 380, 261, 258 }, m:tokenize("hello the"))
     os.remove(dst)
   end)
+
+  it("writes a SentencePiece-style tokenizer (byte fallback) as llama's, scores in merge order", function()
+    local d2 = dir .. "/spm"
+    assert(os.execute("mkdir -p '" .. d2 .. "'"))
+    os.execute("cp '" .. dir .. "/config.json' '" .. dir .. "/model.safetensors' '" .. d2 .. "/'")
+    local vocab = { ["<unk>"] = 0, ["<s>"] = 1, ["</s>"] = 2 }
+    for b = 0, 255 do vocab[("<0x%02X>"):format(b)] = 3 + b end
+    local id = 259
+    for _, ch in ipairs({ "▁", "t", "h", "e", "l", "o", "w", "r", "d" }) do
+      vocab[ch] = id
+      id = id + 1
+    end
+    local merges = { "▁ t", "h e", "l l", "▁t he", "he ll", "hell o", "▁ hello", "o r", "w or" }
+    for _, m in ipairs(merges) do
+      vocab[(m:gsub(" ", ""))] = id
+      id = id + 1
+    end
+    local special = function(i, c)
+      return { id = i, content = c, special = true, single_word = false, lstrip = false, rstrip = false, normalized = false }
+    end
+    spit(d2 .. "/tokenizer.json", json.encode({
+      version = "1.0",
+      added_tokens = { special(0, "<unk>"), special(1, "<s>"), special(2, "</s>") },
+      normalizer = { type = "Sequence", normalizers = {
+        { type = "Prepend", prepend = "▁" },
+        { type = "Replace", pattern = { String = " " }, content = "▁" } } },
+      pre_tokenizer = json.null,
+      post_processor = json.null,
+      decoder = { type = "Sequence", decoders = {
+        { type = "Replace", pattern = { String = "▁" }, content = " " },
+        { type = "ByteFallback" }, { type = "Fuse" }, { type = "Strip", content = " ", start = 1, stop = 0 } } },
+      model = { type = "BPE", dropout = json.null, unk_token = "<unk>", fuse_unk = true, byte_fallback = true,
+                ignore_merges = false, vocab = vocab, merges = merges },
+    }))
+    spit(d2 .. "/tokenizer_config.json", json.encode({ bos_token = "<s>", eos_token = "</s>", unk_token = "<unk>",
+                                                       add_bos_token = true }))
+    local src = assert(core.load(d2))
+    local dst, m = convert(d2, { type = "f16" })
+    local g = gguf.read(dst)
+    assert.are.equal("llama", g.kv["tokenizer.ggml.model"].value)
+    assert.is_nil(g.kv["tokenizer.ggml.merges"])
+    assert.are.equal(0, g.kv["tokenizer.ggml.unknown_token_id"].value)
+    for _, text in ipairs({ "hello the world", "the hell", "hello\tworld", "héllo" }) do
+      assert.are.same(src:tokenize(text), m:tokenize(text), text)
+      assert.are.equal(src:detokenize(src:tokenize(text)), m:detokenize(m:tokenize(text)), text)
+    end
+    assert.are.same({ 1, 274, 271 }, m:tokenize("hello the"))
+    os.remove(dst)
+  end)
 end)
 
 describe("convert a model whose rows no ternary block type holds", function()
