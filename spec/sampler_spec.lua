@@ -276,6 +276,78 @@ describe("bitnet.sampler", function()
       end
     end)
 
+    it("keeps the same sets as a plain sort-and-sum reference on random distributions", function()
+      -- logits k/16 are exact in float; a huge temperature makes every kept
+      -- token about equally likely, so 4000 seeded draws show the kept set
+      local function reference(logits, opts)
+        local n = #logits
+        local order = {}
+        for i = 1, n do order[i] = i end
+        table.sort(order, function(a, b)
+          return logits[a] > logits[b] or (logits[a] == logits[b] and a < b)
+        end)
+        local keep = {}
+        for r = 1, math.min(opts.top_k > 0 and opts.top_k or n, n) do keep[r] = order[r] end
+        local function probs(set)
+          local mx, sum, p = -math.huge, 0, {}
+          for _, i in ipairs(set) do mx = math.max(mx, logits[i]) end
+          for _, i in ipairs(set) do sum = sum + math.exp(logits[i] - mx) end
+          for _, i in ipairs(set) do p[i] = math.exp(logits[i] - mx) / sum end
+          return p
+        end
+        if opts.typical_p < 1 then
+          local p, h = probs(keep), 0
+          for _, i in ipairs(keep) do h = h - p[i] * math.log(p[i]) end
+          local score = {}
+          for r, i in ipairs(keep) do score[i] = { math.abs(-math.log(p[i]) - h), r } end
+          table.sort(keep, function(a, b)
+            return score[a][1] < score[b][1] or (score[a][1] == score[b][1] and score[a][2] < score[b][2])
+          end)
+          local cum, cut = 0, #keep
+          for r, i in ipairs(keep) do
+            cum = cum + p[i]
+            if cum >= opts.typical_p then cut = r break end
+          end
+          for r = #keep, cut + 1, -1 do keep[r] = nil end
+          table.sort(keep, function(a, b) return score[a][2] < score[b][2] end)
+        end
+        if opts.top_p < 1 then
+          local p, cum = probs(keep), 0
+          for r, i in ipairs(keep) do
+            cum = cum + p[i]
+            if cum >= opts.top_p then
+              for q = #keep, r + 1, -1 do keep[q] = nil end
+              break
+            end
+          end
+        end
+        local set = {}
+        for _, i in ipairs(keep) do set[#set + 1] = i - 1 end
+        table.sort(set)
+        return set
+      end
+      local state = 11
+      local cases = {
+        { top_k = 0, top_p = 0.5, typical_p = 1 }, { top_k = 0, top_p = 0.9, typical_p = 1 },
+        { top_k = 0, top_p = 1, typical_p = 0.5 }, { top_k = 0, top_p = 1, typical_p = 0.9 },
+        { top_k = 30, top_p = 0.8, typical_p = 1 }, { top_k = 0, top_p = 0.8, typical_p = 0.8 },
+      }
+      for round = 1, 3 do
+        local logits = {}
+        for i = 1, 300 do
+          state = (state * 1103515245 + 12345) % 2147483648
+          logits[i] = math.floor(state / 2147483648 * 192) / 16 -- 0 .. 12 in steps of 1/16
+        end
+        for ci, case in ipairs(cases) do
+          local s = bitnet.sampler({ seed = round * 10 + ci, temperature = 1e6, min_p = 0, top_k = case.top_k,
+            top_p = case.top_p, typical_p = case.typical_p })
+          local want = reference(logits, case)
+          assert(#want >= 2 and #want <= 80, ("case %d keeps %d tokens: pick a spread that shows truncation"):format(ci, #want))
+          assert.are.same(want, drawn_set(histogram(s, logits, 4000)))
+        end
+      end
+    end)
+
     it("applies the steps in order: top-k before top-p, top-p before temperature", function()
       -- after top_k = 3 the mass is 0.5, 0.3, 0.15 of 0.95; top_p = 0.82 of
       -- that needs the first two (0.526 + 0.316), of all four three
