@@ -120,6 +120,14 @@ describe("bitnet command", function()
       assert.are.equal(0, status)
       assert.are.equal(want .. "\n", out)
       assert.are.equal("", err)
+      -- load options reach bitnet.load: one thread, the reference kernel, a small context
+      status, out = run({ "run", MODEL, "-p", "w1 w2", "-n", "12", "--temp", "0", "-t", "1", "--kernel", "ref", "-c", "20" })
+      assert.are.equal(0, status)
+      local small = model:generate("w1 w2", { max_tokens = 12, temperature = 0, n_ctx = 20 })
+      assert.are.equal(small .. "\n", out)
+      status, _, err = run({ "run", MODEL, "-p", "x", "--kernel", "warp" })
+      assert.are.equal(1, status)
+      assert.truthy(err:find("unknown kernel 'warp'", 1, true))
       -- --opt=value, short options glued to their value, sampler options and stop strings
       local opts = { max_tokens = 20, temperature = 0.9, top_k = 30, top_p = 0.9, min_p = 0.01, seed = 7,
         repeat_penalty = 1.2, repeat_last_n = 16, presence_penalty = 0.1, frequency_penalty = 0.1, typical_p = 0.95 }

@@ -222,6 +222,15 @@ describe("generation", function()
       fresh:close()
     end)
 
+    it("is what generate returns with stream = true", function()
+      local opts = { max_tokens = 12, temperature = 0.7, seed = 6 }
+      local text = model:generate(PROMPT, opts)
+      opts.stream = true
+      local gen = model:generate(PROMPT, opts)
+      assert.are.equal(text, table.concat(collect(gen)))
+      assert.are.equal("length", gen.info.finish_reason)
+    end)
+
     it("works inside a coroutine", function()
       local opts = { max_tokens = 20, temperature = 0.9, seed = 4 }
       local text = model:generate(PROMPT, opts)
