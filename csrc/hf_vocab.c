@@ -136,7 +136,31 @@ static void free_vocab(vocab *v) {
     free(v->score);
 }
 
-static int special_ids(bn_gguf_writer *w, const vocab *v, const cJSON *tcfg, const char *dir, bn_err *err) {
+/* The post-processor's TemplateProcessing (alone or in a Sequence), or NULL. */
+static const cJSON *template_processing(const cJSON *pp) {
+    const char *type = cJSON_IsObject(pp) && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(pp, "type"))
+                           ? cJSON_GetObjectItemCaseSensitive(pp, "type")->valuestring : "";
+    if (strcmp(type, "TemplateProcessing") == 0) return pp;
+    if (strcmp(type, "Sequence") != 0) return NULL;
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(pp, "processors");
+    for (const cJSON *e = cJSON_IsArray(list) ? list->child : NULL; e; e = e->next)
+        if (template_processing(e)) return e;
+    return NULL;
+}
+
+/* Whether encoding a single text adds the special token `text` (at the
+ * start when at_start, else at the end), as the post-processor says. */
+static int template_adds(const cJSON *tp, const char *text, int at_start) {
+    const cJSON *single = cJSON_GetObjectItemCaseSensitive(tp, "single");
+    int n = cJSON_GetArraySize(single);
+    const cJSON *e = cJSON_GetArrayItem(single, at_start ? 0 : n - 1);
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(e, "SpecialToken");
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(st, "id");
+    return text && cJSON_IsString(id) && strcmp(id->valuestring, text) == 0;
+}
+
+static int special_ids(bn_gguf_writer *w, const vocab *v, const cJSON *tok, const cJSON *tcfg, const char *dir,
+                       bn_err *err) {
     static const char *const names[][2] = {{"bos_token", "bos"}, {"eos_token", "eos"}, {"unk_token", "unknown"},
                                            {"pad_token", "padding"}};
     char key[64], path[1200];
@@ -154,10 +178,19 @@ static int special_ids(bn_gguf_writer *w, const vocab *v, const cJSON *tcfg, con
         snprintf(key, sizeof key, "tokenizer.ggml.%s_token_id", names[k][1]);
         if (id >= 0) ok = bn_gw_set_u32(w, key, (uint32_t)id, err);
     }
+    /* Whether BOS / EOS are added: tokenizer_config.json's flags, else what
+     * tokenizer.json's post-processor does (Hugging Face adds nothing
+     * without a template). Written always, so that a GGUF reader's own
+     * default (llama.cpp adds BOS for LLaMA-3 vocabularies) cannot differ
+     * from the source. */
     const cJSON *ab = tcfg ? cJSON_GetObjectItemCaseSensitive(tcfg, "add_bos_token") : NULL;
     const cJSON *ae = tcfg ? cJSON_GetObjectItemCaseSensitive(tcfg, "add_eos_token") : NULL;
-    if (ok && cJSON_IsBool(ab)) ok = bn_gw_set_bool(w, "tokenizer.ggml.add_bos_token", cJSON_IsTrue(ab), err);
-    if (ok && cJSON_IsBool(ae)) ok = bn_gw_set_bool(w, "tokenizer.ggml.add_eos_token", cJSON_IsTrue(ae), err);
+    const cJSON *tp = template_processing(cJSON_GetObjectItemCaseSensitive(tok, "post_processor"));
+    const char *bos = tcfg ? token_text(tcfg, "bos_token") : NULL, *eos = tcfg ? token_text(tcfg, "eos_token") : NULL;
+    int add_bos = cJSON_IsBool(ab) ? cJSON_IsTrue(ab) : tp && template_adds(tp, bos, 1);
+    int add_eos = cJSON_IsBool(ae) ? cJSON_IsTrue(ae) : tp && template_adds(tp, eos, 0);
+    if (ok) ok = bn_gw_set_bool(w, "tokenizer.ggml.add_bos_token", add_bos, err) &&
+                 bn_gw_set_bool(w, "tokenizer.ggml.add_eos_token", add_eos, err);
     cJSON_Delete(cfg);
     return ok;
 }
@@ -188,7 +221,7 @@ int bn_hf_vocab_to_gguf(const char *dir, int n_vocab, bn_gguf_writer *w, bn_err 
              (!spm || bn_gw_set_array(w, "tokenizer.ggml.scores", GGUF_T_F32, v.score, (uint64_t)v.n, err));
         const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
         if (ok && !spm && cJSON_IsArray(merges)) ok = write_merges(w, merges, path, err);
-        ok = ok && special_ids(w, &v, tcfg, dir, err);
+        ok = ok && special_ids(w, &v, tok, tcfg, dir, err);
     }
     free_vocab(&v);
     cJSON_Delete(tcfg);

@@ -458,6 +458,7 @@ describe("convert a Hugging Face directory with a tokenizer", function()
   end
 
   local template = "{% for m in messages %}<|start|>{{ m.content }}<|eot_id|>{% endfor %}"
+  local tok -- the tokenizer.json table, for variants
 
   setup(function()
     assert(os.execute("mkdir -p '" .. dir .. "'"))
@@ -476,7 +477,7 @@ describe("convert a Hugging Face directory with a tokenizer", function()
       next_id = next_id + 1
     end
     local regex = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
-    local tok = {
+    tok = {
       version = "1.0",
       added_tokens = {
         { id = 380, content = "<|begin_of_text|>", special = true, single_word = false, lstrip = false, rstrip = false, normalized = false },
@@ -520,6 +521,31 @@ describe("convert a Hugging Face directory with a tokenizer", function()
     for _, text in ipairs({ "hello the world", "Hello, the hell: 123 or 4567!", "<|eot_id|> the" }) do
       assert.are.same(src:tokenize(text), m:tokenize(text), text)
     end
+    assert.are.same({ 380, 261, 258 }, m:tokenize("hello the"))
+    os.remove(dst)
+  end)
+
+  it("takes BOS / EOS from the post-processor's template when the config does not say", function()
+    local d2 = dir .. "/tmpl"
+    assert(os.execute("mkdir -p '" .. d2 .. "'"))
+    os.execute("cp '" .. dir .. "/config.json' '" .. dir .. "/model.safetensors' '" .. d2 .. "/'")
+    tok.post_processor = { type = "Sequence", processors = {
+      { type = "ByteLevel", add_prefix_space = true, trim_offsets = false, use_regex = true },
+      { type = "TemplateProcessing",
+        single = { { SpecialToken = { id = "<|begin_of_text|>", type_id = 0 } }, { Sequence = { id = "A", type_id = 0 } } },
+        pair = { { SpecialToken = { id = "<|begin_of_text|>", type_id = 0 } }, { Sequence = { id = "A", type_id = 0 } },
+                 { SpecialToken = { id = "<|begin_of_text|>", type_id = 1 } }, { Sequence = { id = "B", type_id = 1 } } },
+        special_tokens = { ["<|begin_of_text|>"] = { id = "<|begin_of_text|>", ids = { 380 }, tokens = { "<|begin_of_text|>" } } } },
+    } }
+    spit(d2 .. "/tokenizer.json", json.encode(tok))
+    tok.post_processor = json.null
+    spit(d2 .. "/tokenizer_config.json", json.encode({ bos_token = "<|begin_of_text|>", eos_token = "<|end_of_text|>" }))
+    local src = assert(core.load(d2))
+    local dst, m = convert(d2, { type = "i2_s" })
+    local g = gguf.read(dst)
+    assert.is_true(g.kv["tokenizer.ggml.add_bos_token"].value)
+    assert.is_false(g.kv["tokenizer.ggml.add_eos_token"].value)
+    assert.are.same(src:tokenize("hello the"), m:tokenize("hello the"))
     assert.are.same({ 380, 261, 258 }, m:tokenize("hello the"))
     os.remove(dst)
   end)
@@ -671,5 +697,77 @@ describe("convert a model whose rows no ternary block type holds", function()
       same_logits(src, m, ids)
       os.remove(dst)
     end
+  end)
+end)
+
+describe("convert the LLaMA-3 tokenizer.json (2B-4T's) #slow", function()
+  -- A model of 2B-4T's vocabulary (zero embeddings: only the metadata is
+  -- under test) with the LLaMA-3 tokenizer files from ../shared; the GGUF
+  -- vocabulary written must equal the independently built
+  -- ggml-vocab-llama3-bpe.gguf (from Meta's tiktoken file): every token,
+  -- token type and merge, and the pre-tokenizer and special ids.
+  local json = require("dkjson")
+  local dir = tmp .. "-llama3"
+  local tt = fx.shared .. "/tokenizer-tests"
+
+  local function copy(from, to)
+    local i = assert(io.open(from, "rb"))
+    local o = assert(io.open(to, "wb"))
+    o:write(i:read("*a"))
+    i:close()
+    o:close()
+  end
+
+  setup(function()
+    assert(os.execute("mkdir -p '" .. dir .. "'"))
+    local src = fx.shared .. "/fixtures/hf/bitnet2b-bf16"
+    local cfg = json.decode(assert(io.open(src .. "/config.json")):read("*a"))
+    cfg.vocab_size, cfg.bos_token_id, cfg.eos_token_id = 128256, 128000, 128001
+    local f = assert(io.open(dir .. "/config.json", "wb"))
+    f:write(json.encode(cfg))
+    f:close()
+    local st = assert(io.open(src .. "/model.safetensors", "rb")):read("*a")
+    local n = gguf.u(st, 1, 8)
+    local header, data = json.decode(st:sub(9, 8 + n)), st:sub(9 + n)
+    local old = header["model.embed_tokens.weight"]
+    local embd_bytes = 128256 * 128 * 2
+    local rest = data:sub(old.data_offsets[2] + 1)
+    local shift = embd_bytes - old.data_offsets[2]
+    for k, e in pairs(header) do
+      if k ~= "__metadata__" and k ~= "model.embed_tokens.weight" then
+        e.data_offsets = { e.data_offsets[1] + shift, e.data_offsets[2] + shift }
+      end
+    end
+    old.shape, old.data_offsets = { 128256, 128 }, { 0, embd_bytes }
+    local h = json.encode(header)
+    local len, m = {}, #h
+    for i = 1, 8 do len[i] = string.char(m % 256); m = math.floor(m / 256) end
+    f = assert(io.open(dir .. "/model.safetensors", "wb"))
+    f:write(table.concat(len), h, string.rep("\0", embd_bytes), rest)
+    f:close()
+    copy(tt .. "/llama3/tokenizer.json", dir .. "/tokenizer.json")
+    copy(tt .. "/llama3/tokenizer_config.json", dir .. "/tokenizer_config.json")
+  end)
+
+  teardown(function() os.execute("rm -rf '" .. dir .. "'") end)
+
+  it("writes the vocabulary llama.cpp's LLaMA-3 GGUF holds", function()
+    local dst = out_path()
+    assert(core.convert(dir, dst, { type = "i2_s" }))
+    local g, ref = gguf.read(dst), gguf.read(tt .. "/ggml-vocab-llama3-bpe.gguf")
+    for _, k in ipairs({ "tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.bos_token_id",
+                         "tokenizer.ggml.eos_token_id" }) do
+      assert.are.equal(ref.kv[k].value, g.kv[k].value, k)
+    end
+    for _, k in ipairs({ "tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.merges" }) do
+      assert.are.equal(ref.kv[k].raw, g.kv[k].raw, k)
+    end
+    -- this copy of the tokenizer has no BOS template (Meta's has): Hugging
+    -- Face adds none, so neither may the GGUF (llama.cpp would by default)
+    assert.is_false(g.kv["tokenizer.ggml.add_bos_token"].value)
+    local m = assert(core.load(dst))
+    local src = assert(core.load(dir))
+    assert.are.same(src:tokenize("Hello world, it's 2024!"), m:tokenize("Hello world, it's 2024!"))
+    os.remove(dst)
   end)
 end)
