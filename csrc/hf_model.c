@@ -367,13 +367,15 @@ static int fill(ctx *c, bn_model *m) {
         if (!load_layer(c, m, l)) return 0;
     bn_err model_err = {{0}};
     if (!bn_model_check(m, &model_err)) return bn_errf(c->err, "%s: %s", c->dir, model_err.msg);
-    int64_t per_layer = 2LL * hp->n_embd + (c->attn_sub ? (int64_t)hp->n_heads * hp->head_dim + hp->n_ff : 0);
+    /* logical weights (packed ones count 4 a byte): norms, matrices, embeddings */
+    int64_t norms = 2LL * hp->n_embd + (c->attn_sub ? (int64_t)hp->n_heads * hp->head_dim + hp->n_ff : 0);
+    int64_t total = norms * hp->n_layers + hp->n_embd + (int64_t)hp->n_vocab * hp->n_embd * (m->tied ? 1 : 2);
     for (int l = 0; l < hp->n_layers; l++) {
         const bn_layer *L = &m->layers[l];
         const bn_ternary *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wgate, &L->wup, &L->wdown};
-        for (int i = 0; i < 7; i++) per_layer += ws[i]->rows * ws[i]->cols;
+        for (int i = 0; i < 7; i++) total += ws[i]->rows * ws[i]->cols;
     }
-    m->n_params = per_layer + (int64_t)hp->n_vocab * hp->n_embd * (m->tied ? 1 : 2) + hp->n_embd;
+    m->n_params = total;
     return 1;
 }
 

@@ -51,6 +51,11 @@ describe("Hugging Face fixture", function()
         assert.are.equal(theta, info.rope_theta)
         assert.is_true(math.abs(info.norm_eps - eps) < eps * 1e-6)
         assert.are.same(types, info.tensor_types)
+        -- every weight of the checkpoint (a packed byte holds 4); 1bitLLM's
+        -- rotary_emb.inv_freq buffers are not weights
+        local sub_norms = name ~= "falcon3-158" and 128 + 256 or 0
+        local per_layer = 128 * 2 + sub_norms + 128 * 128 * 2 + 64 * 128 * 2 + 256 * 128 * 3
+        assert.are.equal(2 * per_layer + 128 + 384 * 128 * (tied and 1 or 2), info.n_params)
         assert.are.equal(info.file_size, assert(io.open(dir .. "/model.safetensors", "rb")):seek("end"))
         assert.is_nil(model:chat_template()) -- the fixtures carry no tokenizer files
         local ok, err = pcall(model.tokenize, model, "hi")
