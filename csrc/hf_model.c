@@ -427,9 +427,10 @@ bn_model *bn_model_load_hf(const char *dir, const bn_load_opts *opts, bn_err *er
         return NULL;
     }
     snprintf(m->path, sizeof m->path, "%s", dir);
+    for (size_t n = strlen(m->path); n > 1 && m->path[n - 1] == '/'; n--) m->path[n - 1] = 0; /* "dir/" */
     snprintf(m->format, sizeof m->format, "safetensors");
     ctx c = {0};
-    c.dir = dir;
+    c.dir = m->path;
     c.err = err;
     int absent;
     c.config = read_json(&c, "config.json", &absent);

@@ -88,6 +88,13 @@ describe("a broken Hugging Face directory", function()
       fails(dir, "DIR: no config.json in the directory")
     end)
 
+    it("named with a trailing slash: messages name the directory once", function()
+      local dir = make_dir(function(c) c.hidden_size = nil end)
+      local m, err = core.load(dir .. "//")
+      assert.is_nil(m)
+      assert.are.equal(dir .. "/config.json: missing key 'hidden_size'", err)
+    end)
+
     it("not JSON", function()
       local dir = make_dir()
       spit(dir .. "/config.json", "{ not json")
