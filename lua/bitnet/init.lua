@@ -58,6 +58,11 @@ end
 -- embeddings, fallback, scale_convention, progress (csrc/lconvert.c).
 bitnet.convert = core.convert
 
+--- bitnet.tokenizer(path) -> Tokenizer | nil, message
+-- A tokenizer on its own: a tokenizer.json, a model directory holding one,
+-- or a GGUF file (vocabulary-only files too). See csrc/ltokenizer.c.
+bitnet.tokenizer = core.tokenizer
+
 require("bitnet.perplexity")
 bitnet.template = require("bitnet.template")
 
