@@ -426,6 +426,11 @@ bn_model *bn_model_load_hf(const char *dir, const bn_load_opts *opts, bn_err *er
         bn_errf(err, "%s: out of memory", dir);
         return NULL;
     }
+    if (strlen(dir) >= sizeof m->path - 64) { /* room for "/model-00001-of-00002.safetensors" */
+        bn_errf(err, "%.64s...: path too long", dir);
+        bn_model_release(m);
+        return NULL;
+    }
     snprintf(m->path, sizeof m->path, "%s", dir);
     for (size_t n = strlen(m->path); n > 1 && m->path[n - 1] == '/'; n--) m->path[n - 1] = 0; /* "dir/" */
     snprintf(m->format, sizeof m->format, "safetensors");
