@@ -143,8 +143,10 @@ static const cJSON *template_processing(const cJSON *pp) {
     if (strcmp(type, "TemplateProcessing") == 0) return pp;
     if (strcmp(type, "Sequence") != 0) return NULL;
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(pp, "processors");
-    for (const cJSON *e = cJSON_IsArray(list) ? list->child : NULL; e; e = e->next)
-        if (template_processing(e)) return e;
+    for (const cJSON *e = cJSON_IsArray(list) ? list->child : NULL; e; e = e->next) {
+        const cJSON *tp = template_processing(e);
+        if (tp) return tp;
+    }
     return NULL;
 }
 
