@@ -217,6 +217,40 @@ describe("a broken Hugging Face directory", function()
       assert.is_true(os.clock() - t0 < 20, "took " .. (os.clock() - t0) .. " s")
     end)
 
+    it("truncated anywhere, or with header bytes overwritten: a message, never a crash", function()
+      local whole = slurp(src .. "/model.safetensors")
+      local dir = make_dir()
+      local path = dir .. "/model.safetensors"
+      local hlen = le(whole, 1, 8)
+      local cuts = { 1, 7, 8, 9, 100, hlen, hlen + 7, hlen + 8, hlen + 9, #whole - 1 }
+      for k = 1, 30 do cuts[#cuts + 1] = math.floor(#whole * k / 31) end
+      for _, n in ipairs(cuts) do
+        spit(path, whole:sub(1, n))
+        local m, err = core.load(dir)
+        assert.is_nil(m, "cut at " .. n)
+        assert.is_string(err)
+      end
+      local seed = 7
+      for _ = 1, 60 do
+        seed = (seed * 1103515245 + 12345) % 2147483648
+        local at = 9 + seed % hlen -- a byte of the JSON header
+        local byte = string.char(math.floor(seed / 65536) % 256)
+        spit(path, whole:sub(1, at - 1) .. byte .. whole:sub(at + 1))
+        local m, err = core.load(dir)
+        assert(m or type(err) == "string")
+      end
+    end)
+
+    it("with a header nested deeper than any parser should follow", function()
+      local dir = make_dir()
+      local deep = string.rep("[", 100000) .. string.rep("]", 100000)
+      spit(dir .. "/model.safetensors", u64(#deep) .. deep)
+      fails(dir, "DIR/model.safetensors: safetensors header is not a JSON object")
+      local h = '{"x": {"dtype": "U8", "shape": [' .. string.rep("1,", 99) .. '1], "data_offsets": [0, 1]}}'
+      spit(dir .. "/model.safetensors", u64(#h) .. h .. "\0")
+      fails(dir, "DIR/model.safetensors: tensor 'x' has 100 dimensions (at most 8 are read)")
+    end)
+
     it("with a header that is not JSON", function()
       local dir = make_dir()
       spit(dir .. "/model.safetensors", u64(4) .. "[1,2" .. string.rep("\0", 16))
