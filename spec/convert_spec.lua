@@ -525,6 +525,29 @@ describe("convert a Hugging Face directory with a tokenizer", function()
     os.remove(dst)
   end)
 
+  it("refuses a tokenizer.json it cannot write, naming it", function()
+    local d2 = dir .. "/broken"
+    assert(os.execute("mkdir -p '" .. d2 .. "'"))
+    os.execute("cp '" .. dir .. "/config.json' '" .. dir .. "/model.safetensors' '" .. d2 .. "/'")
+    local cases = {
+      { "{ not json", d2 .. "/tokenizer.json: not a JSON object" },
+      { json.encode({ model = { type = "Unigram", vocab = {} } }),
+        d2 .. "/tokenizer.json: tokenizer model 'Unigram' cannot be written to GGUF (BPE only)" },
+      { json.encode({ model = { type = "BPE", vocab = { a = 0, b = 999 }, merges = {} } }),
+        d2 .. "/tokenizer.json: token 'b' has id 999, outside the model's 384" },
+      { json.encode({ model = { type = "BPE", vocab = { a = 0 }, merges = { 5 } } }),
+        d2 .. "/tokenizer.json: merge 0 is neither \"a b\" nor [\"a\", \"b\"]" },
+    }
+    for _, c in ipairs(cases) do
+      spit(d2 .. "/tokenizer.json", c[1])
+      local dst = out_path()
+      local ok, err = core.convert(d2, dst)
+      assert.is_nil(ok)
+      assert.are.equal(c[2], err)
+      assert.is_false(exists(dst .. ".part"))
+    end
+  end)
+
   it("takes BOS / EOS from the post-processor's template when the config does not say", function()
     local d2 = dir .. "/tmpl"
     assert(os.execute("mkdir -p '" .. d2 .. "'"))
