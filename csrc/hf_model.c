@@ -137,9 +137,19 @@ static int read_hparams(ctx *c, bn_model *m) {
         !cfg_float(c, "rms_norm_eps", c->fam == FAM_LLAMA_BITNET ? 1e-6 : 1e-5, &hp->norm_eps))
         return 0;
     hp->head_dim = head_dim;
+    /* scaled RoPE (llama3, yarn, ...) would change every angle: refused;
+     * "default", or linear by a factor of 1, is plain RoPE */
     const cJSON *rs = cJSON_GetObjectItemCaseSensitive(c->config, "rope_scaling");
-    if (rs && !cJSON_IsNull(rs))
-        return bn_errf(c->err, "%s/config.json: rope_scaling is set; scaled RoPE is not supported", c->dir);
+    if (rs && !cJSON_IsNull(rs)) {
+        const char *rt = cJSON_IsObject(rs) ? cfg_str(rs, "rope_type") : NULL;
+        if (!rt && cJSON_IsObject(rs)) rt = cfg_str(rs, "type");
+        const cJSON *factor = cJSON_IsObject(rs) ? cJSON_GetObjectItemCaseSensitive(rs, "factor") : NULL;
+        int plain = rt && (strcmp(rt, "default") == 0 ||
+                           (strcmp(rt, "linear") == 0 && cJSON_IsNumber(factor) && factor->valuedouble == 1.0));
+        if (!plain)
+            return bn_errf(c->err, "%s/config.json: rope_scaling '%.32s' is not supported (only plain RoPE)", c->dir,
+                           rt ? rt : "?");
+    }
     const char *act = cfg_str(c->config, "hidden_act");
     if (!act) act = c->fam == FAM_BITNET_2B ? "relu2" : "silu";
     if (strcmp(act, "relu2") == 0) hp->act = BN_ACT_RELU2;

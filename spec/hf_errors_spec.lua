@@ -129,7 +129,13 @@ describe("a broken Hugging Face directory", function()
     it("with an unknown activation or scaled RoPE", function()
       fails(make_dir(function(c) c.hidden_act = "gelu" end), "DIR/config.json: unknown hidden_act 'gelu' (relu2 or silu)")
       fails(make_dir(function(c) c.rope_scaling = { type = "linear", factor = 2 } end),
-        "DIR/config.json: rope_scaling is set; scaled RoPE is not supported")
+        "DIR/config.json: rope_scaling 'linear' is not supported (only plain RoPE)")
+      fails(make_dir(function(c) c.rope_scaling = { rope_type = "llama3", factor = 8 } end),
+        "DIR/config.json: rope_scaling 'llama3' is not supported (only plain RoPE)")
+      fails(make_dir(function(c) c.rope_scaling = 5 end), "DIR/config.json: rope_scaling '?' is not supported (only plain RoPE)")
+      -- plain RoPE spelled out loads
+      assert(core.load(make_dir(function(c) c.rope_scaling = { rope_type = "default" } end)))
+      assert(core.load(make_dir(function(c) c.rope_scaling = { type = "linear", factor = 1.0 } end)))
     end)
 
     it("with hyperparameters that do not fit together", function()
