@@ -10,7 +10,8 @@
  * peak RSS is its own. Results go to stdout and bench/RESULTS.md.
  *
  * Environment: BENCH_QUICK=1 (short prompts, fewer files: a smoke run),
- * BENCH_THREADS="1,2", BENCH_NOTE (a line added to the report). */
+ * BENCH_THREADS="1,2", BENCH_FILES=n (only the first n rows of the file
+ * list), BENCH_NOTE (a line added to the report). */
 #define _GNU_SOURCE
 #include <lauxlib.h>
 #include <lua.h>
@@ -342,6 +343,8 @@ static void shell_line(const char *cmd, char *out, size_t cap) {
 
 int main(void) {
     int quick = getenv("BENCH_QUICK") && atoi(getenv("BENCH_QUICK"));
+    int n_files = getenv("BENCH_FILES") ? atoi(getenv("BENCH_FILES")) : N_FILES;
+    if (n_files < 1 || n_files > N_FILES) n_files = N_FILES;
     const char *tspec = getenv("BENCH_THREADS") ? getenv("BENCH_THREADS") : "1,2";
     int thr[8], nthr = 0;
     for (const char *p = tspec; *p && nthr < 8;) {
@@ -355,7 +358,7 @@ int main(void) {
         fprintf(stderr, "bench: %s is missing: run `make bench` (it writes it with build/gen_model)\n", BASE);
         return 1;
     }
-    for (int i = 0; i < N_FILES; i++)
+    for (int i = 0; i < n_files; i++)
         if ((!quick || files[i].quick) && !make_file(&files[i])) return 1;
 
     char cpu[256], commit[64], dirty[16], date[64], load[64];
@@ -390,7 +393,7 @@ int main(void) {
         quick ? 128 : 512, quick ? 256 : 1024);
     double c_ms = 0, lua_ms = 0;
     int lua_threads = 0;
-    for (int i = 0; i < N_FILES; i++) {
+    for (int i = 0; i < n_files; i++) {
         if (quick && !files[i].quick) continue;
         for (int k = 0; k < nthr; k++) {
             run_result r;
