@@ -222,13 +222,7 @@ static AVX2 void avx2_attn_mix(const float *w, const void *v, int kv_f16, int np
             a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_set1_ps(w[p]), load8(v, kv_f16, (size_t)p * hd + d)));
         _mm256_storeu_ps(out + d, a);
     }
-    for (; d < hd; d++) { /* odd head sizes: the reference's own loop */
-        float a = 0.0f;
-        for (int p = 0; p < npos; p++)
-            a += w[p] * (kv_f16 ? bn_f16_to_f32(((const uint16_t *)v)[(size_t)p * hd + d])
-                                : ((const float *)v)[(size_t)p * hd + d]);
-        out[d] = a;
-    }
+    bn_attn_mix_cols(w, v, kv_f16, npos, hd, d, out); /* odd head sizes */
 }
 
 const bn_kernels bn_kernels_avx2 = {

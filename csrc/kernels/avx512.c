@@ -370,13 +370,7 @@ static AVX512 void avx512_attn_mix(const float *w, const void *v, int kv_f16, in
             a = _mm512_add_ps(a, _mm512_mul_ps(_mm512_set1_ps(w[p]), load16(v, kv_f16, (size_t)p * hd + d)));
         _mm512_storeu_ps(out + d, a);
     }
-    for (; d < hd; d++) { /* odd head sizes: the reference's own loop */
-        float a = 0.0f;
-        for (int p = 0; p < npos; p++)
-            a += w[p] * (kv_f16 ? bn_f16_to_f32(((const uint16_t *)v)[(size_t)p * hd + d])
-                                : ((const float *)v)[(size_t)p * hd + d]);
-        out[d] = a;
-    }
+    bn_attn_mix_cols(w, v, kv_f16, npos, hd, d, out); /* odd head sizes */
 }
 
 const bn_kernels bn_kernels_avx512 = {

@@ -81,6 +81,10 @@ float bn_quantize_act(const float *x, int64_t n, int8_t *q, int64_t npad);
  * paths without their own. */
 void bn_dot_rows_q6k_ref(const uint8_t *w, size_t row_bytes, int64_t nrows, const float *x, int64_t n, float *out);
 
+/* The reference attn_mix for dimensions d0..hd-1 only: the tail that a
+ * path's vectors do not cover. */
+void bn_attn_mix_cols(const float *w, const void *v, int kv_f16, int npos, int hd, int d0, float *out);
+
 /* Sum of n int8 values (the -1 offset of the ternary codes). */
 int32_t bn_sum_i8(const int8_t *q, int64_t n);
 

@@ -176,13 +176,7 @@ static void neon_attn_mix(const float *w, const void *v, int kv_f16, int npos, i
         vst1q_f32(out + d + 8, a2);
         vst1q_f32(out + d + 12, a3);
     }
-    for (; d < hd; d++) { /* odd head sizes: the reference's own loop */
-        float a = 0.0f;
-        for (int p = 0; p < npos; p++)
-            a += w[p] * (kv_f16 ? bn_f16_to_f32(((const uint16_t *)v)[(size_t)p * hd + d])
-                                : ((const float *)v)[(size_t)p * hd + d]);
-        out[d] = a;
-    }
+    bn_attn_mix_cols(w, v, kv_f16, npos, hd, d, out); /* odd head sizes */
 }
 
 const bn_kernels bn_kernels_neon = {

@@ -103,10 +103,16 @@ static void ref_attn_scores(const float *q, const void *k, int kv_f16, int npos,
     }
 }
 
+void bn_attn_mix_cols(const float *w, const void *v, int kv_f16, int npos, int hd, int d0, float *out) {
+    for (int d = d0; d < hd; d++) {
+        float a = 0.0f;
+        for (int p = 0; p < npos; p++) a += w[p] * kv_at(v, kv_f16, (size_t)p * hd + d);
+        out[d] = a;
+    }
+}
+
 static void ref_attn_mix(const float *w, const void *v, int kv_f16, int npos, int hd, float *out) {
-    for (int d = 0; d < hd; d++) out[d] = 0.0f;
-    for (int p = 0; p < npos; p++)
-        for (int d = 0; d < hd; d++) out[d] += w[p] * kv_at(v, kv_f16, (size_t)p * hd + d);
+    bn_attn_mix_cols(w, v, kv_f16, npos, hd, 0, out);
 }
 
 const bn_kernels bn_kernels_ref = {
