@@ -162,6 +162,29 @@ static float float_at(uint32_t type, const uint8_t *data, size_t i) {
     }
 }
 
+/* Packs float weights as T = clamp(round(W / a), -1, 1) with scale a: the
+ * one rule for both ternarized files (W/a is exactly -1, 0 or 1 there) and
+ * float masters. */
+static int pack_floats(bn_ternary *t, uint32_t type, const uint8_t *data, int64_t rows, int64_t cols, float a,
+                       const char *what, bn_err *err) {
+    if (!bn_ternary_alloc(t, rows, cols, err)) return 0;
+    int8_t *row = malloc((size_t)cols);
+    if (!row) {
+        bn_ternary_free(t);
+        return bn_errf(err, "%s: out of memory", what);
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t c = 0; c < cols; c++) {
+            float q = a > 0.0f ? rintf(float_at(type, data, (size_t)(r * cols + c)) / a) : 0.0f;
+            row[c] = (int8_t)(q > 1.0f ? 1 : q < -1.0f ? -1 : (int)q);
+        }
+        bn_ternary_set_row(t, r, row);
+    }
+    free(row);
+    t->scale = a;
+    return 1;
+}
+
 int bn_ternary_from_ternary_floats(bn_ternary *t, uint32_t type, const uint8_t *data, int64_t rows,
                                    int64_t cols, const char *what, bn_err *err) {
     size_t n = (size_t)(rows * cols);
@@ -175,22 +198,7 @@ int bn_ternary_from_ternary_floats(bn_ternary *t, uint32_t type, const uint8_t *
             return bn_errf(err, "%s: float weights are not ternary (magnitudes %g and %g); BitNet files hold T*a",
                            what, (double)a, (double)v);
     }
-    if (!bn_ternary_alloc(t, rows, cols, err)) return 0;
-    int8_t *row = malloc((size_t)cols);
-    if (!row) {
-        bn_ternary_free(t);
-        return bn_errf(err, "%s: out of memory", what);
-    }
-    for (int64_t r = 0; r < rows; r++) {
-        for (int64_t c = 0; c < cols; c++) {
-            float v = float_at(type, data, (size_t)(r * cols + c));
-            row[c] = (int8_t)(v > 0 ? 1 : v < 0 ? -1 : 0);
-        }
-        bn_ternary_set_row(t, r, row);
-    }
-    free(row);
-    t->scale = a;
-    return 1;
+    return pack_floats(t, type, data, rows, cols, a, what, err);
 }
 
 int bn_ternary_from_master(bn_ternary *t, uint32_t type, const uint8_t *data, int64_t rows, int64_t cols,
@@ -205,20 +213,5 @@ int bn_ternary_from_master(bn_ternary *t, uint32_t type, const uint8_t *data, in
     /* torch computes mean|W| in fp32; the double sum rounded once is as close */
     float a = (float)(sum / (double)n);
     if (a < 1e-5f) a = 1e-5f;
-    if (!bn_ternary_alloc(t, rows, cols, err)) return 0;
-    int8_t *row = malloc((size_t)cols);
-    if (!row) {
-        bn_ternary_free(t);
-        return bn_errf(err, "%s: out of memory", what);
-    }
-    for (int64_t r = 0; r < rows; r++) {
-        for (int64_t c = 0; c < cols; c++) {
-            float q = rintf(float_at(type, data, (size_t)(r * cols + c)) / a);
-            row[c] = (int8_t)(q > 1.0f ? 1 : q < -1.0f ? -1 : (int)q);
-        }
-        bn_ternary_set_row(t, r, row);
-    }
-    free(row);
-    t->scale = a;
-    return 1;
+    return pack_floats(t, type, data, rows, cols, a, what, err);
 }
