@@ -11,7 +11,8 @@
  *
  * Environment: BENCH_QUICK=1 (short prompts, fewer files: a smoke run),
  * BENCH_THREADS="1,2", BENCH_FILES=n (only the first n rows of the file
- * list), BENCH_NOTE (a line added to the report). */
+ * list), BENCH_NOTE (a line added to the report), BENCH_APPEND=1 (add
+ * to bench/RESULTS.md instead of replacing it). */
 #define _GNU_SOURCE
 #include <lauxlib.h>
 #include <lua.h>
@@ -94,17 +95,20 @@ static double bandwidth(int threads) {
 
 typedef struct {
     const char *file, *label, *head; /* head: load option output_head */
+    int huge;                        /* load option hugepages */
     uint32_t linear, embd;           /* conversion from BASE */
     int quick;                       /* part of a quick run */
 } bench_file;
 
 static const bench_file files[] = {
-    {CACHE "synth-2b-i2_s-f16.gguf", "I2_S + F16 embeddings", NULL, 0, 0, 1},
-    {CACHE "synth-2b-i2_s-f16.gguf", "I2_S + F16, int8 output head", "int8", 0, 0, 1},
-    {CACHE "synth-2b-i2_s-q6_k.gguf", "I2_S + Q6_K embeddings", NULL, GGML_I2_S, GGML_Q6_K, 0},
-    {CACHE "synth-2b-tq2_0-f16.gguf", "TQ2_0 + F16 embeddings", NULL, GGML_TQ2_0, GGML_F16, 0},
-    {CACHE "synth-2b-tq2_0-q6_k.gguf", "TQ2_0 + Q6_K embeddings", NULL, GGML_TQ2_0, GGML_Q6_K, 0},
-    {CACHE "synth-2b-tq1_0-q6_k.gguf", "TQ1_0 + Q6_K embeddings", NULL, GGML_TQ1_0, GGML_Q6_K, 0},
+    {CACHE "synth-2b-i2_s-f16.gguf", "I2_S + F16 embeddings", NULL, 0, 0, 0, 1},
+    {CACHE "synth-2b-i2_s-f16.gguf", "I2_S + F16, huge pages", NULL, 1, 0, 0, 1},
+    {CACHE "synth-2b-i2_s-f16.gguf", "I2_S + F16, int8 output head", "int8", 0, 0, 0, 1},
+    {CACHE "synth-2b-i2_s-f16.gguf", "I2_S + F16, int8 head, huge pages", "int8", 1, 0, 0, 1},
+    {CACHE "synth-2b-i2_s-q6_k.gguf", "I2_S + Q6_K embeddings", NULL, 0, GGML_I2_S, GGML_Q6_K, 0},
+    {CACHE "synth-2b-tq2_0-f16.gguf", "TQ2_0 + F16 embeddings", NULL, 0, GGML_TQ2_0, GGML_F16, 0},
+    {CACHE "synth-2b-tq2_0-q6_k.gguf", "TQ2_0 + Q6_K embeddings", NULL, 0, GGML_TQ2_0, GGML_Q6_K, 0},
+    {CACHE "synth-2b-tq1_0-q6_k.gguf", "TQ1_0 + Q6_K embeddings", NULL, 0, GGML_TQ1_0, GGML_Q6_K, 0},
 };
 #define N_FILES (int)(sizeof files / sizeof files[0])
 
@@ -114,7 +118,7 @@ static int exists(const char *path) {
 }
 
 static int make_file(const bench_file *f) {
-    if (exists(f->file)) return 1;
+    if (exists(f->file) || !f->linear) return 1;
     fprintf(stderr, "bench: converting %s from %s (once)\n", f->file, BASE);
     bn_err err = {{0}};
     bn_load_opts lo = {0};
@@ -220,6 +224,7 @@ static void run_child(const bench_file *f, int threads, int quick, int lua_loop_
     bn_load_opts lo = {0};
     lo.threads = threads;
     lo.output_head = f->head;
+    lo.hugepages = f->huge;
     double t0 = now();
     bn_model *m = bn_model_load(f->file, &lo, &err);
     r->load_s = now() - t0;
@@ -376,7 +381,7 @@ int main(void) {
     static char md[65536];
     size_t o = 0;
 #define OUT(...) (o += (size_t)snprintf(md + o, o < sizeof md ? sizeof md - o : 0, __VA_ARGS__))
-    OUT("# Benchmark results\n\n");
+    OUT(getenv("BENCH_APPEND") && atoi(getenv("BENCH_APPEND")) ? "\n## Another run\n\n" : "# Benchmark results\n\n");
     OUT("Machine: %s, %ld CPUs; kernel path: %s. Date: %s. Commit: %s%s. Load average at start: %s.\n\n", cpu,
         ncpu, bn_kernels_select(NULL) ? bn_kernels_select(NULL)->name : "?", date, commit, dirty, load);
     if (getenv("BENCH_NOTE")) OUT("%s\n\n", getenv("BENCH_NOTE"));
@@ -416,7 +421,8 @@ int main(void) {
             "from Lua (sess:feed + bitnet.Sampler) %.2f ms/token: the Lua layer costs %+.1f%%.\n",
             lua_threads, c_ms, lua_ms, 100.0 * (lua_ms - c_ms) / c_ms);
     fputs(md, stdout);
-    FILE *out = fopen("bench/RESULTS.md", "w");
+    int append = getenv("BENCH_APPEND") && atoi(getenv("BENCH_APPEND"));
+    FILE *out = fopen("bench/RESULTS.md", append ? "a" : "w");
     if (!out || fputs(md, out) < 0 || fclose(out) != 0) {
         perror("bench/RESULTS.md");
         return 1;

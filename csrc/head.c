@@ -4,30 +4,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "floatfmt.h"
 #include "gguf.h"
-
-/* The build read the whole stored head through the file mapping; its pages
- * would count in the process's memory although only embedding rows are
- * read again. Dropping them from the mapping (they stay in the page cache,
- * and come back on use) keeps the int8 head from costing its size twice.
- * Only for ranges inside a read-only file mapping: on private anonymous
- * memory MADV_DONTNEED would zero the data. */
-static void release_pages(const bn_model *m, const uint8_t *p, size_t n) {
-    long page = sysconf(_SC_PAGESIZE);
-    if (page <= 0) return;
-    for (int i = 0; i < m->n_maps; i++) {
-        const bn_mapfile *mf = &m->maps[i];
-        if (p < mf->data || p + n > mf->data + mf->size) continue;
-        uintptr_t a = ((uintptr_t)p + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
-        uintptr_t b = ((uintptr_t)p + n) / (uintptr_t)page * (uintptr_t)page;
-        if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
-        return;
-    }
-}
+#include "hugepages.h"
 
 int bn_head_i8_build(bn_model *m, bn_err *err) {
     const bn_dense *d = &m->output;
@@ -73,7 +53,9 @@ int bn_head_i8_build(bn_model *m, bn_err *err) {
     }
     free(row);
     free(f16);
-    release_pages(m, d->data, (size_t)d->rows * d->row_bytes);
+    /* the build read the whole stored head through the file mapping: drop
+     * those pages, or the head would count twice in the process's memory */
+    bn_model_drop_file_pages(m, d->data, (size_t)d->rows * d->row_bytes);
     h->w = w;
     h->scale = scale;
     h->rows = d->rows;

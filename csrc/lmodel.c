@@ -21,7 +21,8 @@ void bn_push_model(lua_State *L, bn_model *m) {
  * "ref", ...: force a kernel path), n_ctx (default session context),
  * scale_convention ("multiply" | "divide", for packed HF weights). */
 static int l_load(lua_State *L) {
-    static const char *const allowed[] = {"threads", "kernel", "n_ctx", "scale_convention", "output_head", NULL};
+    static const char *const allowed[] = {"threads", "kernel", "n_ctx", "scale_convention", "output_head", "hugepages",
+                                          NULL};
     const char *path = luaL_checkstring(L, 1);
     bn_check_options(L, 2, "bitnet.load", allowed);
     bn_load_opts o = {0};
@@ -33,6 +34,7 @@ static int l_load(lua_State *L) {
     o.output_head = bn_opt_string(L, 2, "output_head", NULL, "bitnet.load");
     if (o.output_head && strcmp(o.output_head, "native") && strcmp(o.output_head, "int8"))
         luaL_error(L, "bitnet.load: option 'output_head' must be \"native\" or \"int8\"");
+    o.hugepages = bn_opt_boolean(L, 2, "hugepages", 0, "bitnet.load");
     lua_Integer n_ctx = bn_opt_integer(L, 2, "n_ctx", 0, "bitnet.load");
     if (n_ctx < 0 || n_ctx > (1 << 20)) luaL_error(L, "bitnet.load: option 'n_ctx' must be 0..1048576");
     o.scale_convention = bn_opt_string(L, 2, "scale_convention", NULL, "bitnet.load");

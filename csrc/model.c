@@ -6,6 +6,7 @@
 
 #include "floatfmt.h"
 #include "head.h"
+#include "hugepages.h"
 #include "threadpool.h"
 #include "tokenizer.h"
 
@@ -140,6 +141,10 @@ bn_model *bn_model_load(const char *path, const bn_load_opts *opts, bn_err *err)
     if (m) m->kern = k;
     if (m && m->threads <= 0) m->threads = bn_physical_cores();
     if (m && opts && opts->output_head && strcmp(opts->output_head, "int8") == 0 && !bn_head_i8_build(m, err)) {
+        bn_model_release(m);
+        return NULL;
+    }
+    if (m && opts && opts->hugepages > 0 && !bn_model_to_hugepages(m, err)) {
         bn_model_release(m);
         return NULL;
     }

@@ -73,6 +73,7 @@ typedef struct {
     int threads;             /* 0: default */
     const char *kernel;      /* NULL: auto */
     const char *output_head; /* NULL or "native": as stored; "int8": an int8 copy (head.h) */
+    int hugepages;           /* 1: copy the streamed weights to huge pages (hugepages.h) */
     const char *scale_convention; /* HF packed weights: NULL auto, "multiply", "divide" */
 } bn_load_opts;
 

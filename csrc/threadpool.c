@@ -9,6 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__linux__)
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define CPU_RELAX() _mm_pause()
@@ -35,7 +42,8 @@ struct bn_pool {
     bn_pool_fn fn;
     void *ctx;
     atomic_int bar_count;
-    atomic_uint bar_gen;
+    atomic_uint bar_gen;        /* bumped when the last thread arrives */
+    atomic_int bar_sleepers;    /* threads asleep on bar_gen */
     struct worker *workers;
     int n_workers;
 };
@@ -69,6 +77,7 @@ bn_pool *bn_pool_new(int nthreads) {
     pthread_cond_init(&p->done, NULL);
     atomic_init(&p->bar_count, 0);
     atomic_init(&p->bar_gen, 0u);
+    atomic_init(&p->bar_sleepers, 0);
     p->n = 1;
     if (nthreads > 1) {
         p->workers = calloc((size_t)nthreads - 1, sizeof *p->workers);
@@ -125,20 +134,45 @@ void bn_pool_run(bn_pool *p, int nth, bn_pool_fn fn, void *ctx) {
     pthread_mutex_unlock(&p->mu);
 }
 
+/* Sleeping on the barrier word: a futex on Linux, a yield elsewhere. */
+static void bar_sleep(bn_pool *p, unsigned gen) {
+#if defined(__linux__)
+    syscall(SYS_futex, (unsigned *)&p->bar_gen, FUTEX_WAIT_PRIVATE, gen, NULL, NULL, 0);
+#else
+    (void)p, (void)gen;
+    sched_yield();
+#endif
+}
+
+static void bar_wake(bn_pool *p) {
+#if defined(__linux__)
+    syscall(SYS_futex, (unsigned *)&p->bar_gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+#else
+    (void)p;
+#endif
+}
+
+#define BAR_SPINS 2000 /* about 50 microseconds of pause instructions */
+
 void bn_pool_barrier(bn_pool *p) {
     if (!p || p->job_n <= 1) return;
     unsigned gen = atomic_load(&p->bar_gen);
     if (atomic_fetch_add(&p->bar_count, 1) == p->job_n - 1) {
         atomic_store(&p->bar_count, 0);
         atomic_fetch_add(&p->bar_gen, 1u);
+        if (atomic_load(&p->bar_sleepers) > 0) bar_wake(p);
         return;
     }
-    /* spin a while (the others are microseconds away), then give the core
-     * up between checks so an oversubscribed machine still progresses */
-    for (unsigned spins = 0; atomic_load(&p->bar_gen) == gen; spins++) {
-        if (spins < 20000) CPU_RELAX();
-        else sched_yield();
+    /* spin briefly (the others are microseconds away on an idle machine),
+     * then sleep: on a busy machine a spinning thread would hold the core
+     * the late thread is waiting for */
+    for (int spins = 0; spins < BAR_SPINS; spins++) {
+        if (atomic_load(&p->bar_gen) != gen) return;
+        CPU_RELAX();
     }
+    atomic_fetch_add(&p->bar_sleepers, 1);
+    while (atomic_load(&p->bar_gen) == gen) bar_sleep(p, gen);
+    atomic_fetch_sub(&p->bar_sleepers, 1);
 }
 
 void bn_split(int64_t n, int ith, int nth, int64_t align, int64_t *a, int64_t *b) {

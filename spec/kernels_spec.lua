@@ -86,6 +86,22 @@ describe("batched prefill and threads", function()
   end)
 end)
 
+describe("huge-page weights", function()
+  it("give the same bits as the file mapping", function()
+    for _, name in ipairs({ "b158-relu2-i2_s", "bitnet-silu-f32" }) do
+      local path = gguf .. name .. "/model.gguf"
+      local a = assert(bitnet.load(path))
+      local b = assert(bitnet.load(path, { hugepages = true }))
+      local prompt = ids(40, 5)
+      local sa, sb = a:session(), b:session()
+      sa:feed(prompt)
+      sb:feed(prompt)
+      same_bits(sa:logits(), sb:logits(), name .. " with hugepages")
+    end
+    assert.has_error(function() bitnet.load(gguf .. "b158-relu2-i2_s/model.gguf", { hugepages = 1 }) end)
+  end)
+end)
+
 describe("KV-cache type", function()
   local path = gguf .. "bitnet-silu-tq2_0/model.gguf"
 
