@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #define HUGE_PAGE ((size_t)2 << 20)
+#define SLICE ((size_t)32 << 20)
 
 static const bn_mapfile *mapping_of(const bn_model *m, const void *p, size_t n) {
     const uint8_t *b = p;
@@ -72,10 +73,15 @@ int bn_model_to_hugepages(bn_model *m, bn_err *err) {
     const uint8_t *embd = m->tok_embd.data;
     for (int i = 0; i < n; i++) {
         const uint8_t *src = *pc[i].data;
-        memcpy(dst, src, pc[i].bytes);
+        /* in slices, each dropped from the mapping at once, so that the
+         * source and the copy are never both resident (peak RSS) */
+        for (size_t off = 0; off < pc[i].bytes; off += SLICE) {
+            size_t len = pc[i].bytes - off < SLICE ? pc[i].bytes - off : SLICE;
+            memcpy(dst + off, src + off, len);
+            bn_model_drop_file_pages(m, src + off, len);
+        }
         *pc[i].data = dst;
         if (pc[i].data == &m->output.data && embd == src) m->tok_embd.data = dst; /* tied: the same bytes */
-        bn_model_drop_file_pages(m, src, pc[i].bytes);
         dst += up64(pc[i].bytes);
     }
     free(pc);
