@@ -141,8 +141,6 @@ static AVX2 void avx2_dot_rows_f16(const uint16_t *w, size_t row_stride, int64_t
         __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
         int64_t i = 0;
         for (; i + 16 <= n; i += 16) {
-            /* 2 KB ahead, across the 4 KB pages where hardware prefetch stops */
-            if ((i & 31) == 0) _mm_prefetch((const char *)(row + i) + 2048, _MM_HINT_T0);
             __m256 a = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + i)));
             __m256 b = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + i + 8)));
             s0 = _mm256_fmadd_ps(a, _mm256_loadu_ps(x + i), s0);
@@ -164,7 +162,6 @@ static AVX2 void avx2_dot_rows_i8(const int8_t *w, size_t row_stride, int64_t nr
         __m256i acc = _mm256_setzero_si256();
         int64_t i = 0;
         for (; i + 32 <= n; i += 32) {
-            if ((i & 63) == 0) _mm_prefetch((const char *)(row + i) + 2048, _MM_HINT_T0);
             __m256i wv = _mm256_loadu_si256((const __m256i *)(row + i));
             __m256i qv = _mm256_loadu_si256((const __m256i *)(q + i));
             __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(qv, wv));
