@@ -137,6 +137,17 @@ AVX512_INLINE void mm_tile(const uint8_t *w, size_t row_bytes, int R, int nblock
             out[t * out_stride + r] = _mm512_reduce_add_epi32(_mm512_srav_epi32(acc[r][t], sh)) - sq[t];
 }
 
+/* R rows against T <= 4 tokens: one 4-token tile, or single-token tiles. */
+AVX512_INLINE void mm_rows(const uint8_t *w, size_t row_bytes, int R, int nblocks, const int8_t *q, size_t q_stride,
+                           int T, const int32_t *sq, int32_t *out, size_t out_stride) {
+    if (T == 4) {
+        mm_tile(w, row_bytes, R, nblocks, q, q_stride, 4, sq, out, out_stride);
+        return;
+    }
+    for (int t = 0; t < T; t++)
+        mm_tile(w, row_bytes, R, nblocks, q + t * q_stride, q_stride, 1, sq + t, out + t * out_stride, out_stride);
+}
+
 #define MM_TOKENS 64 /* tokens whose activation sums are taken at once */
 #define MM_ROWS 32   /* rows kept hot in cache while token tiles pass */
 
@@ -155,22 +166,10 @@ static AVX512 void avx512_ternary_matmat(const uint8_t *w, size_t row_bytes, int
                 const int8_t *qt = q + (size_t)(g0 + t0) * q_stride;
                 int32_t *ot = out + (size_t)(g0 + t0) * out_stride;
                 int64_t r = r0;
-                for (; r + 4 <= r1; r += 4) {
-                    const uint8_t *wr = w + (size_t)r * row_bytes;
-                    if (T == 4) mm_tile(wr, row_bytes, 4, nblocks, qt, q_stride, 4, sq + t0, ot + r, out_stride);
-                    else
-                        for (int t = 0; t < T; t++)
-                            mm_tile(wr, row_bytes, 4, nblocks, qt + t * q_stride, q_stride, 1, sq + t0 + t,
-                                    ot + t * out_stride + r, out_stride);
-                }
-                for (; r < r1; r++) {
-                    const uint8_t *wr = w + (size_t)r * row_bytes;
-                    if (T == 4) mm_tile(wr, row_bytes, 1, nblocks, qt, q_stride, 4, sq + t0, ot + r, out_stride);
-                    else
-                        for (int t = 0; t < T; t++)
-                            mm_tile(wr, row_bytes, 1, nblocks, qt + t * q_stride, q_stride, 1, sq + t0 + t,
-                                    ot + t * out_stride + r, out_stride);
-                }
+                for (; r + 4 <= r1; r += 4)
+                    mm_rows(w + (size_t)r * row_bytes, row_bytes, 4, nblocks, qt, q_stride, T, sq + t0, ot + r, out_stride);
+                for (; r < r1; r++)
+                    mm_rows(w + (size_t)r * row_bytes, row_bytes, 1, nblocks, qt, q_stride, T, sq + t0, ot + r, out_stride);
             }
         }
     }
