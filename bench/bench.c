@@ -270,12 +270,16 @@ static void run_child(const bench_file *f, int threads, int quick, int lua_loop_
         bn_session_eval(s, ids + n_long, ctx_long - n_long, NULL);
         r->tg1024 = 1.0 / decode(s, nd);
     }
-    if (lua_loop_too) {
+    if (lua_loop_too) { /* alternating, best of three each: the machine's noise is larger than the gap */
         int nl = quick ? 8 : 32;
-        bn_session_rewind(s, 0);
-        bn_session_eval(s, ids, 16, NULL);
-        r->c_ms = decode(s, nl) * 1000;
-        r->lua_ms = lua_decode_ms(m, ids, 16, nl);
+        r->c_ms = r->lua_ms = 1e30;
+        for (int rep = 0; rep < 3; rep++) {
+            bn_session_rewind(s, 0);
+            bn_session_eval(s, ids, 16, NULL);
+            double c = decode(s, nl) * 1000, l = lua_decode_ms(m, ids, 16, nl);
+            if (c < r->c_ms) r->c_ms = c;
+            if (l >= 0 && l < r->lua_ms) r->lua_ms = l;
+        }
     }
     free(ids);
     bn_session_free(s);
@@ -422,7 +426,8 @@ int main(void) {
     }
     if (c_ms > 0 && lua_ms > 0)
         OUT("\nDecode loop on the first file, %d thread(s), greedy: from C (bn_session_eval + argmax) %.2f ms/token, "
-            "from Lua (sess:feed + bitnet.Sampler) %.2f ms/token: the Lua layer costs %+.1f%%.\n",
+            "from Lua (sess:feed + bitnet.Sampler) %.2f ms/token (best of three, alternating): the Lua layer costs "
+            "%+.1f%%.\n",
             lua_threads, c_ms, lua_ms, 100.0 * (lua_ms - c_ms) / c_ms);
     fputs(md, stdout);
     int append = getenv("BENCH_APPEND") && atoi(getenv("BENCH_APPEND"));
