@@ -14,6 +14,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "floatfmt.h"
 #include "head.h"
@@ -45,6 +48,18 @@ static float jitter_u(uint64_t seed, int pos, int64_t i) {
 }
 
 static inline float silu(float x) { return x / (1.0f + expf(-x)); }
+
+/* (x > 0 ? x : 0) squared, without a branch where the compiler would make
+ * one (the sign of an activation is a coin toss): maxss returns its second
+ * operand for NaN and for equal zeros, exactly the select's result. */
+static inline float relu2(float x) {
+#if defined(__SSE2__)
+    float p = _mm_cvtss_f32(_mm_max_ss(_mm_set_ss(x), _mm_setzero_ps()));
+#else
+    float p = x > 0.0f ? x : 0.0f;
+#endif
+    return p * p;
+}
 
 /* cos/sin table for one position: rope[2*i], rope[2*i+1] for i < head_dim/2. */
 static void rope_table(float *rope, int pos, int head_dim, float theta) {
@@ -235,10 +250,10 @@ static void layer(chunk *c, int l, int ith, int nth) {
     for (int64_t t = t0; t < t1; t++) {
         float *g = s->gate + t * F;
         const float *up = s->up + t * F;
-        for (int64_t i = 0; i < F; i++) {
-            float a = hp->act == BN_ACT_RELU2 ? (g[i] > 0.0f ? g[i] * g[i] : 0.0f) : silu(g[i]);
-            g[i] = a * up[i];
-        }
+        if (hp->act == BN_ACT_RELU2)
+            for (int64_t i = 0; i < F; i++) g[i] = relu2(g[i]) * up[i];
+        else
+            for (int64_t i = 0; i < F; i++) g[i] = silu(g[i]) * up[i];
         if (L->ffn_sub_norm) rmsnorm(g, g, L->ffn_sub_norm, F, hp->norm_eps);
         norm_quant(s, ith, (int)t, g, NULL, F);
     }
