@@ -1,0 +1,89 @@
+-- The rockspec lists every source and module in the tree, and
+-- `luarocks make --tree DIR` into an empty tree gives a working module.
+local rockspec_path = "bitnet-scm-1.rockspec"
+
+local function load_rockspec()
+  local env = {}
+  local chunk
+  if setfenv then
+    chunk = assert(loadfile(rockspec_path))
+    setfenv(chunk, env)
+  else
+    chunk = assert(loadfile(rockspec_path, "t", env))
+  end
+  chunk()
+  return env
+end
+
+local function lines(cmd)
+  local out = {}
+  local p = assert(io.popen(cmd))
+  for l in p:lines() do out[#out + 1] = l end
+  p:close()
+  table.sort(out)
+  return out
+end
+
+local function sorted(t)
+  local c = {}
+  for i, v in ipairs(t) do c[i] = v end
+  table.sort(c)
+  return c
+end
+
+describe("rockspec", function()
+  local spec = load_rockspec()
+
+  it("lists every C source the Makefile builds", function()
+    local want = lines("ls csrc/*.c csrc/kernels/*.c")
+    assert.are.same(want, sorted(spec.build.modules["bitnet.core"].sources))
+  end)
+
+  it("lists every Lua module of lua/bitnet", function()
+    local want, got = {}, {}
+    for _, f in ipairs(lines("ls lua/bitnet/*.lua")) do
+      local name = f:match("lua/bitnet/(.-)%.lua$")
+      want[#want + 1] = name == "init" and "bitnet" or ("bitnet." .. name)
+    end
+    for name, v in pairs(spec.build.modules) do
+      if type(v) == "string" then got[#got + 1] = name end
+    end
+    assert.are.same(sorted(want), sorted(got))
+  end)
+
+  it("installs the shipped model", function()
+    local installed = spec.build.install.lua["bitnet.models.kjv-bitnet-6m"]
+    assert.are.equal("models/kjv-bitnet-6m/kjv-bitnet-6m.gguf", installed)
+    assert.is_truthy(io.open(installed, "rb"))
+  end)
+
+  it("installs every command in bin/", function()
+    local want = {}
+    for _, f in ipairs(lines("ls bin 2>/dev/null")) do want[#want + 1] = "bin/" .. f end
+    local got = {}
+    for _, v in pairs(spec.build.install and spec.build.install.bin or {}) do got[#got + 1] = v end
+    assert.are.same(want, sorted(got))
+  end)
+
+  it("builds and installs into an empty tree with luarocks make #noasan", function()
+    if _VERSION ~= "Lua 5.4" then return end
+    local tree = os.tmpname()
+    os.remove(tree)
+    local ok = os.execute(("luarocks --lua-version 5.4 make %s --tree %s >%s.log 2>&1"):format(rockspec_path, tree, tree))
+    assert.is_truthy(ok == true or ok == 0, "luarocks make failed: see " .. tree .. ".log")
+    local probe = ([[lua5.4 -e 'package.path="%s/share/lua/5.4/?.lua;%s/share/lua/5.4/?/init.lua"
+      package.cpath="%s/lib/lua/5.4/?.so"
+      local b = require "bitnet"
+      local m = assert(b.load("%s/fixtures/gguf/b158-relu2-i2_s/model.gguf"))
+      local shipped = assert(b.load())
+      io.write(m:info().arch, " ", shipped:info().n_vocab)']]):format(tree, tree, tree, (os.getenv("BITNET_SHARED") or "../shared"))
+    local p = io.popen(probe)
+    local out = p:read("*a")
+    p:close()
+    local has_bin = io.open(tree .. "/bin/bitnet") ~= nil
+    -- luarocks builds in place: leave the checkout as it was
+    os.execute("rm -rf bitnet csrc/*.o csrc/kernels/*.o " .. tree .. " " .. tree .. ".log")
+    assert.are.equal("bitnet-b1.58 4096", out)
+    assert.is_true(has_bin, "bin/bitnet was not installed")
+  end)
+end)
