@@ -318,24 +318,30 @@ static int num_at(const uint8_t *p, uint32_t t, double *d, int64_t *i, int *is_i
     return 1;
 }
 
-int bn_gguf_get_int(const bn_gguf *g, const char *key, int64_t *out) {
+/* A numeric scalar by key: 1 found, 0 missing, -1 not a number (bools are
+ * not numbers here). */
+static int get_num(const bn_gguf *g, const char *key, double *d, int64_t *i, int *is_int) {
     const bn_gguf_kv *kv = bn_gguf_find(g, key);
     if (!kv) return 0;
+    if (kv->type == GGUF_T_BOOL || !num_at(g->data + kv->pos, kv->type, d, i, is_int)) return -1;
+    return 1;
+}
+
+int bn_gguf_get_int(const bn_gguf *g, const char *key, int64_t *out) {
     double d;
     int64_t i;
-    int is_int;
-    if (kv->type == GGUF_T_BOOL || !num_at(g->data + kv->pos, kv->type, &d, &i, &is_int) || !is_int) return -1;
+    int is_int, r = get_num(g, key, &d, &i, &is_int);
+    if (r <= 0) return r;
+    if (!is_int) return -1;
     *out = i;
     return 1;
 }
 
 int bn_gguf_get_float(const bn_gguf *g, const char *key, double *out) {
-    const bn_gguf_kv *kv = bn_gguf_find(g, key);
-    if (!kv) return 0;
     double d;
     int64_t i;
-    int is_int;
-    if (kv->type == GGUF_T_BOOL || !num_at(g->data + kv->pos, kv->type, &d, &i, &is_int)) return -1;
+    int is_int, r = get_num(g, key, &d, &i, &is_int);
+    if (r <= 0) return r;
     *out = d;
     return 1;
 }
