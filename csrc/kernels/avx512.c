@@ -137,6 +137,46 @@ AVX512_INLINE void mm_tile(const uint8_t *w, size_t row_bytes, int R, int nblock
             out[t * out_stride + r] = _mm512_reduce_add_epi32(_mm512_srav_epi32(acc[r][t], sh)) - sq[t];
 }
 
+/* mm_tile for 4 rows and 4 tokens, every register named: gcc spills the
+ * array form of this case (measured 20-25% slower). pf: where to prefetch
+ * from (the rows two groups on), or NULL when the rows are already cached. */
+AVX512_INLINE void mm_tile44(const uint8_t *w, size_t row_bytes, int nblocks, const int8_t *q, size_t q_stride,
+                             const int32_t *sq, int32_t *out, size_t out_stride, const char *pf) {
+    const __m512i m = _mm512_inserti64x4(_mm512_set1_epi8((char)0xC0), _mm256_set1_epi8(0x30), 1);
+    const __m512i sh = _mm512_inserti64x4(_mm512_set1_epi32(6), _mm256_set1_epi32(4), 1);
+    const uint8_t *w1 = w + row_bytes, *w2 = w1 + row_bytes, *w3 = w2 + row_bytes;
+    const int8_t *q1 = q + q_stride, *q2 = q1 + q_stride, *q3 = q2 + q_stride;
+    __m512i c00 = _mm512_setzero_si512(), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00,
+            c13 = c00, c20 = c00, c21 = c00, c22 = c00, c23 = c00, c30 = c00, c31 = c00, c32 = c00, c33 = c00;
+    for (int b = 0; b < nblocks; b++) {
+        if (pf) {
+            _mm_prefetch(pf + b * 128, _MM_HINT_T0);
+            _mm_prefetch(pf + b * 128 + 64, _MM_HINT_T0);
+        }
+        __m512i v0 = bcast(w + b * 32), v1 = bcast(w1 + b * 32), v2 = bcast(w2 + b * 32), v3 = bcast(w3 + b * 32);
+        __m512i a0 = _mm512_and_si512(v0, m), a1 = _mm512_and_si512(v1, m), a2 = _mm512_and_si512(v2, m),
+                a3 = _mm512_and_si512(v3, m);
+        __m512i b0 = _mm512_and_si512(_mm512_slli_epi16(v0, 4), m), b1 = _mm512_and_si512(_mm512_slli_epi16(v1, 4), m),
+                b2 = _mm512_and_si512(_mm512_slli_epi16(v2, 4), m), b3 = _mm512_and_si512(_mm512_slli_epi16(v3, 4), m);
+        __m512i x, y;
+#define BN_MM_TOKEN(qt, d0, d1, d2, d3)                                                                          \
+    x = ld(qt + b * 128);                                                                                        \
+    y = ld(qt + b * 128 + 64);                                                                                   \
+    d0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(d0, a0, x), b0, y);                                             \
+    d1 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(d1, a1, x), b1, y);                                             \
+    d2 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(d2, a2, x), b2, y);                                             \
+    d3 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(d3, a3, x), b3, y);
+        BN_MM_TOKEN(q, c00, c10, c20, c30)
+        BN_MM_TOKEN(q1, c01, c11, c21, c31)
+        BN_MM_TOKEN(q2, c02, c12, c22, c32)
+        BN_MM_TOKEN(q3, c03, c13, c23, c33)
+#undef BN_MM_TOKEN
+    }
+    const __m512i acc[16] = {c00, c10, c20, c30, c01, c11, c21, c31, c02, c12, c22, c32, c03, c13, c23, c33};
+    for (int i = 0; i < 16; i++)
+        out[(i / 4) * out_stride + i % 4] = _mm512_reduce_add_epi32(_mm512_srav_epi32(acc[i], sh)) - sq[i / 4];
+}
+
 /* R rows against T <= 4 tokens: one 4-token tile, or single-token tiles. */
 AVX512_INLINE void mm_rows(const uint8_t *w, size_t row_bytes, int R, int nblocks, const int8_t *q, size_t q_stride,
                            int T, const int32_t *sq, int32_t *out, size_t out_stride) {
@@ -166,6 +206,10 @@ static AVX512 void avx512_ternary_matmat(const uint8_t *w, size_t row_bytes, int
                 const int8_t *qt = q + (size_t)(g0 + t0) * q_stride;
                 int32_t *ot = out + (size_t)(g0 + t0) * out_stride;
                 int64_t r = r0;
+                if (T == 4)
+                    for (; r + 4 <= r1; r += 4) /* the first token tile brings the rows in */
+                        mm_tile44(w + (size_t)r * row_bytes, row_bytes, nblocks, qt, q_stride, sq + t0, ot + r,
+                                  out_stride, t0 ? NULL : (const char *)w + (size_t)(r + 8) * row_bytes);
                 for (; r + 4 <= r1; r += 4)
                     mm_rows(w + (size_t)r * row_bytes, row_bytes, 4, nblocks, qt, q_stride, T, sq + t0, ot + r, out_stride);
                 for (; r < r1; r++)
