@@ -6,6 +6,7 @@
 
 #include "floatfmt.h"
 #include "gguf.h"
+#include "hugepages.h"
 #include "model.h"
 #include "rope_order.h"
 #include "tokenizer.h"
@@ -123,6 +124,9 @@ static int load_ternary(ctx *c, bn_model *m, int layer, const char *base, bn_ter
                        bn_ggml_type_name(t->type));
     }
     if (!ok) return 0;
+    /* a repacked tensor's file pages are read once: drop them, or the
+     * weights would count twice in the process's memory */
+    if (w->owned) bn_model_drop_file_pages(m, data, t->nbytes);
     bn_model_count_type(m, bn_ggml_type_name(t->type));
     return apply_scale_tensor(c, w, base, layer);
 }

@@ -91,6 +91,35 @@ static float tq_block(uint32_t type, const uint8_t *b, int8_t *v) {
     return bn_f16_to_f32(h);
 }
 
+/* TQ2_0 stores the codes we use (value + 1) with a byte's four planes in
+ * the opposite order (element j of each 32 in bits 1:0, not 7:6), and its
+ * two 128-halves are our two blocks: one table per byte repacks it. An
+ * invalid code 3 becomes 2, the clamp tq_block's callers apply. */
+static void tq2_table(uint8_t lut[256]) {
+    for (int v = 0; v < 256; v++) {
+        uint8_t out = 0;
+        for (int g = 0; g < 4; g++) {
+            int c = (v >> (2 * g)) & 3;
+            out |= (uint8_t)((c == 3 ? 2 : c) << (6 - 2 * g));
+        }
+        lut[v] = out;
+    }
+}
+
+/* One TQ2_0 block into our blocks 2k and 2k+1 at dst; returns its scale
+ * and sets *nz when any weight is nonzero. */
+static float tq2_block(const uint8_t lut[256], const uint8_t *b, uint8_t *dst, int *nz) {
+    int any = 0;
+    for (int j = 0; j < 64; j++) {
+        dst[j] = lut[b[j]];
+        any |= dst[j] ^ 0x55;
+    }
+    *nz = any != 0;
+    uint16_t h;
+    memcpy(&h, b + 64, 2);
+    return bn_f16_to_f32(h);
+}
+
 int bn_ternary_from_tq(bn_ternary *t, uint32_t type, const uint8_t *data, int64_t rows, int64_t cols,
                        const char *what, bn_err *err) {
     if (cols % 256) return bn_errf(err, "%s: TQ rows must be a multiple of 256, not %lld", what, (long long)cols);
@@ -109,14 +138,21 @@ int bn_ternary_from_tq(bn_ternary *t, uint32_t type, const uint8_t *data, int64_
      * carries the same one (converters write a per tensor) */
     int uniform = 1, have = 0;
     float common = 0.0f;
+    uint8_t lut[256];
+    if (type == GGML_TQ2_0) tq2_table(lut);
     for (int64_t r = 0; r < rows; r++) {
         for (int64_t k = 0; k < nq; k++) {
             const uint8_t *b = data + (size_t)(r * nq + k) * blk_bytes;
-            float d = tq_block(type, b, row + k * 256);
             int nz = 0;
-            for (int e = 0; e < 256; e++) {
-                if (row[k * 256 + e] > 1) row[k * 256 + e] = 1; /* invalid code: clamp */
-                nz |= row[k * 256 + e];
+            float d;
+            if (type == GGML_TQ2_0) {
+                d = tq2_block(lut, b, t->owned + (size_t)r * t->row_bytes + (size_t)k * 64, &nz);
+            } else {
+                d = tq_block(type, b, row + k * 256);
+                for (int e = 0; e < 256; e++) {
+                    if (row[k * 256 + e] > 1) row[k * 256 + e] = 1; /* invalid code: clamp */
+                    nz |= row[k * 256 + e];
+                }
             }
             scales[r * nq + k] = d;
             if (!isfinite(d)) {
@@ -130,7 +166,7 @@ int bn_ternary_from_tq(bn_ternary *t, uint32_t type, const uint8_t *data, int64_
                 else if (d != common) uniform = 0;
             }
         }
-        bn_ternary_set_row(t, r, row);
+        if (type != GGML_TQ2_0) bn_ternary_set_row(t, r, row);
     }
     if (uniform) {
         t->scale = have ? common : 0.0f;
