@@ -2,10 +2,10 @@
  *
  * On the synthetic 2B-4T-shaped models of bench/cache (gen_model.c writes
  * the I2_S + F16 one; the other formats are converted from it here, once),
- * for 1 and 2 threads: load time, prefill tok/s (64 and 512 tokens),
+ * for 1 and 2 threads: load time, prefill tok/s (128 and 512 tokens),
  * decode tok/s after 64 and after 1024 tokens of context, peak RSS; the
- * machine's read bandwidth and decode as a fraction of the bound it sets
- * for each file; the same greedy decode loop driven from C and from Lua;
+ * machine's read bandwidth (measured before and after each row) and decode as
+ * a fraction of the bound it sets for each file; the same greedy decode loop driven from C and from Lua;
  * tokenizer MB/s. Each (file, threads) runs in a child process so that
  * peak RSS is its own. Results go to stdout and bench/RESULTS.md.
  *
@@ -53,36 +53,63 @@ static double now(void) {
 typedef struct {
     const uint64_t *p;
     size_t n;
+    int prefetch; /* software prefetch 4 KB ahead */
+    int streams;  /* the slice read as 1 or 2 interleaved sequential streams */
     uint64_t sum;
 } bw_slice;
 
+typedef uint64_t bw_vec __attribute__((vector_size(64)));
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+static uint64_t bw_sum(const uint64_t *p, size_t n, int prefetch, int streams) {
+    bw_vec a = {0}, b = {0};
+    size_t per = n / (size_t)streams;
+    for (size_t i = 0; i + 16 <= per; i += 16)
+        for (int k = 0; k < streams; k++) {
+            const uint64_t *q = p + (size_t)k * per + i;
+            bw_vec x, y;
+            if (prefetch) {
+                __builtin_prefetch(q + 512);
+                __builtin_prefetch(q + 520);
+            }
+            memcpy(&x, q, sizeof x);
+            memcpy(&y, q + 8, sizeof y);
+            a ^= x;
+            b += y;
+        }
+    a ^= b;
+    uint64_t s = 0;
+    for (int i = 0; i < 8; i++) s += a[i];
+    return s;
+}
+
 static void *bw_read(void *arg) {
     bw_slice *s = arg;
-    uint64_t a = 0, b = 0, c = 0, d = 0;
-    for (size_t i = 0; i + 8 <= s->n; i += 8) { /* the compiler vectorizes this */
-        a += s->p[i] ^ s->p[i + 4];
-        b += s->p[i + 1] ^ s->p[i + 5];
-        c += s->p[i + 2] ^ s->p[i + 6];
-        d += s->p[i + 3] ^ s->p[i + 7];
-    }
-    s->sum = a + b + c + d;
+    s->sum = bw_sum(s->p, s->n, s->prefetch, s->streams);
     return NULL;
 }
 
-/* Best of several passes over 1 GB, in GB/s. */
+/* Best of several passes over 1 GB, in GB/s, each thread reading its own
+ * slice with the widest vector loads the CPU has, with and without
+ * software prefetch, as one or two streams (which wins depends on the
+ * machine; the kernels prefetch too, so the bound is a fair one). */
 static double bandwidth(int threads) {
     size_t bytes = (size_t)1 << 30, n = bytes / 8;
     uint64_t *buf = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (buf == MAP_FAILED) return 0.0;
     for (size_t i = 0; i < n; i++) buf[i] = i * 0x9E3779B97F4A7C15ull;
     double best = 0.0;
-    for (int pass = 0; pass < 5; pass++) {
+    for (int pass = 0; pass < 8; pass++) {
         pthread_t th[16];
         bw_slice sl[16];
         double t0 = now();
         for (int t = 0; t < threads; t++) {
             sl[t].p = buf + n / threads * t;
             sl[t].n = n / threads;
+            sl[t].prefetch = pass % 2;
+            sl[t].streams = 1 + (pass / 2) % 2;
             if (t) pthread_create(&th[t], NULL, bw_read, &sl[t]);
         }
         bw_read(&sl[0]);
@@ -141,7 +168,7 @@ static int make_file(const bench_file *f) {
 
 typedef struct {
     int ok;
-    double load_s, pp64, pp512, tg64, tg1024, rss_mb, file_mb, bytes_per_token, kv_bytes_per_pos;
+    double load_s, pp128, pp512, tg64, tg1024, rss_mb, file_mb, bytes_per_token, kv_bytes_per_pos;
     double c_ms, lua_ms; /* per decoded token, same loop from C and from Lua */
 } run_result;
 
@@ -286,17 +313,29 @@ static void run_child(const bench_file *f, int threads, int quick, int lua_loop_
     prompt_ids(ids, ctx_long, 1);
     bn_session_eval(s, ids, 8, NULL); /* warm up: page in the weights */
     bn_session_rewind(s, 0);
-    t0 = now();
-    bn_session_eval(s, ids, 64, NULL);
-    r->pp64 = 64 / (now() - t0);
-    r->tg64 = 1.0 / decode(s, nd);
+    /* best of three: other tenants of the machine move single runs by tens
+     * of percent */
+    for (int rep = 0; rep < 3; rep++) {
+        bn_session_rewind(s, 0);
+        t0 = now();
+        bn_session_eval(s, ids, 128, NULL);
+        double pp = 128 / (now() - t0);
+        bn_session_rewind(s, 64);
+        double tg = 1.0 / decode(s, nd);
+        if (pp > r->pp128) r->pp128 = pp;
+        if (tg > r->tg64) r->tg64 = tg;
+    }
     if (!getenv("BENCH_LONG") || atoi(getenv("BENCH_LONG"))) {
         bn_session_rewind(s, 0);
         t0 = now();
         bn_session_eval(s, ids, n_long, NULL);
         r->pp512 = n_long / (now() - t0);
         bn_session_eval(s, ids + n_long, ctx_long - n_long, NULL);
-        r->tg1024 = 1.0 / decode(s, nd);
+        for (int rep = 0; rep < 2; rep++) {
+            double tg = 1.0 / decode(s, nd);
+            if (tg > r->tg1024) r->tg1024 = tg;
+            bn_session_rewind(s, ctx_long);
+        }
     }
     if (lua_loop_too) { /* alternating, best of three each: the machine's noise is larger than the gap */
         int nl = quick ? 8 : 32;
@@ -422,15 +461,16 @@ int main(void) {
         ncpu, bn_kernels_select(NULL) ? bn_kernels_select(NULL)->name : "?", date, commit, dirty, load);
     if (getenv("BENCH_NOTE")) OUT("%s\n\n", getenv("BENCH_NOTE"));
     OUT("Synthetic models of microsoft/bitnet-b1.58-2B-4T's shape (random ternary weights, `bench/gen_model.c`). "
-        "Prefill: a fresh prompt of 64 / %d tokens; decode: greedy, %d tokens after 64 / %d tokens of context "
-        "(f32 KV-cache). Decode bound = read bandwidth / bytes read per token (ternary rows + output head + KV at that "
-        "context).%s\n\n",
+        "Prefill: a fresh prompt of 128 / %d tokens; decode: greedy, %d tokens after 64 / %d tokens of context "
+        "(f32 KV-cache); best of three runs (two at the long context). Decode bound = read bandwidth / bytes read per token (ternary rows + output head + KV at that "
+        "context), with the read bandwidth measured just before and just after each row, the higher of the two (the "
+        "machine's bandwidth drifts by tens of percent over minutes, so a row can still exceed 100%%).%s\n\n",
         quick ? 128 : 512, quick ? 4 : 16, quick ? 256 : 1024, quick ? " QUICK RUN: short prompts." : "");
-    OUT("Read bandwidth (this program, 1 GB buffer):");
+    OUT("Read bandwidth at the start (this program, 1 GB buffer; each row has its own measurement):");
     for (int i = 0; i < nthr; i++) OUT(" %d thread%s %.1f GB/s%s", thr[i], thr[i] > 1 ? "s" : "", bw[i], i + 1 < nthr ? ";" : ".");
     OUT(" Tokenizer (LLaMA-3 BPE, sherlock.txt): %.2f MB/s.\n\n", tok);
-    OUT("| file | threads | load s | prefill 64 tok/s | prefill %d tok/s | decode @64 tok/s | decode @%d tok/s | "
-        "decode / bound @64 | peak RSS MB (file MB) |\n|---|---|---|---|---|---|---|---|---|\n",
+    OUT("| file | threads | load s | prefill 128 tok/s | prefill %d tok/s | decode @64 tok/s | decode @%d tok/s | "
+        "read GB/s | decode / bound @64 | peak RSS MB (file MB) |\n|---|---|---|---|---|---|---|---|---|---|\n",
         quick ? 128 : 512, quick ? 256 : 1024);
     double c_ms = 0, lua_ms = 0;
     int lua_threads = 0;
@@ -440,13 +480,17 @@ int main(void) {
             run_result r;
             int lua_too = i == 0 && k == nthr - 1;
             size_t row = o;
-            if (!run(&files[i], thr[k], quick, lua_too, &r)) {
-                OUT("| %s | %d | failed | | | | | | |\n", files[i].label, thr[k]);
+            double gbs = bandwidth(thr[k]);
+            int ok = run(&files[i], thr[k], quick, lua_too, &r);
+            double after = bandwidth(thr[k]); /* the higher of the two: the stricter bound */
+            if (after > gbs) gbs = after;
+            if (!ok) {
+                OUT("| %s | %d | failed | | | | | | | |\n", files[i].label, thr[k]);
             } else {
-                double bound = bw[k] * 1e9 / (r.bytes_per_token + 64 * r.kv_bytes_per_pos);
-                OUT("| %s | %d | %.3f | %.1f | %.1f | %.1f | %.1f | %.0f%% of %.1f | %.0f (%.0f) |\n", files[i].label,
-                    thr[k], r.load_s, r.pp64, r.pp512, r.tg64, r.tg1024, 100.0 * r.tg64 / bound, bound, r.rss_mb,
-                    r.file_mb);
+                double bound = gbs * 1e9 / (r.bytes_per_token + 64 * r.kv_bytes_per_pos);
+                OUT("| %s | %d | %.3f | %.1f | %.1f | %.1f | %.1f | %.1f | %.0f%% of %.1f | %.0f (%.0f) |\n",
+                    files[i].label, thr[k], r.load_s, r.pp128, r.pp512, r.tg64, r.tg1024, gbs, 100.0 * r.tg64 / bound,
+                    bound, r.rss_mb, r.file_mb);
                 if (lua_too) c_ms = r.c_ms, lua_ms = r.lua_ms, lua_threads = thr[k];
             }
             fputs(md + row, stderr); /* progress */
