@@ -65,6 +65,8 @@ int bn_head_i8_build(bn_model *m, bn_err *err) {
     return 1;
 }
 
+int bn_head_wants_q16(const bn_model *m) { return !m->head_i8 && m->output.type == GGML_Q6_K; }
+
 size_t bn_head_scratch_bytes(const bn_model *m) {
     return sizeof(float) * (size_t)m->output.cols + sizeof(int32_t) * BN_HEAD_ROWS;
 }
@@ -90,7 +92,7 @@ void bn_head_rows(const bn_model *m, const bn_head_token *tok, int n, int64_t r0
                 k->dot_rows_f16((const uint16_t *)(d->data + (size_t)b0 * d->row_bytes), d->row_bytes / 2, nb,
                                 tok[t].x, E, out);
             } else if (d->type == GGML_Q6_K) {
-                k->dot_rows_q6k(d->data + (size_t)b0 * d->row_bytes, d->row_bytes, nb, tok[t].x, E, out);
+                k->dot_rows_q6k(d->data + (size_t)b0 * d->row_bytes, d->row_bytes, nb, tok[t].xq, tok[t].xd, E, out);
             } else if (d->type == GGML_F32) {
                 for (int64_t r = 0; r < nb; r++)
                     out[r] = k->dot_f32((const float *)(d->data + (size_t)(b0 + r) * d->row_bytes), tok[t].x, E);

@@ -22,17 +22,22 @@ typedef struct bn_head_i8 {
 int bn_head_i8_build(bn_model *m, bn_err *err);
 
 /* What one token brings to the head: its normalized hidden state and, for
- * the int8 head, that state quantized (bn_quantize_act) with its scale. */
+ * the int8 head, that state quantized (bn_quantize_act) with its scale, or
+ * for a Q6_K head, quantized by bn_quantize_q16. */
 typedef struct {
     const float *x;
     const int8_t *q;
     float q_scale;
+    const int16_t *xq;
+    const float *xd;
     float *out; /* logits, indexed by vocabulary id */
 } bn_head_token;
 
 /* Logits of rows [r0, r1) for n tokens. scratch holds n_embd floats plus
  * BN_HEAD_ROWS int32s (row decoding for the types kept as stored). */
 #define BN_HEAD_ROWS 64
+/* Whether the head takes its tokens quantized by bn_quantize_q16. */
+int bn_head_wants_q16(const bn_model *m);
 void bn_head_rows(const bn_model *m, const bn_head_token *tok, int n, int64_t r0, int64_t r1, void *scratch);
 /* Bytes of scratch bn_head_rows needs. */
 size_t bn_head_scratch_bytes(const bn_model *m);

@@ -57,7 +57,12 @@ bn_session *bn_session_open(bn_model *m, const bn_session_opts *opts, bn_err *er
     s->qa = malloc((size_t)(C * s->qa_stride));
     s->acc = malloc(sizeof(int32_t) * (size_t)(C * s->acc_stride));
     s->head_scratch = malloc(s->head_scratch_bytes * (size_t)T);
-    if (!s->kcache || !s->vcache || !s->logits || !s->x || !s->y || !s->q || !s->k || !s->v ||
+    int q16 = bn_head_wants_q16(m);
+    if (q16) {
+        s->xq = malloc(sizeof(int16_t) * (size_t)(C * E));
+        s->xd = malloc(sizeof(float) * (size_t)(C * (E / 256 + 1)));
+    }
+    if ((q16 && (!s->xq || !s->xd)) || !s->kcache || !s->vcache || !s->logits || !s->x || !s->y || !s->q || !s->k || !s->v ||
         !s->att || !s->gate || !s->up || !s->rope || !s->act_scale || !s->tmp || !s->scores || !s->qa || !s->acc ||
         !s->head_scratch) {
         bn_session_free(s);
@@ -79,7 +84,7 @@ void bn_session_free(bn_session *s) {
     bn_pool_free(s->pool);
     free(s->kcache); free(s->vcache); free(s->logits); free(s->x); free(s->y); free(s->q); free(s->k);
     free(s->v); free(s->att); free(s->gate); free(s->up); free(s->rope); free(s->act_scale); free(s->tmp);
-    free(s->scores); free(s->qa); free(s->acc); free(s->head_scratch);
+    free(s->scores); free(s->qa); free(s->acc); free(s->head_scratch); free(s->xq); free(s->xd);
     if (s->model) bn_model_release(s->model);
     free(s);
 }

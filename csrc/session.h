@@ -39,6 +39,8 @@ typedef struct bn_session {
     /* scratch for BN_CHUNK tokens (forward.c) */
     float *x, *y, *q, *k, *v, *att, *gate, *up, *rope, *act_scale, *tmp, *scores;
     int8_t *qa;               /* quantized activations, BN_CHUNK rows of qa_stride */
+    int16_t *xq;              /* a Q6_K head's activations, BN_CHUNK rows of n_embd, */
+    float *xd;                /* and their block scales (NULL for other heads) */
     int32_t *acc;             /* BN_CHUNK rows of acc_stride integer sums */
     void *head_scratch;       /* per thread, bn_head_scratch_bytes each */
     int64_t qa_stride, acc_stride, tmp_stride, scores_stride;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "floatfmt.h"
+#include "gguf.h"
 #include "kernels/kernels.h"
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
@@ -132,27 +133,42 @@ static void test_float(const bn_kernels *k) {
 }
 
 /* Q6_K rows of random bytes (any byte pattern is a valid block) with a
- * small f16 scale. */
+ * small f16 scale, against 15-bit activations: every path gives the
+ * reference's bits, and the reference stays within the activation rounding
+ * of the float product of the dequantized rows (bn_dequant_row). */
 static void test_q6k(const bn_kernels *k) {
     static const int ns[] = {256, 512, 2560};
     for (size_t a = 0; a < sizeof ns / sizeof *ns; a++) {
-        int n = ns[a], nr = 3;
+        int n = ns[a], nr = 5;
         size_t rb = (size_t)n / 256 * 210;
         uint8_t *w = malloc(rb * (size_t)nr);
-        float *x = malloc(sizeof(float) * (size_t)n);
+        float *x = malloc(sizeof(float) * (size_t)n), *y = malloc(sizeof(float) * (size_t)n), xd[16];
+        int16_t *xq = malloc(sizeof(int16_t) * (size_t)n);
         for (size_t i = 0; i < rb * (size_t)nr; i++) w[i] = (uint8_t)next();
         for (size_t b = 0; b < (size_t)nr * (size_t)n / 256; b++) {
             uint16_t d = bn_f32_to_f16(0.001f * (1.0f + frand()));
             memcpy(w + b * 210 + 208, &d, 2);
         }
         for (int i = 0; i < n; i++) x[i] = frand();
-        float want[3], got[3];
-        bn_kernels_ref.dot_rows_q6k(w, rb, nr, x, n, want);
-        k->dot_rows_q6k(w, rb, nr, x, n, got);
-        for (int r = 0; r < nr; r++)
-            CHECK(fabsf(got[r] - want[r]) <= 1e-4f * (float)n * 0.001f * 32 * 128 + 1e-4f, "%s dot_rows_q6k n=%d: %g vs %g",
-                  k->name, n, got[r], want[r]);
-        free(w), free(x);
+        if (n == 512) /* an all-zero block and a block of extremes */
+            for (int i = 0; i < 256; i++) x[i] = 0.0f, x[256 + i] = i % 2 ? 1e30f : -1e30f;
+        bn_quantize_q16(x, n, xq, xd);
+        float want[5], got[5];
+        bn_kernels_ref.dot_rows_q6k(w, rb, nr, xq, xd, n, want);
+        k->dot_rows_q6k(w, rb, nr, xq, xd, n, got);
+        for (int r = 0; r < nr; r++) {
+            CHECK(memcmp(&got[r], &want[r], sizeof(float)) == 0, "%s dot_rows_q6k n=%d: %.9g vs %.9g", k->name, n,
+                  got[r], want[r]);
+            if (n == 512) continue;
+            /* each x moves by at most half a step, xd/2 = max|x| / 65534 */
+            bn_dequant_row(GGML_Q6_K, w + (size_t)r * rb, y, n);
+            double exact = 0.0, bound = 0.0;
+            for (int i = 0; i < n; i++) exact += (double)y[i] * x[i], bound += fabs((double)y[i]);
+            bound = bound * (1.0 / 65534.0) + 1e-5;
+            CHECK(fabs(want[r] - exact) <= bound, "ref dot_rows_q6k n=%d: %.9g vs exact %.9g (bound %g)", n,
+                  want[r], exact, bound);
+        }
+        free(w), free(x), free(y), free(xq);
     }
 }
 

@@ -3,8 +3,7 @@
  * every other path gives identical integers for the ternary and int8
  * products, and identical floats for the attention entry points (they sum
  * in the reference's order, one position or one dimension per lane). Only
- * dot_f32, dot_rows_f16 and dot_rows_q6k (the output head) may round
- * differently.
+ * dot_f32 and dot_rows_f16 (the output head) may round differently.
  *
  * Ternary weights are in ternary.h's layout: rows of 128-weight blocks of
  * 32 bytes, byte j holding elements j, 32+j, 64+j, 96+j (bits 7:6 .. 1:0)
@@ -40,8 +39,13 @@ typedef struct bn_kernels {
      * sum_i f16(w[r][i]) * x[i], i < n, in the order the path chooses. */
     void (*dot_rows_f16)(const uint16_t *w, size_t row_stride, int64_t nrows, const float *x, int64_t n,
                          float *out);
-    /* The same over Q6_K rows (row_bytes apart; n a multiple of 256). */
-    void (*dot_rows_q6k)(const uint8_t *w, size_t row_bytes, int64_t nrows, const float *x, int64_t n, float *out);
+    /* Output head over Q6_K rows (row_bytes apart; n a multiple of 256)
+     * against activations as bn_quantize_q16 gives them: out[r] = the sum
+     * over 256-blocks b, in order, of (d_b * xd[b]) * S_b, where the block
+     * sum S_b = sum_i sc_i * (q_i - 32) * xq[i] is an exact integer: every
+     * path gives the same bits. */
+    void (*dot_rows_q6k)(const uint8_t *w, size_t row_bytes, int64_t nrows, const int16_t *xq, const float *xd,
+                         int64_t n, float *out);
     /* Int8 output head: out[r] = sum_i w[r][i] * q[i], exact, for int8 rows
      * row_stride bytes apart; q in [-127, 127]. */
     void (*dot_rows_i8)(const int8_t *w, size_t row_stride, int64_t nrows, const int8_t *q, int64_t n,
@@ -77,9 +81,18 @@ int bn_kernels_available(const bn_kernels **out, int max);
  * Writes n values and zero-pads q up to npad; returns s. */
 float bn_quantize_act(const float *x, int64_t n, int8_t *q, int64_t npad);
 
-/* The reference Q6_K row dot (decode each 256-block, then multiply), for
- * paths without their own. */
-void bn_dot_rows_q6k_ref(const uint8_t *w, size_t row_bytes, int64_t nrows, const float *x, int64_t n, float *out);
+/* The reference Q6_K row dot, for paths without their own. */
+void bn_dot_rows_q6k_ref(const uint8_t *w, size_t row_bytes, int64_t nrows, const int16_t *xq, const float *xd,
+                         int64_t n, float *out);
+
+/* Activations for the Q6_K head: per 256-block b (n a multiple of 256),
+ * xd[b] = max|x| / BN_Q16_MAX and xq = round_half_even(x / xd[b]), so
+ * |xq| <= BN_Q16_MAX (all zero, xd[b] = 0, for a zero block): x moves by
+ * at most 1/65534 of its block's largest value, far below the 6-bit
+ * weights' own error, and products with Q6_K's values and scales still sum
+ * exactly in int32 lanes (see the AVX-512 kernel). */
+#define BN_Q16_MAX 32767
+void bn_quantize_q16(const float *x, int64_t n, int16_t *xq, float *xd);
 
 /* The reference attn_mix for dimensions d0..hd-1 only: the tail that a
  * path's vectors do not cover. */

@@ -67,14 +67,48 @@ static void ref_dot_rows_f16(const uint16_t *w, size_t row_stride, int64_t nrows
     }
 }
 
-void bn_dot_rows_q6k_ref(const uint8_t *w, size_t row_bytes, int64_t nrows, const float *x, int64_t n, float *out) {
-    float y[256];
+void bn_quantize_q16(const float *x, int64_t n, int16_t *xq, float *xd) {
+    for (int64_t b = 0; b < n / 256; b++) {
+        const float *xb = x + b * 256;
+        float m = 0.0f;
+        for (int i = 0; i < 256; i++) m = fabsf(xb[i]) > m ? fabsf(xb[i]) : m;
+        float inv = m > 0.0f ? (float)BN_Q16_MAX / m : 0.0f;
+        xd[b] = m / (float)BN_Q16_MAX;
+        for (int i = 0; i < 256; i++) {
+            float v = rintf(xb[i] * inv);
+            if (v != v) v = 0.0f; /* NaN (an infinite or NaN state): no integer to give */
+            xq[b * 256 + i] = (int16_t)(v > BN_Q16_MAX ? BN_Q16_MAX : v < -BN_Q16_MAX ? -BN_Q16_MAX : v);
+        }
+    }
+}
+
+/* One Q6_K block against 256 quantized activations: the exact S_b. */
+static int64_t q6k_block_sum(const uint8_t *b, const int16_t *xq) {
+    const uint8_t *ql = b, *qh = b + 128;
+    const int8_t *sc = (const int8_t *)(b + 192);
+    int64_t s = 0;
+    for (int h = 0; h < 2; h++, ql += 64, qh += 32, sc += 8, xq += 128)
+        for (int l = 0; l < 32; l++) {
+            int q1 = ((ql[l] & 0xF) | ((qh[l] & 3) << 4)) - 32;
+            int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+            int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+            int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+            int is = l / 16;
+            s += (int64_t)sc[is] * q1 * xq[l] + (int64_t)sc[is + 2] * q2 * xq[l + 32] +
+                 (int64_t)sc[is + 4] * q3 * xq[l + 64] + (int64_t)sc[is + 6] * q4 * xq[l + 96];
+        }
+    return s;
+}
+
+void bn_dot_rows_q6k_ref(const uint8_t *w, size_t row_bytes, int64_t nrows, const int16_t *xq, const float *xd,
+                         int64_t n, float *out) {
     for (int64_t r = 0; r < nrows; r++) {
         const uint8_t *row = w + (size_t)r * row_bytes;
         float s = 0.0f;
-        for (int64_t i = 0; i < n; i += 256) {
-            bn_dequant_row(GGML_Q6_K, row + (size_t)(i / 256) * 210, y, 256);
-            for (int j = 0; j < 256; j++) s += y[j] * x[i + j];
+        for (int64_t b = 0; b < n / 256; b++) {
+            uint16_t dh;
+            memcpy(&dh, row + (size_t)b * 210 + 208, 2);
+            s += (bn_f16_to_f32(dh) * xd[b]) * (float)q6k_block_sum(row + (size_t)b * 210, xq + b * 256);
         }
         out[r] = s;
     }
