@@ -183,18 +183,7 @@ static void attend(bn_session *s, int l, int pos, int h, const float *q, float *
     int hd = hp->head_dim, kvh = h / (hp->n_heads / hp->n_kv_heads), np = pos + 1;
     float scale = 1.0f / sqrtf((float)hd);
     k->attn_scores(q, bn_session_kv(s, 0, l, kvh), s->kv_f16, np, hd, sc);
-    float mx = -INFINITY;
-    for (int p = 0; p < np; p++) {
-        sc[p] = sc[p] * scale;
-        if (sc[p] > mx) mx = sc[p];
-    }
-    float sum = 0.0f;
-    for (int p = 0; p < np; p++) {
-        sc[p] = expf(sc[p] - mx);
-        sum += sc[p];
-    }
-    float inv = 1.0f / sum;
-    for (int p = 0; p < np; p++) sc[p] = sc[p] * inv;
+    k->attn_softmax(sc, np, scale);
     k->attn_mix(sc, bn_session_kv(s, 1, l, kvh), s->kv_f16, np, hd, out);
 }
 

@@ -172,6 +172,48 @@ static void test_q6k(const bn_kernels *k) {
     }
 }
 
+/* Softmax: every path gives the reference's bits on rows of every length
+ * (tails, a NaN, scores far below the maximum), and the reference stays
+ * within a few ulp of a double-precision softmax. */
+static void test_softmax(const bn_kernels *k) {
+    static const int ns[] = {1, 2, 7, 8, 15, 16, 17, 31, 33, 64, 100, 300, 1025};
+    for (size_t a = 0; a < sizeof ns / sizeof *ns; a++) {
+        int n = ns[a];
+        float *x = malloc(sizeof(float) * (size_t)n), *want = malloc(sizeof(float) * (size_t)n),
+              *got = malloc(sizeof(float) * (size_t)n);
+        for (int variant = 0; variant < 3; variant++) {
+            for (int i = 0; i < n; i++) x[i] = frand() * (variant == 1 ? 400.0f : 8.0f);
+            if (variant == 2 && n > 3) x[n / 2] = NAN;
+            memcpy(want, x, sizeof(float) * (size_t)n);
+            memcpy(got, x, sizeof(float) * (size_t)n);
+            bn_attn_softmax_ref(want, n, 0.125f);
+            k->attn_softmax(got, n, 0.125f);
+            CHECK(memcmp(want, got, sizeof(float) * (size_t)n) == 0, "%s attn_softmax n=%d variant %d", k->name, n,
+                  variant);
+            if (variant == 2) continue;
+            /* the arguments as the float steps give them (their rounding is
+             * the input's, not the softmax's), exp and sums in double */
+            float mx = -INFINITY;
+            for (int i = 0; i < n; i++) mx = x[i] * 0.125f > mx ? x[i] * 0.125f : mx;
+            double sum = 0.0;
+            for (int i = 0; i < n; i++) sum += exp((double)(x[i] * 0.125f - mx));
+            for (int i = 0; i < n; i++) {
+                double e = exp((double)(x[i] * 0.125f - mx)) / sum;
+                CHECK(fabs(want[i] - e) <= 4e-7 * e + 1e-30, "ref softmax n=%d [%d]: %.9g vs %.9g", n, i, want[i], e);
+            }
+        }
+        free(x), free(want), free(got);
+    }
+    /* bn_exp against exp over its whole range */
+    double worst = 0.0;
+    for (float v = -87.0f; v <= 0.0f; v += 0.001f) {
+        double e = exp((double)v), rel = fabs(bn_exp(v) - e) / e;
+        worst = rel > worst ? rel : worst;
+    }
+    CHECK(worst < 2.5e-7, "bn_exp: relative error %g", worst);
+    CHECK(bn_exp(-100.0f) == 0.0f && bn_exp(0.0f) == 1.0f, "bn_exp at the ends");
+}
+
 static void test_attention(const bn_kernels *k) {
     static const int hds[] = {2, 6, 32, 64, 100, 128};
     static const int nps[] = {1, 5, 15, 16, 17, 40, 64, 65, 100, 300};
@@ -213,6 +255,7 @@ int main(int argc, char **argv) {
         test_q6k(paths[i]);
         test_quantize(paths[i]);
         test_attention(paths[i]);
+        test_softmax(paths[i]);
         printf("%-8s %s\n", paths[i]->name, failures == before ? "ok" : "FAILED");
         tested++;
     }

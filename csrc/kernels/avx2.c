@@ -12,6 +12,7 @@
 #pragma GCC optimize("fp-contract=off") /* attention must round as ref.c does */
 #endif
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "../floatfmt.h"
@@ -225,6 +226,66 @@ static AVX2 void avx2_attn_mix(const float *w, const void *v, int kv_f16, int np
     bn_attn_mix_cols(w, v, kv_f16, npos, hd, d, out); /* odd head sizes */
 }
 
+/* bn_exp on 8 lanes, step for step */
+AVX2_INLINE __m256 exp8(__m256 x) {
+    __m256 n = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(BN_EXP_LOG2E)), _mm256_set1_ps(BN_EXP_ROUND)),
+                             _mm256_set1_ps(BN_EXP_ROUND));
+    __m256 r = _mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(BN_EXP_LN2_HI)));
+    r = _mm256_sub_ps(r, _mm256_mul_ps(n, _mm256_set1_ps(BN_EXP_LN2_LO)));
+    __m256 p = _mm256_set1_ps(BN_EXP_P0);
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(BN_EXP_P1));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(BN_EXP_P2));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(BN_EXP_P3));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(BN_EXP_P4));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(BN_EXP_P5));
+    __m256 y = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(p, _mm256_mul_ps(r, r)), r), _mm256_set1_ps(1.0f));
+    __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127)), 23);
+    y = _mm256_mul_ps(y, _mm256_castsi256_ps(bits));
+    y = _mm256_blendv_ps(y, _mm256_setzero_ps(), _mm256_cmp_ps(x, _mm256_set1_ps(BN_EXP_MIN), _CMP_LT_OQ));
+    return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+
+/* bn_attn_softmax_ref with its 16 sum lanes as two registers (p % 16 < 8
+ * in the first); the tail takes the scalar steps into the same lanes. */
+static AVX2 void avx2_attn_softmax(float *s, int n, float scale) {
+    const __m256 vs = _mm256_set1_ps(scale);
+    __m256 mx = _mm256_set1_ps(-INFINITY);
+    int p = 0;
+    for (; p + 8 <= n; p += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_loadu_ps(s + p), vs);
+        _mm256_storeu_ps(s + p, v);
+        mx = _mm256_max_ps(v, mx); /* a NaN v leaves mx, as the reference skips it */
+    }
+    float lanes[16], m = -INFINITY;
+    _mm256_storeu_ps(lanes, mx);
+    for (int i = 0; i < 8; i++) m = lanes[i] > m ? lanes[i] : m;
+    for (; p < n; p++) {
+        s[p] = s[p] * scale;
+        if (s[p] > m) m = s[p];
+    }
+    const __m256 vm = _mm256_set1_ps(m);
+    __m256 lo = _mm256_setzero_ps(), hi = lo;
+    for (p = 0; p + 16 <= n; p += 16) {
+        __m256 a = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + p), vm)), b = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + p + 8), vm));
+        _mm256_storeu_ps(s + p, a);
+        _mm256_storeu_ps(s + p + 8, b);
+        lo = _mm256_add_ps(lo, a);
+        hi = _mm256_add_ps(hi, b);
+    }
+    _mm256_storeu_ps(lanes, lo);
+    _mm256_storeu_ps(lanes + 8, hi);
+    for (; p < n; p++) {
+        s[p] = bn_exp(s[p] - m);
+        lanes[p % 16] += s[p];
+    }
+    float total = 0.0f;
+    for (int i = 0; i < 16; i++) total += lanes[i];
+    float inv = 1.0f / total;
+    const __m256 vinv = _mm256_set1_ps(inv);
+    for (p = 0; p + 8 <= n; p += 8) _mm256_storeu_ps(s + p, _mm256_mul_ps(_mm256_loadu_ps(s + p), vinv));
+    for (; p < n; p++) s[p] = s[p] * inv;
+}
+
 const bn_kernels bn_kernels_avx2 = {
     "avx2",
     avx2_ternary_dot_rows,
@@ -236,6 +297,7 @@ const bn_kernels bn_kernels_avx2 = {
     avx2_dot_rows_i8,
     avx2_attn_scores,
     avx2_attn_mix,
+    avx2_attn_softmax,
 };
 
 #endif

@@ -461,6 +461,62 @@ static AVX512 void avx512_attn_mix(const float *w, const void *v, int kv_f16, in
     bn_attn_mix_cols(w, v, kv_f16, npos, hd, d, out); /* odd head sizes */
 }
 
+/* bn_exp on 16 lanes, step for step */
+AVX512_INLINE __m512 exp16(__m512 x) {
+    __m512 n = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(BN_EXP_LOG2E)), _mm512_set1_ps(BN_EXP_ROUND)),
+                             _mm512_set1_ps(BN_EXP_ROUND));
+    __m512 r = _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(BN_EXP_LN2_HI)));
+    r = _mm512_sub_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(BN_EXP_LN2_LO)));
+    __m512 p = _mm512_set1_ps(BN_EXP_P0);
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(BN_EXP_P1));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(BN_EXP_P2));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(BN_EXP_P3));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(BN_EXP_P4));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(BN_EXP_P5));
+    __m512 y = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(p, _mm512_mul_ps(r, r)), r), _mm512_set1_ps(1.0f));
+    __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvttps_epi32(n), _mm512_set1_epi32(127)), 23);
+    y = _mm512_mul_ps(y, _mm512_castsi512_ps(bits));
+    y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(BN_EXP_MIN), _CMP_LT_OQ), y, _mm512_setzero_ps());
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), y, x);
+}
+
+/* bn_attn_softmax_ref with the 16 lanes of its sum as one register; the
+ * tail is loaded masked (zeros contribute exp(-max) to no lane: masked). */
+static AVX512 void avx512_attn_softmax(float *s, int n, float scale) {
+    const __m512 vs = _mm512_set1_ps(scale);
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    int p = 0;
+    for (; p + 16 <= n; p += 16) {
+        __m512 v = _mm512_mul_ps(_mm512_loadu_ps(s + p), vs);
+        _mm512_storeu_ps(s + p, v);
+        mx = _mm512_max_ps(v, mx); /* a NaN v leaves mx, as the reference skips it */
+    }
+    float m = _mm512_reduce_max_ps(mx);
+    for (; p < n; p++) {
+        s[p] = s[p] * scale;
+        if (s[p] > m) m = s[p];
+    }
+    const __m512 vm = _mm512_set1_ps(m);
+    __m512 sum = _mm512_setzero_ps();
+    for (p = 0; p + 16 <= n; p += 16) {
+        __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(s + p), vm));
+        _mm512_storeu_ps(s + p, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    if (p < n) {
+        __mmask16 k = (__mmask16)((1u << (n - p)) - 1);
+        __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + p), vm));
+        _mm512_mask_storeu_ps(s + p, k, e);
+        sum = _mm512_mask_add_ps(sum, k, sum, e);
+    }
+    float lane[16], total = 0.0f;
+    _mm512_storeu_ps(lane, sum);
+    for (int i = 0; i < 16; i++) total += lane[i];
+    const __m512 inv = _mm512_set1_ps(1.0f / total);
+    for (p = 0; p + 16 <= n; p += 16) _mm512_storeu_ps(s + p, _mm512_mul_ps(_mm512_loadu_ps(s + p), inv));
+    for (; p < n; p++) s[p] = s[p] * (1.0f / total);
+}
+
 const bn_kernels bn_kernels_avx512 = {
     "avx512",
     avx512_ternary_dot_rows,
@@ -472,6 +528,7 @@ const bn_kernels bn_kernels_avx512 = {
     avx512_dot_rows_i8,
     avx512_attn_scores,
     avx512_attn_mix,
+    avx512_attn_softmax,
 };
 
 #endif

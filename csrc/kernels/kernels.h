@@ -56,6 +56,9 @@ typedef struct bn_kernels {
     void (*attn_scores)(const float *q, const void *k, int kv_f16, int npos, int hd, float *s);
     /* out[d] = sum_p w[p] * v_p[d] summed from p = 0 up, V stored [pos][hd]. */
     void (*attn_mix)(const float *w, const void *v, int kv_f16, int npos, int hd, float *out);
+    /* Softmax of s[0..n-1] * scale in place, as bn_attn_softmax_ref defines
+     * it (its exp and its order of summation): the same bits on every path. */
+    void (*attn_softmax)(float *s, int n, float scale);
 } bn_kernels;
 
 extern const bn_kernels bn_kernels_ref;
@@ -97,6 +100,29 @@ void bn_quantize_q16(const float *x, int64_t n, int16_t *xq, float *xd);
 /* The reference attn_mix for dimensions d0..hd-1 only: the tail that a
  * path's vectors do not cover. */
 void bn_attn_mix_cols(const float *w, const void *v, int kv_f16, int npos, int hd, int d0, float *out);
+
+/* The reference softmax: t = s[p] * scale, m = max t, e = bn_exp(t - m)
+ * (below), the sum of e taken in 16 lanes (lane p % 16, each from p = 0
+ * up) and the lanes added 0 to 15, then s[p] = e * (1 / sum). */
+void bn_attn_softmax_ref(float *s, int n, float scale);
+
+/* exp(x) for x <= 0 with a fixed sequence of correctly rounded float steps
+ * (Cody-Waite reduction by ln 2, Cephes' degree-6 polynomial, 2^n built
+ * from its bits; no fused multiply-add), so that vector lanes reproduce it
+ * exactly: within 2 ulp of expf, 0 below -87. Vector paths inline the
+ * same steps; the constants are here so that they cannot drift apart. */
+#define BN_EXP_MIN (-87.0f)
+#define BN_EXP_LOG2E 1.44269504088896341f
+#define BN_EXP_ROUND 12582912.0f /* 1.5 * 2^23: adding and subtracting it rounds to an integer */
+#define BN_EXP_LN2_HI 0.693359375f
+#define BN_EXP_LN2_LO (-2.12194440e-4f)
+#define BN_EXP_P0 1.9875691500e-4f
+#define BN_EXP_P1 1.3981999507e-3f
+#define BN_EXP_P2 8.3334519073e-3f
+#define BN_EXP_P3 4.1665795894e-2f
+#define BN_EXP_P4 1.6666665459e-1f
+#define BN_EXP_P5 5.0000001201e-1f
+float bn_exp(float x);
 
 /* Sum of n int8 values (the -1 offset of the ternary codes). */
 int32_t bn_sum_i8(const int8_t *q, int64_t n);

@@ -190,6 +190,7 @@ const bn_kernels bn_kernels_neon = {
     dot_rows_i8_neon,
     neon_attn_scores,
     neon_attn_mix,
+    bn_attn_softmax_ref,
 };
 
 const bn_kernels bn_kernels_neondot = {
@@ -203,6 +204,7 @@ const bn_kernels bn_kernels_neondot = {
     dot_rows_i8_neondot,
     neon_attn_scores,
     neon_attn_mix,
+    bn_attn_softmax_ref,
 };
 
 #endif

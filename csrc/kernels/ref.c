@@ -137,6 +137,42 @@ static void ref_attn_scores(const float *q, const void *k, int kv_f16, int npos,
     }
 }
 
+float bn_exp(float x) {
+    if (x != x) return x;
+    if (x < BN_EXP_MIN) return 0.0f;
+    float n = (x * BN_EXP_LOG2E + BN_EXP_ROUND) - BN_EXP_ROUND;
+    float r = x - n * BN_EXP_LN2_HI;
+    r = r - n * BN_EXP_LN2_LO;
+    float p = BN_EXP_P0;
+    p = p * r + BN_EXP_P1;
+    p = p * r + BN_EXP_P2;
+    p = p * r + BN_EXP_P3;
+    p = p * r + BN_EXP_P4;
+    p = p * r + BN_EXP_P5;
+    float y = (p * (r * r) + r) + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23; /* n in [-126, 0]: a normal power of two */
+    float two_n;
+    memcpy(&two_n, &bits, 4);
+    return y * two_n;
+}
+
+void bn_attn_softmax_ref(float *s, int n, float scale) {
+    float mx = -INFINITY;
+    for (int p = 0; p < n; p++) {
+        s[p] = s[p] * scale;
+        if (s[p] > mx) mx = s[p];
+    }
+    float lane[16] = {0};
+    for (int p = 0; p < n; p++) {
+        s[p] = bn_exp(s[p] - mx);
+        lane[p % 16] += s[p];
+    }
+    float sum = 0.0f;
+    for (int i = 0; i < 16; i++) sum += lane[i];
+    float inv = 1.0f / sum;
+    for (int p = 0; p < n; p++) s[p] = s[p] * inv;
+}
+
 void bn_attn_mix_cols(const float *w, const void *v, int kv_f16, int npos, int hd, int d0, float *out) {
     for (int d = d0; d < hd; d++) {
         float a = 0.0f;
@@ -160,4 +196,5 @@ const bn_kernels bn_kernels_ref = {
     ref_dot_rows_i8,
     ref_attn_scores,
     ref_attn_mix,
+    bn_attn_softmax_ref,
 };
