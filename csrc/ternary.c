@@ -70,31 +70,10 @@ int bn_ternary_from_i2s(bn_ternary *t, const uint8_t *data, int64_t rows, int64_
     return 1;
 }
 
-/* Decodes one TQ block (256 weights) into values and returns its scale. */
-static float tq_block(uint32_t type, const uint8_t *b, int8_t *v) {
-    uint16_t h;
-    if (type == GGML_TQ2_0) {
-        for (int e = 0; e < 256; e++)
-            v[e] = (int8_t)(((b[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3) - 1);
-        memcpy(&h, b + 64, 2);
-    } else { /* TQ1_0: base-3 digits, most significant first, byte = ceil(v*256/243) */
-        static const uint8_t pow3[5] = {1, 3, 9, 27, 81};
-        int e = 0;
-        for (int n = 0; n < 5; n++)
-            for (int m = 0; m < 32; m++) v[e++] = (int8_t)((((uint16_t)(uint8_t)(b[m] * pow3[n])) * 3 >> 8) - 1);
-        for (int n = 0; n < 5; n++)
-            for (int m = 0; m < 16; m++) v[e++] = (int8_t)((((uint16_t)(uint8_t)(b[32 + m] * pow3[n])) * 3 >> 8) - 1);
-        for (int n = 0; n < 4; n++)
-            for (int j = 0; j < 4; j++) v[e++] = (int8_t)((((uint16_t)(uint8_t)(b[48 + j] * pow3[n])) * 3 >> 8) - 1);
-        memcpy(&h, b + 52, 2);
-    }
-    return bn_f16_to_f32(h);
-}
-
 /* TQ2_0 stores the codes we use (value + 1) with a byte's four planes in
  * the opposite order (element j of each 32 in bits 1:0, not 7:6), and its
  * two 128-halves are our two blocks: one table per byte repacks it. An
- * invalid code 3 becomes 2, the clamp tq_block's callers apply. */
+ * invalid code 3 becomes 2 (+1). */
 static void tq2_table(uint8_t lut[256]) {
     for (int v = 0; v < 256; v++) {
         uint8_t out = 0;
@@ -120,17 +99,48 @@ static float tq2_block(const uint8_t lut[256], const uint8_t *b, uint8_t *dst, i
     return bn_f16_to_f32(h);
 }
 
+/* TQ1_0 packs base-3 digits (codes 0..2, value + 1), most significant
+ * first, as byte = ceil(v * 256 / 243): digit n of byte x is
+ * ((uint8_t)(x * 3^n) * 3) >> 8. Elements 0..159 are digit n of qs[m]
+ * (m < 32) at n * 32 + m, 160..239 digit n of qs[32 + m] (m < 16), 240..255
+ * digit n of qh[j] (n, j < 4). A table holds each byte's five digits. */
+static void tq1_table(uint8_t digits[256][5]) {
+    static const uint8_t pow3[5] = {1, 3, 9, 27, 81};
+    for (int v = 0; v < 256; v++)
+        for (int n = 0; n < 5; n++) digits[v][n] = (uint8_t)(((uint16_t)(uint8_t)(v * pow3[n]) * 3) >> 8);
+}
+
+/* One TQ1_0 block into our blocks 2k and 2k+1 at dst, as tq2_block. */
+static float tq1_block(const uint8_t digits[256][5], const uint8_t *b, uint8_t *dst, int *nz) {
+    uint8_t c[256];
+    int e = 0;
+    for (int n = 0; n < 5; n++)
+        for (int m = 0; m < 32; m++) c[e++] = digits[b[m]][n];
+    for (int n = 0; n < 5; n++)
+        for (int m = 0; m < 16; m++) c[e++] = digits[b[32 + m]][n];
+    for (int n = 0; n < 4; n++)
+        for (int j = 0; j < 4; j++) c[e++] = digits[b[48 + j]][n];
+    int any = 0;
+    for (int h = 0; h < 2; h++)
+        for (int j = 0; j < 32; j++) {
+            const uint8_t *ch = c + 128 * h;
+            dst[32 * h + j] = (uint8_t)(ch[j] << 6 | ch[32 + j] << 4 | ch[64 + j] << 2 | ch[96 + j]);
+            any |= dst[32 * h + j] ^ 0x55;
+        }
+    *nz = any != 0;
+    uint16_t h;
+    memcpy(&h, b + 52, 2);
+    return bn_f16_to_f32(h);
+}
+
 int bn_ternary_from_tq(bn_ternary *t, uint32_t type, const uint8_t *data, int64_t rows, int64_t cols,
                        const char *what, bn_err *err) {
     if (cols % 256) return bn_errf(err, "%s: TQ rows must be a multiple of 256, not %lld", what, (long long)cols);
     if (!bn_ternary_alloc(t, rows, cols, err)) return 0;
     size_t blk_bytes = type == GGML_TQ2_0 ? 66 : 54;
     int64_t nq = cols / 256;
-    int8_t *row = malloc((size_t)cols);
     float *scales = malloc(sizeof(float) * (size_t)(rows * nq));
-    if (!row || !scales) {
-        free(row);
-        free(scales);
+    if (!scales) {
         bn_ternary_free(t);
         return bn_errf(err, "%s: out of memory", what);
     }
@@ -138,25 +148,17 @@ int bn_ternary_from_tq(bn_ternary *t, uint32_t type, const uint8_t *data, int64_
      * carries the same one (converters write a per tensor) */
     int uniform = 1, have = 0;
     float common = 0.0f;
-    uint8_t lut[256];
+    uint8_t lut[256], digits[256][5];
     if (type == GGML_TQ2_0) tq2_table(lut);
+    else tq1_table(digits);
     for (int64_t r = 0; r < rows; r++) {
         for (int64_t k = 0; k < nq; k++) {
             const uint8_t *b = data + (size_t)(r * nq + k) * blk_bytes;
             int nz = 0;
-            float d;
-            if (type == GGML_TQ2_0) {
-                d = tq2_block(lut, b, t->owned + (size_t)r * t->row_bytes + (size_t)k * 64, &nz);
-            } else {
-                d = tq_block(type, b, row + k * 256);
-                for (int e = 0; e < 256; e++) {
-                    if (row[k * 256 + e] > 1) row[k * 256 + e] = 1; /* invalid code: clamp */
-                    nz |= row[k * 256 + e];
-                }
-            }
+            uint8_t *dst = t->owned + (size_t)r * t->row_bytes + (size_t)k * 64;
+            float d = type == GGML_TQ2_0 ? tq2_block(lut, b, dst, &nz) : tq1_block(digits, b, dst, &nz);
             scales[r * nq + k] = d;
             if (!isfinite(d)) {
-                free(row);
                 free(scales);
                 bn_ternary_free(t);
                 return bn_errf(err, "%s: block scale is not a finite number", what);
@@ -166,7 +168,6 @@ int bn_ternary_from_tq(bn_ternary *t, uint32_t type, const uint8_t *data, int64_
                 else if (d != common) uniform = 0;
             }
         }
-        if (type != GGML_TQ2_0) bn_ternary_set_row(t, r, row);
     }
     if (uniform) {
         t->scale = have ? common : 0.0f;
@@ -174,7 +175,6 @@ int bn_ternary_from_tq(bn_ternary *t, uint32_t type, const uint8_t *data, int64_
     } else { /* each 256-block covers two of our 128-blocks */
         t->block_scale = malloc(sizeof(float) * (size_t)(rows * t->nblocks));
         if (!t->block_scale) {
-            free(row);
             free(scales);
             bn_ternary_free(t);
             return bn_errf(err, "%s: out of memory", what);
@@ -184,7 +184,6 @@ int bn_ternary_from_tq(bn_ternary *t, uint32_t type, const uint8_t *data, int64_
         free(scales);
         t->scale = 1.0f;
     }
-    free(row);
     return 1;
 }
 
