@@ -12,7 +12,8 @@
  * Environment: BENCH_QUICK=1 (short prompts, fewer files: a smoke run),
  * BENCH_THREADS="1,2", BENCH_FILES=n (only the first n rows of the file
  * list), BENCH_NOTE (a line added to the report), BENCH_APPEND=1 (add
- * to the report instead of replacing it), BENCH_OUT (the report's path,
+ * to the report instead of replacing it), BENCH_ROWS="5,7" (only these
+ * files of the list, 1-based), BENCH_OUT (the report's path,
  * bench/RESULTS.md by default), BENCH_LONG=0 (skip the
  * 512-token prefill and the decode at 1024: a run short enough to make
  * while everything else on the machine is paused). */
@@ -413,6 +414,13 @@ static double tokenizer_mbs(void) {
 
 /* ---- report ---- */
 
+/* Whether the comma-separated list holds the number i. */
+static int has_index(const char *list, int i) {
+    for (const char *p = list; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+        if (atoi(p) == i) return 1;
+    return 0;
+}
+
 static void shell_line(const char *cmd, char *out, size_t cap) {
     out[0] = 0;
     FILE *p = popen(cmd, "r");
@@ -474,8 +482,10 @@ int main(void) {
         quick ? 128 : 512, quick ? 256 : 1024);
     double c_ms = 0, lua_ms = 0;
     int lua_threads = 0;
+    const char *only = getenv("BENCH_ROWS"); /* e.g. "5,7": only these files (1-based) */
     for (int i = 0; i < n_files; i++) {
         if (quick && !files[i].quick) continue;
+        if (only && !has_index(only, i + 1)) continue;
         for (int k = 0; k < nthr; k++) {
             run_result r;
             int lua_too = i == 0 && k == nthr - 1;
@@ -488,8 +498,11 @@ int main(void) {
                 OUT("| %s | %d | failed | | | | | | | |\n", files[i].label, thr[k]);
             } else {
                 double bound = gbs * 1e9 / (r.bytes_per_token + 64 * r.kv_bytes_per_pos);
-                OUT("| %s | %d | %.3f | %.1f | %.1f | %.1f | %.1f | %.1f | %.0f%% of %.1f | %.0f (%.0f) |\n",
-                    files[i].label, thr[k], r.load_s, r.pp128, r.pp512, r.tg64, r.tg1024, gbs, 100.0 * r.tg64 / bound,
+                char pp512[32] = "-", tg1024[32] = "-"; /* not measured in a BENCH_LONG=0 run */
+                if (r.pp512 > 0) snprintf(pp512, sizeof pp512, "%.1f", r.pp512);
+                if (r.tg1024 > 0) snprintf(tg1024, sizeof tg1024, "%.1f", r.tg1024);
+                OUT("| %s | %d | %.3f | %.1f | %s | %.1f | %s | %.1f | %.0f%% of %.1f | %.0f (%.0f) |\n",
+                    files[i].label, thr[k], r.load_s, r.pp128, pp512, r.tg64, tg1024, gbs, 100.0 * r.tg64 / bound,
                     bound, r.rss_mb, r.file_mb);
                 if (lua_too) c_ms = r.c_ms, lua_ms = r.lua_ms, lua_threads = thr[k];
             }
