@@ -1,7 +1,8 @@
 /* bench.c: the speed benchmark behind `make bench` (not part of CI).
  *
  * On the synthetic 2B-4T-shaped models of bench/cache (gen_model.c writes
- * the I2_S + F16 one; the other formats are converted from it here, once),
+ * the I2_S + F16 one; the other formats, TQ2_0 and TQ1_0 weights, Q6_K and
+ * int8 (Q8_0) embeddings, are converted from it here, once),
  * for 1 and 2 threads: load time, prefill tok/s (128 and 512 tokens),
  * decode tok/s after 64 and after 1024 tokens of context, peak RSS; the
  * machine's read bandwidth (measured before and after each row) and decode as
@@ -137,6 +138,7 @@ static const bench_file files[] = {
     {CACHE "synth-2b-i2_s-f16.gguf", "I2_S + F16, int8 output head", "int8", 0, 0, 0, 1},
     {CACHE "synth-2b-i2_s-f16.gguf", "I2_S + F16, int8 head, huge pages", "int8", 1, 0, 0, 1},
     {CACHE "synth-2b-i2_s-q6_k.gguf", "I2_S + Q6_K embeddings", NULL, 0, GGML_I2_S, GGML_Q6_K, 0},
+    {CACHE "synth-2b-i2_s-q8_0.gguf", "I2_S + Q8_0 embeddings", NULL, 0, GGML_I2_S, GGML_Q8_0, 0},
     {CACHE "synth-2b-tq2_0-f16.gguf", "TQ2_0 + F16 embeddings", NULL, 0, GGML_TQ2_0, GGML_F16, 0},
     {CACHE "synth-2b-tq2_0-q6_k.gguf", "TQ2_0 + Q6_K embeddings", NULL, 0, GGML_TQ2_0, GGML_Q6_K, 0},
     {CACHE "synth-2b-tq1_0-q6_k.gguf", "TQ1_0 + Q6_K embeddings", NULL, 0, GGML_TQ1_0, GGML_Q6_K, 0},

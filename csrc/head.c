@@ -91,6 +91,11 @@ void bn_head_rows(const bn_model *m, const bn_head_token *tok, int n, int64_t r0
             } else if (d->type == GGML_F16) {
                 k->dot_rows_f16((const uint16_t *)(d->data + (size_t)b0 * d->row_bytes), d->row_bytes / 2, nb,
                                 tok[t].x, E, out);
+            } else if (d->type == GGML_BF16) {
+                k->dot_rows_bf16((const uint16_t *)(d->data + (size_t)b0 * d->row_bytes), d->row_bytes / 2, nb,
+                                 tok[t].x, E, out);
+            } else if (d->type == GGML_Q8_0) {
+                k->dot_rows_q8_0(d->data + (size_t)b0 * d->row_bytes, d->row_bytes, nb, tok[t].x, E, out);
             } else if (d->type == GGML_Q6_K) {
                 k->dot_rows_q6k(d->data + (size_t)b0 * d->row_bytes, d->row_bytes, nb, tok[t].xq, tok[t].xd, E, out);
             } else if (d->type == GGML_F32) {
@@ -100,7 +105,9 @@ void bn_head_rows(const bn_model *m, const bn_head_token *tok, int n, int64_t r0
                 break; /* decoded row by row below */
             }
         }
-        if (m->head_i8 || d->type == GGML_F16 || d->type == GGML_Q6_K || d->type == GGML_F32) continue;
+        if (m->head_i8 || d->type == GGML_F16 || d->type == GGML_BF16 || d->type == GGML_Q8_0 ||
+            d->type == GGML_Q6_K || d->type == GGML_F32)
+            continue;
         for (int64_t r = 0; r < nb; r++) { /* other types: decode each row once for all tokens */
             bn_dense_row(d, b0 + r, rowf);
             for (int t = 0; t < n; t++) tok[t].out[b0 + r] = k->dot_f32(rowf, tok[t].x, E);

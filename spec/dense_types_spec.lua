@@ -1,5 +1,5 @@
--- Embeddings and output heads in Q8_0, Q4_K and Q6_K (as llama.cpp writes
--- them) decode as ggml defines those blocks. A tiny model whose ternary
+-- Embeddings and output heads in BF16, Q8_0, Q4_K and Q6_K (as llama.cpp
+-- writes them) decode as ggml defines those blocks. A tiny model whose ternary
 -- weights are all zero passes each embedding row straight through, so its
 -- logits are E[v] . rmsnorm(E[t]); the spec decodes the same bytes with an
 -- independent Lua decoder and compares.
@@ -30,6 +30,13 @@ local function s8(b) return b >= 128 and b - 256 or b end
 
 -- Decoders written from ggml's block definitions (ggml-common.h).
 local decode = {}
+function decode.BF16(b, off) -- the top half of an f32
+  local bits = b[off] + b[off + 1] * 256
+  local sign = bits >= 32768 and -1 or 1
+  local e = math.floor(bits / 128) % 256
+  local m = bits % 128
+  return { sign * (1 + m / 128) * 2 ^ (e - 127) }, 2
+end
 function decode.Q8_0(b, off) -- 32 weights: f16 d, int8 q[32]
   local d = f16_value(b[off], b[off + 1])
   local out = {}
@@ -75,15 +82,16 @@ end
 local function make_rows(tname, seed)
   local nextb = byte_stream(seed)
   local bytes, rows = {}, {}
-  local per = tname == "Q8_0" and 32 or 256
-  local size = ({ Q8_0 = 34, Q4_K = 144, Q6_K = 210 })[tname]
+  local per = ({ BF16 = 1, Q8_0 = 32 })[tname] or 256
+  local size = ({ BF16 = 2, Q8_0 = 34, Q4_K = 144, Q6_K = 210 })[tname]
   for v = 1, V do
     rows[v] = {}
     for _ = 1, E / per do
       local blk = {}
       for i = 1, size do blk[i] = nextb() end
       local function set_f16(i) blk[i], blk[i + 1] = nextb(), 0x1C + nextb() % 2 end -- 2^-8 .. 2^-6
-      if tname == "Q6_K" then set_f16(209) else set_f16(1) end
+      if tname == "BF16" then blk[2] = 0x3C + nextb() % 4 + (nextb() % 2) * 128 -- |v| in [2^-7, 2)
+      elseif tname == "Q6_K" then set_f16(209) else set_f16(1) end
       if tname == "Q4_K" then set_f16(3) end
       local vals = decode[tname](blk, 1)
       for _, x in ipairs(vals) do rows[v][#rows[v] + 1] = x end
@@ -133,7 +141,7 @@ local function build_model(tname, seed)
 end
 
 describe("dense embedding types", function()
-  for _, tname in ipairs({ "Q8_0", "Q4_K", "Q6_K" }) do
+  for _, tname in ipairs({ "BF16", "Q8_0", "Q4_K", "Q6_K" }) do
     it("decodes " .. tname .. " rows as ggml defines them", function()
       local bytes, rows = build_model(tname, #tname * 7 + 3)
       local path = os.tmpname()

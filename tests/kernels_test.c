@@ -128,6 +128,30 @@ static void test_float(const bn_kernels *k) {
         bn_kernels_ref.dot_rows_f16(h, (size_t)n, nr, x, n, want);
         k->dot_rows_f16(h, (size_t)n, nr, x, n, got);
         for (int r = 0; r < nr; r++) CHECK(close_enough(got[r], want[r], (float)n), "%s dot_rows_f16 n=%d", k->name, n);
+        for (int i = 0; i < n * nr; i++) {
+            float v = frand();
+            uint32_t bits;
+            memcpy(&bits, &v, 4);
+            h[i] = (uint16_t)(bits >> 16); /* bf16 by truncation: any pattern is a valid bf16 */
+        }
+        bn_kernels_ref.dot_rows_bf16(h, (size_t)n, nr, x, n, want);
+        k->dot_rows_bf16(h, (size_t)n, nr, x, n, got);
+        for (int r = 0; r < nr; r++) CHECK(close_enough(got[r], want[r], (float)n), "%s dot_rows_bf16 n=%d", k->name, n);
+        if (n % 32 == 0) { /* Q8_0: random int8 values, f16 scales near 1/127 */
+            size_t rb = (size_t)n / 32 * 34;
+            uint8_t *qb = malloc(rb * (size_t)nr);
+            for (size_t i = 0; i < rb * (size_t)nr; i++) qb[i] = (uint8_t)next();
+            for (size_t b = 0; b < rb * (size_t)nr / 34; b++) {
+                uint16_t d = bn_f32_to_f16((1.0f + frand()) / 127.0f);
+                memcpy(qb + b * 34, &d, 2);
+            }
+            bn_kernels_ref.dot_rows_q8_0(qb, rb, nr, x, n, want);
+            k->dot_rows_q8_0(qb, rb, nr, x, n, got);
+            for (int r = 0; r < nr; r++)
+                CHECK(close_enough(got[r], want[r], 2.0f * (float)n), "%s dot_rows_q8_0 n=%d: %g vs %g", k->name, n,
+                      got[r], want[r]);
+            free(qb);
+        }
         free(x), free(y), free(h);
     }
 }

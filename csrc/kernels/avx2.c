@@ -156,6 +156,52 @@ static AVX2 void avx2_dot_rows_f16(const uint16_t *w, size_t row_stride, int64_t
     }
 }
 
+/* BF16 rows: a bf16 is the top half of an f32. */
+AVX2_INLINE __m256 b8(const uint16_t *p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
+
+static AVX2 void avx2_dot_rows_bf16(const uint16_t *w, size_t row_stride, int64_t nrows, const float *x, int64_t n,
+                                    float *out) {
+    for (int64_t r = 0; r < nrows; r++) {
+        const uint16_t *row = w + (size_t)r * row_stride;
+        __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+        int64_t i = 0;
+        for (; i + 16 <= n; i += 16) {
+            if (i % 32 == 0) _mm_prefetch((const char *)(row + i) + 4096, _MM_HINT_T0);
+            s0 = _mm256_fmadd_ps(b8(row + i), _mm256_loadu_ps(x + i), s0);
+            s1 = _mm256_fmadd_ps(b8(row + i + 8), _mm256_loadu_ps(x + i + 8), s1);
+        }
+        float s = hsum_f32(_mm256_add_ps(s0, s1));
+        for (; i < n; i++) s += bn_bf16_to_f32(row[i]) * x[i];
+        out[r] = s;
+    }
+}
+
+/* Q8_0 rows (34-byte blocks: f16 d, int8 q[32]), as in avx512.c. */
+static AVX2 void avx2_dot_rows_q8_0(const uint8_t *w, size_t row_bytes, int64_t nrows, const float *x, int64_t n,
+                                    float *out) {
+    for (int64_t r = 0; r < nrows; r++) {
+        const uint8_t *b = w + (size_t)r * row_bytes;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+        for (int64_t i = 0; i < n; i += 32, b += 34) {
+            _mm_prefetch((const char *)b + 4096, _MM_HINT_T0);
+            uint16_t dh;
+            memcpy(&dh, b, 2);
+            __m256 d = _mm256_set1_ps(_cvtsh_ss(dh)), blk0, blk1;
+            __m128i q0 = _mm_loadu_si128((const __m128i *)(b + 2)), q1 = _mm_loadu_si128((const __m128i *)(b + 18));
+            blk0 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q0)), _mm256_loadu_ps(x + i));
+            blk1 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q0, 8))), _mm256_loadu_ps(x + i + 8));
+            blk0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q1)), _mm256_loadu_ps(x + i + 16), blk0);
+            blk1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q1, 8))),
+                                   _mm256_loadu_ps(x + i + 24), blk1);
+            a0 = _mm256_fmadd_ps(blk0, d, a0);
+            a1 = _mm256_fmadd_ps(blk1, d, a1);
+        }
+        out[r] = hsum_f32(_mm256_add_ps(a0, a1));
+    }
+}
+
 /* |w| * sign(q, w): both factors fit maddubs without saturation because q
  * never reaches -128 here (see kernels.h). */
 static AVX2 void avx2_dot_rows_i8(const int8_t *w, size_t row_stride, int64_t nrows, const int8_t *q, int64_t n,
@@ -293,6 +339,8 @@ const bn_kernels bn_kernels_avx2 = {
     bn_quantize_act,
     avx2_dot_f32,
     avx2_dot_rows_f16,
+    avx2_dot_rows_bf16,
+    avx2_dot_rows_q8_0,
     bn_dot_rows_q6k_ref,
     avx2_dot_rows_i8,
     avx2_attn_scores,

@@ -3,7 +3,8 @@
  * every other path gives identical integers for the ternary and int8
  * products, and identical floats for the attention entry points (they sum
  * in the reference's order, one position or one dimension per lane). Only
- * dot_f32 and dot_rows_f16 (the output head) may round differently.
+ * dot_f32 and the float output-head rows (F16, BF16, Q8_0) may round
+ * differently.
  *
  * Ternary weights are in ternary.h's layout: rows of 128-weight blocks of
  * 32 bytes, byte j holding elements j, 32+j, 64+j, 96+j (bits 7:6 .. 1:0)
@@ -39,6 +40,12 @@ typedef struct bn_kernels {
      * sum_i f16(w[r][i]) * x[i], i < n, in the order the path chooses. */
     void (*dot_rows_f16)(const uint16_t *w, size_t row_stride, int64_t nrows, const float *x, int64_t n,
                          float *out);
+    /* The same over BF16 rows (row_stride elements apart). */
+    void (*dot_rows_bf16)(const uint16_t *w, size_t row_stride, int64_t nrows, const float *x, int64_t n,
+                          float *out);
+    /* The same over Q8_0 rows (row_bytes apart; n a multiple of 32): per
+     * 32-block, its f16 scale times the sum of int8 * x. */
+    void (*dot_rows_q8_0)(const uint8_t *w, size_t row_bytes, int64_t nrows, const float *x, int64_t n, float *out);
     /* Output head over Q6_K rows (row_bytes apart; n a multiple of 256)
      * against activations as bn_quantize_q16 gives them: out[r] = the sum
      * over 256-blocks b, in order, of (d_b * xd[b]) * S_b, where the block
@@ -83,6 +90,10 @@ int bn_kernels_available(const bn_kernels **out, int max);
  * s = 127 / max(max|x|, 1e-5), q = clamp(round_half_even(x*s), -128, 127).
  * Writes n values and zero-pads q up to npad; returns s. */
 float bn_quantize_act(const float *x, int64_t n, int8_t *q, int64_t npad);
+
+/* The reference BF16 and Q8_0 row dots, for paths without their own. */
+void bn_dot_rows_bf16_ref(const uint16_t *w, size_t row_stride, int64_t nrows, const float *x, int64_t n, float *out);
+void bn_dot_rows_q8_0_ref(const uint8_t *w, size_t row_bytes, int64_t nrows, const float *x, int64_t n, float *out);
 
 /* The reference Q6_K row dot, for paths without their own. */
 void bn_dot_rows_q6k_ref(const uint8_t *w, size_t row_bytes, int64_t nrows, const int16_t *xq, const float *xd,

@@ -67,6 +67,31 @@ static void ref_dot_rows_f16(const uint16_t *w, size_t row_stride, int64_t nrows
     }
 }
 
+void bn_dot_rows_bf16_ref(const uint16_t *w, size_t row_stride, int64_t nrows, const float *x, int64_t n, float *out) {
+    for (int64_t r = 0; r < nrows; r++) {
+        const uint16_t *row = w + (size_t)r * row_stride;
+        float s = 0.0f;
+        for (int64_t i = 0; i < n; i++) s += bn_bf16_to_f32(row[i]) * x[i];
+        out[r] = s;
+    }
+}
+
+void bn_dot_rows_q8_0_ref(const uint8_t *w, size_t row_bytes, int64_t nrows, const float *x, int64_t n, float *out) {
+    for (int64_t r = 0; r < nrows; r++) {
+        const uint8_t *b = w + (size_t)r * row_bytes;
+        float s = 0.0f;
+        for (int64_t i = 0; i < n; i += 32, b += 34) {
+            uint16_t dh;
+            memcpy(&dh, b, 2);
+            const int8_t *q = (const int8_t *)(b + 2);
+            float blk = 0.0f;
+            for (int j = 0; j < 32; j++) blk += (float)q[j] * x[i + j];
+            s += bn_f16_to_f32(dh) * blk;
+        }
+        out[r] = s;
+    }
+}
+
 void bn_quantize_q16(const float *x, int64_t n, int16_t *xq, float *xd) {
     for (int64_t b = 0; b < n / 256; b++) {
         const float *xb = x + b * 256;
@@ -192,6 +217,8 @@ const bn_kernels bn_kernels_ref = {
     bn_quantize_act,
     ref_dot_f32,
     ref_dot_rows_f16,
+    bn_dot_rows_bf16_ref,
+    bn_dot_rows_q8_0_ref,
     bn_dot_rows_q6k_ref,
     ref_dot_rows_i8,
     ref_attn_scores,

@@ -43,7 +43,7 @@ end
 local function str(s) return gb.u64(#s) .. s end
 
 local T = { u32 = 4, i32 = 5, f32 = 6, bool = 7, string = 8, array = 9 }
-M.GGML = { F32 = 0, F16 = 1, Q8_0 = 8, Q4_K = 12, Q6_K = 14, I2_S = 36 }
+M.GGML = { F32 = 0, F16 = 1, Q8_0 = 8, Q4_K = 12, Q6_K = 14, BF16 = 30, I2_S = 36 }
 
 -- kvs: list of { key, type_name, value } (arrays: value = { elem_type, list })
 -- tensors: list of { name = , dims = { ne0, ne1 }, type = ggml id, data = bytes }
