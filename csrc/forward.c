@@ -284,7 +284,7 @@ static void chunk_job(void *ctx, int ith, int nth) {
         if (m->head_i8)
             s->act_scale[t] = m->kern->quantize_act(xn, E, s->qa + t * s->qa_stride, s->qa_stride);
         else if (s->xq)
-            bn_quantize_q16(xn, E, s->xq + t * E, s->xd + t * (E / 256 + 1));
+            bn_quantize_q16(xn, E, s->xq + t * E, s->xd + t * s->xd_stride);
     }
     bn_pool_barrier(s->pool);
     bn_head_token tok[BN_CHUNK];
@@ -294,7 +294,7 @@ static void chunk_job(void *ctx, int ith, int nth) {
         tok[nt].q = s->qa + t * s->qa_stride;
         tok[nt].q_scale = s->act_scale[t];
         tok[nt].xq = s->xq ? s->xq + t * E : NULL;
-        tok[nt].xd = s->xd ? s->xd + t * (E / 256 + 1) : NULL;
+        tok[nt].xd = s->xd ? s->xd + t * s->xd_stride : NULL;
         tok[nt].out = c->all_logits ? c->all_logits + (int64_t)t * V : s->logits;
     }
     int64_t r0, r1;

@@ -59,8 +59,9 @@ bn_session *bn_session_open(bn_model *m, const bn_session_opts *opts, bn_err *er
     s->head_scratch = malloc(s->head_scratch_bytes * (size_t)T);
     int q16 = bn_head_wants_q16(m);
     if (q16) {
+        s->xd_stride = E / 256 + 1;
         s->xq = malloc(sizeof(int16_t) * (size_t)(C * E));
-        s->xd = malloc(sizeof(float) * (size_t)(C * (E / 256 + 1)));
+        s->xd = malloc(sizeof(float) * (size_t)(C * s->xd_stride));
     }
     if ((q16 && (!s->xq || !s->xd)) || !s->kcache || !s->vcache || !s->logits || !s->x || !s->y || !s->q || !s->k || !s->v ||
         !s->att || !s->gate || !s->up || !s->rope || !s->act_scale || !s->tmp || !s->scores || !s->qa || !s->acc ||

@@ -40,7 +40,8 @@ typedef struct bn_session {
     float *x, *y, *q, *k, *v, *att, *gate, *up, *rope, *act_scale, *tmp, *scores;
     int8_t *qa;               /* quantized activations, BN_CHUNK rows of qa_stride */
     int16_t *xq;              /* a Q6_K head's activations, BN_CHUNK rows of n_embd, */
-    float *xd;                /* and their block scales (NULL for other heads) */
+    float *xd;                /* and their block scales, rows of xd_stride (NULL for other heads) */
+    int64_t xd_stride;
     int32_t *acc;             /* BN_CHUNK rows of acc_stride integer sums */
     void *head_scratch;       /* per thread, bn_head_scratch_bytes each */
     int64_t qa_stride, acc_stride, tmp_stride, scores_stride;
