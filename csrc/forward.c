@@ -187,6 +187,39 @@ static void attend(bn_session *s, int l, int pos, int h, const float *q, float *
     k->attn_mix(sc, bn_session_kv(s, 1, l, kvh), s->kv_f16, np, hd, out);
 }
 
+/* Attention of a prompt chunk's n tokens, this thread's share of the units
+ * (a KV head, a few consecutive tokens): the unit's queries, its query
+ * heads for each of its tokens, meet each K and V tile at once through the
+ * batched kernels. The same bits as attend() per (token, head). */
+static void attend_prompt(bn_session *s, int l, int n, int ith, int nth) {
+    const bn_hparams *hp = &s->model->hp;
+    const bn_kernels *k = s->model->kern;
+    int hd = hp->head_dim, G = hp->n_heads / hp->n_kv_heads, TB = s->attn_group / G;
+    int64_t QD = (int64_t)hp->n_heads * hd, blocks = (n + TB - 1) / TB, u0, u1;
+    float scale = 1.0f / sqrtf((float)hd);
+    float *qb = s->attn_q + (int64_t)ith * s->attn_group * hd, *ob = s->attn_o + (int64_t)ith * s->attn_group * hd;
+    float *sc = s->scores + (int64_t)ith * s->attn_group * s->scores_stride;
+    bn_split(blocks * hp->n_kv_heads, ith, nth, 1, &u0, &u1);
+    for (int64_t u = u0; u < u1; u++) {
+        int kvh = (int)(u % hp->n_kv_heads), t0 = (int)(u / hp->n_kv_heads) * TB, nq = 0;
+        int npos[64];
+        for (int t = t0; t < t0 + TB && t < n; t++)
+            for (int j = 0; j < G; j++, nq++) {
+                memcpy(qb + (int64_t)nq * hd, s->q + t * QD + (int64_t)(kvh * G + j) * hd, sizeof(float) * (size_t)hd);
+                npos[nq] = s->pos + t + 1;
+            }
+        k->attn_scores_n(qb, (size_t)hd, nq, npos, bn_session_kv(s, 0, l, kvh), s->kv_f16, hd, sc,
+                         (size_t)s->scores_stride);
+        for (int i = 0; i < nq; i++) k->attn_softmax(sc + (int64_t)i * s->scores_stride, npos[i], scale);
+        k->attn_mix_n(sc, (size_t)s->scores_stride, nq, npos, bn_session_kv(s, 1, l, kvh), s->kv_f16, hd, ob,
+                      (size_t)hd);
+        for (int i = 0; i < nq; i++) {
+            int t = t0 + i / G, h = kvh * G + i % G;
+            memcpy(s->att + t * QD + (int64_t)h * hd, ob + (int64_t)i * hd, sizeof(float) * (size_t)hd);
+        }
+    }
+}
+
 static void layer(chunk *c, int l, int ith, int nth) {
     bn_session *s = c->s;
     const bn_model *m = s->model;
@@ -210,13 +243,17 @@ static void layer(chunk *c, int l, int ith, int nth) {
         cache_store(s, l, s->pos + (int)t, s->k + t * KVD, s->v + t * KVD);
     }
     bn_pool_barrier(s->pool);
-    int64_t u0, u1;
-    bn_split((int64_t)n * hp->n_heads, ith, nth, 1, &u0, &u1);
-    for (int64_t u = u0; u < u1; u++) {
-        int64_t t = u / hp->n_heads;
-        int h = (int)(u % hp->n_heads);
-        attend(s, l, s->pos + (int)t, h, s->q + t * QD + h * hd, s->att + t * QD + h * hd,
-               s->scores + (int64_t)ith * s->scores_stride);
+    if (n > 1 && m->kern->attn_scores_n && m->kern->attn_mix_n && s->attn_group <= 64) {
+        attend_prompt(s, l, n, ith, nth);
+    } else {
+        int64_t u0, u1;
+        bn_split((int64_t)n * hp->n_heads, ith, nth, 1, &u0, &u1);
+        for (int64_t u = u0; u < u1; u++) {
+            int64_t t = u / hp->n_heads;
+            int h = (int)(u % hp->n_heads);
+            attend(s, l, s->pos + (int)t, h, s->q + t * QD + h * hd, s->att + t * QD + h * hd,
+                   s->scores + (int64_t)ith * s->attn_group * s->scores_stride);
+        }
     }
     bn_pool_barrier(s->pool);
     for (int64_t t = t0; t < t1; t++) norm_quant(s, ith, (int)t, s->att + t * QD, L->attn_sub_norm, QD);

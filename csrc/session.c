@@ -53,7 +53,11 @@ bn_session *bn_session_open(bn_model *m, const bn_session_opts *opts, bn_err *er
     s->rope = malloc(sizeof(float) * (size_t)(C * hp->head_dim));
     s->act_scale = malloc(sizeof(float) * (size_t)C);
     s->tmp = malloc(sizeof(float) * (size_t)(T * widest));
-    s->scores = malloc(sizeof(float) * (size_t)(T * ctx_pad));
+    int G = hp->n_heads / hp->n_kv_heads, tokens = G < 8 ? 8 / G : 1;
+    s->attn_group = tokens * G;
+    s->scores = malloc(sizeof(float) * (size_t)(T * s->attn_group * ctx_pad));
+    s->attn_q = malloc(sizeof(float) * (size_t)(T * s->attn_group * hp->head_dim));
+    s->attn_o = malloc(sizeof(float) * (size_t)(T * s->attn_group * hp->head_dim));
     s->qa = malloc((size_t)(C * s->qa_stride));
     s->acc = malloc(sizeof(int32_t) * (size_t)(C * s->acc_stride));
     s->head_scratch = malloc(s->head_scratch_bytes * (size_t)T);
@@ -63,7 +67,7 @@ bn_session *bn_session_open(bn_model *m, const bn_session_opts *opts, bn_err *er
         s->xq = malloc(sizeof(int16_t) * (size_t)(C * E));
         s->xd = malloc(sizeof(float) * (size_t)(C * s->xd_stride));
     }
-    if ((q16 && (!s->xq || !s->xd)) || !s->kcache || !s->vcache || !s->logits || !s->x || !s->y || !s->q || !s->k || !s->v ||
+    if (!s->attn_q || !s->attn_o || (q16 && (!s->xq || !s->xd)) || !s->kcache || !s->vcache || !s->logits || !s->x || !s->y || !s->q || !s->k || !s->v ||
         !s->att || !s->gate || !s->up || !s->rope || !s->act_scale || !s->tmp || !s->scores || !s->qa || !s->acc ||
         !s->head_scratch) {
         bn_session_free(s);
@@ -85,7 +89,7 @@ void bn_session_free(bn_session *s) {
     bn_pool_free(s->pool);
     free(s->kcache); free(s->vcache); free(s->logits); free(s->x); free(s->y); free(s->q); free(s->k);
     free(s->v); free(s->att); free(s->gate); free(s->up); free(s->rope); free(s->act_scale); free(s->tmp);
-    free(s->scores); free(s->qa); free(s->acc); free(s->head_scratch); free(s->xq); free(s->xd);
+    free(s->scores); free(s->qa); free(s->acc); free(s->head_scratch); free(s->xq); free(s->xd); free(s->attn_q); free(s->attn_o);
     if (s->model) bn_model_release(s->model);
     free(s);
 }

@@ -38,6 +38,12 @@ typedef struct bn_session {
     int threads;              /* threads the session may use */
     /* scratch for BN_CHUNK tokens (forward.c) */
     float *x, *y, *q, *k, *v, *att, *gate, *up, *rope, *act_scale, *tmp, *scores;
+    /* prompt attention in units of one KV head's queries for a few tokens
+     * (forward.c): at most attn_group queries, their vectors and outputs
+     * gathered per thread in attn_q / attn_o, their scores in scores
+     * (attn_group rows of scores_stride per thread) */
+    int attn_group;
+    float *attn_q, *attn_o;
     int8_t *qa;               /* quantized activations, BN_CHUNK rows of qa_stride */
     int16_t *xq;              /* a Q6_K head's activations, BN_CHUNK rows of n_embd, */
     float *xd;                /* and their block scales, rows of xd_stride (NULL for other heads) */

@@ -265,6 +265,48 @@ static void test_attention(const bn_kernels *k) {
             }
 }
 
+/* The batched entries: nq queries with their own lengths (a prompt's
+ * tokens: npos rising by one) give the bits of nq single calls. */
+static void test_attention_n(const bn_kernels *k) {
+    if (!k->attn_scores_n && !k->attn_mix_n) return;
+    static const int hds[] = {64, 100, 128};
+    static const int nqs[] = {1, 3, 4, 8, 9, 13};
+    static const int base[] = {1, 15, 31, 200};
+    for (size_t a = 0; a < sizeof hds / sizeof *hds; a++)
+        for (size_t b = 0; b < sizeof nqs / sizeof *nqs; b++)
+            for (size_t c = 0; c < sizeof base / sizeof *base; c++)
+                for (int f16 = 0; f16 < 2; f16++) {
+                    int hd = hds[a], nq = nqs[b], npos[16], most = 0;
+                    for (int i = 0; i < nq; i++) {
+                        npos[i] = base[c] + i / 2 + (i % 3 == 2); /* rising, with repeats */
+                        most = npos[i] > most ? npos[i] : most;
+                    }
+                    size_t stride = (size_t)(most + BN_KV_TILE) / BN_KV_TILE * BN_KV_TILE;
+                    size_t kn = stride * (size_t)hd;
+                    float *q = malloc(sizeof(float) * (size_t)(nq * hd)), *kf = malloc(sizeof(float) * kn);
+                    uint16_t *kh = malloc(2 * kn);
+                    float *s1 = calloc((size_t)nq * stride, sizeof(float)), *s2 = calloc((size_t)nq * stride, sizeof(float));
+                    float *o1 = malloc(sizeof(float) * (size_t)(nq * hd)), *o2 = malloc(sizeof(float) * (size_t)(nq * hd));
+                    for (int i = 0; i < nq * hd; i++) q[i] = frand();
+                    for (size_t i = 0; i < kn; i++) kf[i] = frand(), kh[i] = bn_f32_to_f16(frand());
+                    const void *kv = f16 ? (const void *)kh : (const void *)kf;
+                    for (int i = 0; i < nq; i++) k->attn_scores(q + i * hd, kv, f16, npos[i], hd, s1 + (size_t)i * stride);
+                    if (k->attn_scores_n) {
+                        k->attn_scores_n(q, (size_t)hd, nq, npos, kv, f16, hd, s2, stride);
+                        CHECK(memcmp(s1, s2, sizeof(float) * (size_t)nq * stride) == 0,
+                              "%s attn_scores_n hd=%d nq=%d npos0=%d f16=%d", k->name, hd, nq, npos[0], f16);
+                    }
+                    for (size_t i = 0; i < (size_t)nq * stride; i++) s1[i] = frand(); /* weights */
+                    for (int i = 0; i < nq; i++) k->attn_mix(s1 + (size_t)i * stride, kv, f16, npos[i], hd, o1 + i * hd);
+                    if (k->attn_mix_n) {
+                        k->attn_mix_n(s1, stride, nq, npos, kv, f16, hd, o2, (size_t)hd);
+                        CHECK(memcmp(o1, o2, sizeof(float) * (size_t)(nq * hd)) == 0,
+                              "%s attn_mix_n hd=%d nq=%d npos0=%d f16=%d", k->name, hd, nq, npos[0], f16);
+                    }
+                    free(q), free(kf), free(kh), free(s1), free(s2), free(o1), free(o2);
+                }
+}
+
 int main(int argc, char **argv) {
     const bn_kernels *paths[8];
     int n = bn_kernels_available(paths, 8);
@@ -279,6 +321,7 @@ int main(int argc, char **argv) {
         test_q6k(paths[i]);
         test_quantize(paths[i]);
         test_attention(paths[i]);
+        test_attention_n(paths[i]);
         test_softmax(paths[i]);
         printf("%-8s %s\n", paths[i]->name, failures == before ? "ok" : "FAILED");
         tested++;

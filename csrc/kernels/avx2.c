@@ -345,6 +345,8 @@ const bn_kernels bn_kernels_avx2 = {
     avx2_dot_rows_i8,
     avx2_attn_scores,
     avx2_attn_mix,
+    NULL,
+    NULL,
     avx2_attn_softmax,
 };
 

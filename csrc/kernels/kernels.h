@@ -63,6 +63,18 @@ typedef struct bn_kernels {
     void (*attn_scores)(const float *q, const void *k, int kv_f16, int npos, int hd, float *s);
     /* out[d] = sum_p w[p] * v_p[d] summed from p = 0 up, V stored [pos][hd]. */
     void (*attn_mix)(const float *w, const void *v, int kv_f16, int npos, int hd, float *out);
+    /* attn_scores for nq queries of one K region at once (query i at
+     * q + i*q_stride over its own npos[i] positions, scores to
+     * s + i*s_stride): the same bits as nq calls, with each K tile read
+     * once for several queries (a prompt's tokens and a KV head's query
+     * heads). NULL: the caller makes the nq calls. */
+    void (*attn_scores_n)(const float *q, size_t q_stride, int nq, const int *npos, const void *k, int kv_f16,
+                          int hd, float *s, size_t s_stride);
+    /* attn_mix for nq weight rows (w + i*w_stride, npos[i] each) over one V
+     * region, out + i*out_stride: the same bits as nq calls. NULL: the
+     * caller makes the calls. */
+    void (*attn_mix_n)(const float *w, size_t w_stride, int nq, const int *npos, const void *v, int kv_f16, int hd,
+                       float *out, size_t out_stride);
     /* Softmax of s[0..n-1] * scale in place, as bn_attn_softmax_ref defines
      * it (its exp and its order of summation): the same bits on every path. */
     void (*attn_softmax)(float *s, int n, float scale);

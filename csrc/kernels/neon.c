@@ -192,6 +192,8 @@ const bn_kernels bn_kernels_neon = {
     dot_rows_i8_neon,
     neon_attn_scores,
     neon_attn_mix,
+    NULL,
+    NULL,
     bn_attn_softmax_ref,
 };
 
@@ -208,6 +210,8 @@ const bn_kernels bn_kernels_neondot = {
     dot_rows_i8_neondot,
     neon_attn_scores,
     neon_attn_mix,
+    NULL,
+    NULL,
     bn_attn_softmax_ref,
 };
 

@@ -223,5 +223,7 @@ const bn_kernels bn_kernels_ref = {
     ref_dot_rows_i8,
     ref_attn_scores,
     ref_attn_mix,
+    NULL,
+    NULL,
     bn_attn_softmax_ref,
 };
