@@ -135,8 +135,15 @@ static AVX2 float avx2_dot_f32(const float *a, const float *b, int64_t n) {
     return s;
 }
 
-static AVX2 void avx2_dot_rows_f16(const uint16_t *w, size_t row_stride, int64_t nrows, const float *x, int64_t n,
-                                   float *out) {
+/* 8 F16 or BF16 values (a bf16 is the top half of an f32) as floats. */
+AVX2_INLINE __m256 half8(const uint16_t *p, int bf16) {
+    __m128i v = _mm_loadu_si128((const __m128i *)p);
+    return bf16 ? _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(v), 16)) : _mm256_cvtph_ps(v);
+}
+
+/* F16 or BF16 rows (the flag is a constant where this is inlined). */
+AVX2_INLINE void dot_rows_16(const uint16_t *w, size_t row_stride, int64_t nrows, const float *x, int64_t n,
+                             float *out, int bf16) {
     for (int64_t r = 0; r < nrows; r++) {
         const uint16_t *row = w + (size_t)r * row_stride;
         __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
@@ -145,37 +152,23 @@ static AVX2 void avx2_dot_rows_f16(const uint16_t *w, size_t row_stride, int64_t
             /* 4 KB ahead, past the page boundaries where the hardware
              * prefetcher stops (as in avx512.c) */
             if (i % 32 == 0) _mm_prefetch((const char *)(row + i) + 4096, _MM_HINT_T0);
-            __m256 a = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + i)));
-            __m256 b = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + i + 8)));
-            s0 = _mm256_fmadd_ps(a, _mm256_loadu_ps(x + i), s0);
-            s1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(x + i + 8), s1);
+            s0 = _mm256_fmadd_ps(half8(row + i, bf16), _mm256_loadu_ps(x + i), s0);
+            s1 = _mm256_fmadd_ps(half8(row + i + 8, bf16), _mm256_loadu_ps(x + i + 8), s1);
         }
         float s = hsum_f32(_mm256_add_ps(s0, s1));
-        for (; i < n; i++) s += bn_f16_to_f32(row[i]) * x[i];
+        for (; i < n; i++) s += (bf16 ? bn_bf16_to_f32(row[i]) : bn_f16_to_f32(row[i])) * x[i];
         out[r] = s;
     }
 }
 
-/* BF16 rows: a bf16 is the top half of an f32. */
-AVX2_INLINE __m256 b8(const uint16_t *p) {
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+static AVX2 void avx2_dot_rows_f16(const uint16_t *w, size_t row_stride, int64_t nrows, const float *x, int64_t n,
+                                   float *out) {
+    dot_rows_16(w, row_stride, nrows, x, n, out, 0);
 }
 
 static AVX2 void avx2_dot_rows_bf16(const uint16_t *w, size_t row_stride, int64_t nrows, const float *x, int64_t n,
                                     float *out) {
-    for (int64_t r = 0; r < nrows; r++) {
-        const uint16_t *row = w + (size_t)r * row_stride;
-        __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-        int64_t i = 0;
-        for (; i + 16 <= n; i += 16) {
-            if (i % 32 == 0) _mm_prefetch((const char *)(row + i) + 4096, _MM_HINT_T0);
-            s0 = _mm256_fmadd_ps(b8(row + i), _mm256_loadu_ps(x + i), s0);
-            s1 = _mm256_fmadd_ps(b8(row + i + 8), _mm256_loadu_ps(x + i + 8), s1);
-        }
-        float s = hsum_f32(_mm256_add_ps(s0, s1));
-        for (; i < n; i++) s += bn_bf16_to_f32(row[i]) * x[i];
-        out[r] = s;
-    }
+    dot_rows_16(w, row_stride, nrows, x, n, out, 1);
 }
 
 /* Q8_0 rows (34-byte blocks: f16 d, int8 q[32]), as in avx512.c. */

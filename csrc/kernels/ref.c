@@ -57,23 +57,24 @@ static float ref_dot_f32(const float *a, const float *b, int64_t n) {
     return s;
 }
 
-static void ref_dot_rows_f16(const uint16_t *w, size_t row_stride, int64_t nrows, const float *x, int64_t n,
-                             float *out) {
+/* F16 or BF16 rows, each value widened by cvt. */
+static void dot_rows_16(const uint16_t *w, size_t row_stride, int64_t nrows, const float *x, int64_t n, float *out,
+                        float (*cvt)(uint16_t)) {
     for (int64_t r = 0; r < nrows; r++) {
         const uint16_t *row = w + (size_t)r * row_stride;
         float s = 0.0f;
-        for (int64_t i = 0; i < n; i++) s += bn_f16_to_f32(row[i]) * x[i];
+        for (int64_t i = 0; i < n; i++) s += cvt(row[i]) * x[i];
         out[r] = s;
     }
 }
 
+static void ref_dot_rows_f16(const uint16_t *w, size_t row_stride, int64_t nrows, const float *x, int64_t n,
+                             float *out) {
+    dot_rows_16(w, row_stride, nrows, x, n, out, bn_f16_to_f32);
+}
+
 void bn_dot_rows_bf16_ref(const uint16_t *w, size_t row_stride, int64_t nrows, const float *x, int64_t n, float *out) {
-    for (int64_t r = 0; r < nrows; r++) {
-        const uint16_t *row = w + (size_t)r * row_stride;
-        float s = 0.0f;
-        for (int64_t i = 0; i < n; i++) s += bn_bf16_to_f32(row[i]) * x[i];
-        out[r] = s;
-    }
+    dot_rows_16(w, row_stride, nrows, x, n, out, bn_bf16_to_f32);
 }
 
 void bn_dot_rows_q8_0_ref(const uint8_t *w, size_t row_bytes, int64_t nrows, const float *x, int64_t n, float *out) {
