@@ -258,7 +258,7 @@ static void layer(chunk *c, int l, int ith, int nth) {
         cache_store(s, l, s->pos + (int)t, s->k + t * KVD, s->v + t * KVD);
     }
     bn_pool_barrier(s->pool);
-    if (n > 1 && m->kern->attn_scores_n && m->kern->attn_mix_n && s->attn_group <= 64) {
+    if (n > 1 && m->kern->attn_scores_n && m->kern->attn_mix_n && s->attn_group >= hp->n_heads / hp->n_kv_heads) {
         attend_prompt(s, l, n, ith, nth);
     } else {
         int64_t u0, u1;

@@ -54,7 +54,7 @@ bn_session *bn_session_open(bn_model *m, const bn_session_opts *opts, bn_err *er
     s->act_scale = malloc(sizeof(float) * (size_t)C);
     s->tmp = malloc(sizeof(float) * (size_t)(T * widest));
     int G = hp->n_heads / hp->n_kv_heads, tokens = G < 8 ? 8 / G : 1;
-    s->attn_group = tokens * G;
+    s->attn_group = G <= 64 ? tokens * G : 1; /* 1 (< G): every query on its own */
     s->scores = malloc(sizeof(float) * (size_t)(T * s->attn_group * ctx_pad));
     s->attn_q = malloc(sizeof(float) * (size_t)(T * s->attn_group * hp->head_dim));
     s->attn_o = malloc(sizeof(float) * (size_t)(T * s->attn_group * hp->head_dim));

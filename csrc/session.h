@@ -39,9 +39,10 @@ typedef struct bn_session {
     /* scratch for BN_CHUNK tokens (forward.c) */
     float *x, *y, *q, *k, *v, *att, *gate, *up, *rope, *act_scale, *tmp, *scores;
     /* prompt attention in units of one KV head's queries for a few tokens
-     * (forward.c): at most attn_group queries, their vectors and outputs
-     * gathered per thread in attn_q / attn_o, their scores in scores
-     * (attn_group rows of scores_stride per thread) */
+     * (forward.c): at most attn_group queries (at most 64; 1 when a KV head
+     * has more query heads, which then go one by one), their vectors and
+     * outputs gathered per thread in attn_q / attn_o, their scores in
+     * scores (attn_group rows of scores_stride per thread) */
     int attn_group;
     float *attn_q, *attn_o;
     int8_t *qa;               /* quantized activations, BN_CHUNK rows of qa_stride */
