@@ -79,9 +79,12 @@ void bn_head_rows(const bn_model *m, const bn_head_token *tok, int n, int64_t r0
     int64_t E = d->cols;
     float *rowf = scratch;
     int32_t *acc = (int32_t *)(rowf + E);
+    /* the types with a row kernel; the others are decoded row by row */
+    int own = m->head_i8 || d->type == GGML_F16 || d->type == GGML_BF16 || d->type == GGML_Q8_0 ||
+              d->type == GGML_Q6_K || d->type == GGML_F32;
     for (int64_t b0 = r0; b0 < r1; b0 += BN_HEAD_ROWS) {
         int64_t nb = r1 - b0 < BN_HEAD_ROWS ? r1 - b0 : BN_HEAD_ROWS;
-        for (int t = 0; t < n; t++) {
+        for (int t = 0; own && t < n; t++) {
             float *out = tok[t].out + b0;
             if (m->head_i8) {
                 const bn_head_i8 *h = m->head_i8;
@@ -98,17 +101,12 @@ void bn_head_rows(const bn_model *m, const bn_head_token *tok, int n, int64_t r0
                 k->dot_rows_q8_0(d->data + (size_t)b0 * d->row_bytes, d->row_bytes, nb, tok[t].x, E, out);
             } else if (d->type == GGML_Q6_K) {
                 k->dot_rows_q6k(d->data + (size_t)b0 * d->row_bytes, d->row_bytes, nb, tok[t].xq, tok[t].xd, E, out);
-            } else if (d->type == GGML_F32) {
+            } else { /* F32 */
                 for (int64_t r = 0; r < nb; r++)
                     out[r] = k->dot_f32((const float *)(d->data + (size_t)(b0 + r) * d->row_bytes), tok[t].x, E);
-            } else {
-                break; /* decoded row by row below */
             }
         }
-        if (m->head_i8 || d->type == GGML_F16 || d->type == GGML_BF16 || d->type == GGML_Q8_0 ||
-            d->type == GGML_Q6_K || d->type == GGML_F32)
-            continue;
-        for (int64_t r = 0; r < nb; r++) { /* other types: decode each row once for all tokens */
+        for (int64_t r = 0; !own && r < nb; r++) { /* other types: decode each row once for all tokens */
             bn_dense_row(d, b0 + r, rowf);
             for (int t = 0; t < n; t++) tok[t].out[b0 + r] = k->dot_f32(rowf, tok[t].x, E);
         }

@@ -67,9 +67,9 @@ bn_session *bn_session_open(bn_model *m, const bn_session_opts *opts, bn_err *er
         s->xq = malloc(sizeof(int16_t) * (size_t)(C * E));
         s->xd = malloc(sizeof(float) * (size_t)(C * s->xd_stride));
     }
-    if (!s->attn_q || !s->attn_o || (q16 && (!s->xq || !s->xd)) || !s->kcache || !s->vcache || !s->logits || !s->x || !s->y || !s->q || !s->k || !s->v ||
-        !s->att || !s->gate || !s->up || !s->rope || !s->act_scale || !s->tmp || !s->scores || !s->qa || !s->acc ||
-        !s->head_scratch) {
+    if (!s->kcache || !s->vcache || !s->logits || !s->x || !s->y || !s->q || !s->k || !s->v || !s->att ||
+        !s->gate || !s->up || !s->rope || !s->act_scale || !s->tmp || !s->scores || !s->attn_q || !s->attn_o ||
+        !s->qa || !s->acc || !s->head_scratch || (q16 && (!s->xq || !s->xd))) {
         bn_session_free(s);
         bn_errf(err, "out of memory for a session of %d positions (KV-cache %zu MB)", n_ctx, cache * 2 * esz >> 20);
         return NULL;
@@ -89,7 +89,8 @@ void bn_session_free(bn_session *s) {
     bn_pool_free(s->pool);
     free(s->kcache); free(s->vcache); free(s->logits); free(s->x); free(s->y); free(s->q); free(s->k);
     free(s->v); free(s->att); free(s->gate); free(s->up); free(s->rope); free(s->act_scale); free(s->tmp);
-    free(s->scores); free(s->qa); free(s->acc); free(s->head_scratch); free(s->xq); free(s->xd); free(s->attn_q); free(s->attn_o);
+    free(s->scores); free(s->attn_q); free(s->attn_o); free(s->qa); free(s->acc); free(s->head_scratch);
+    free(s->xq); free(s->xd);
     if (s->model) bn_model_release(s->model);
     free(s);
 }
