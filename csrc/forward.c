@@ -4,13 +4,17 @@
  * activation scale); NEOX RoPE; causal attention over the KV-cache; squared
  * ReLU or SwiGLU; the optional sub-norms; the output head.
  *
- * Every thread of the session's pool runs chunk_job; phases are separated
+ * A pass is up to BN_CHUNK rows, each a token of some session at some
+ * position (bn_row): a prompt chunk of one session, or the next tokens of
+ * many sessions decoded together. Every thread of the pass's pool runs
+ * pass_job; phases are separated
  * by barriers. A phase splits either tokens (norms, quantization, RoPE),
  * rows of the weight matrices (each weight block meets every token of the
  * chunk once: the matrix-matrix prefill), (token, head) pairs (attention)
  * or vocabulary rows (the head). Each token's arithmetic is the same
- * whatever the chunk size or thread count, so a prompt fed at once gives
- * the same bits as fed one token at a time. */
+ * whatever the chunk size, the other rows or the thread count, so a prompt
+ * fed at once gives the same bits as fed one token at a time, and a session
+ * decoded in a batch the same bits as decoded alone. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,12 +28,14 @@
 #include "threadpool.h"
 
 typedef struct {
-    bn_session *s;
-    const int32_t *ids;
+    bn_work *w;
+    const bn_row *rows;
     int n;
-    float *all_logits; /* NULL: only the last token's logits, into s->logits */
-    int last;          /* the last chunk of the call: its logits are wanted */
-} chunk;
+    /* attention units: blocks of at most attn_group / G consecutive rows of
+     * one session (a KV head's queries for those rows meet its cache once) */
+    int nblocks;
+    int block_row[BN_CHUNK], block_len[BN_CHUNK];
+} pass;
 
 /* The sum of squares in double (each square is exact there) in four
  * chains: one chain of dependent adds took 5% of a long prefill. The order
@@ -99,7 +105,7 @@ static void rope_apply(float *v, int n_heads, int head_dim, const float *rope) {
 
 /* Token t's activations: optional RMSNorm (w != NULL; into the thread's
  * scratch), then int8 quantization into row t of s->qa. */
-static void norm_quant(bn_session *s, int ith, int t, const float *x, const float *w, int64_t n) {
+static void norm_quant(bn_work *s, int ith, int t, const float *x, const float *w, int64_t n) {
     const float *src = x;
     if (w) {
         float *tmp = s->tmp + (int64_t)ith * s->tmp_stride;
@@ -125,7 +131,7 @@ scale_rows(float *restrict y, const int32_t *restrict a, int64_t r0, int64_t r1,
 }
 
 /* Rows [r0, r1) of one matrix for the chunk's n tokens. */
-static void matmul_rows(bn_session *s, const matmul *mm, int n, int64_t r0, int64_t r1) {
+static void matmul_rows(bn_work *s, const matmul *mm, int n, int64_t r0, int64_t r1) {
     const bn_kernels *k = s->model->kern;
     const bn_ternary *w = mm->w;
     int64_t AS = s->acc_stride;
@@ -155,7 +161,7 @@ static void matmul_rows(bn_session *s, const matmul *mm, int n, int64_t r0, int6
 }
 
 /* This thread's share of the rows of nm matrices taken as one. */
-static void matmuls(bn_session *s, const matmul *mm, int nm, int n, int ith, int nth) {
+static void matmuls(bn_work *s, const matmul *mm, int nm, int n, int ith, int nth) {
     int64_t total = 0, a, b, base = 0;
     for (int i = 0; i < nm; i++) total += mm[i].w->rows;
     bn_split(total, ith, nth, 16, &a, &b);
@@ -167,7 +173,7 @@ static void matmuls(bn_session *s, const matmul *mm, int nm, int n, int ith, int
     }
 }
 
-/* Writes token t's k and v (after RoPE) into the cache at position pos. */
+/* Writes a token's k and v (after RoPE) into s's cache at position pos. */
 static void cache_store(bn_session *s, int l, int pos, const float *k, const float *v) {
     const bn_hparams *hp = &s->model->hp;
     int hd = hp->head_dim;
@@ -190,8 +196,8 @@ static void cache_store(bn_session *s, int l, int pos, const float *k, const flo
     }
 }
 
-/* One query head of one token over positions 0..pos: out = softmax(q.K /
- * sqrt(hd)) . V, with sc as the thread's scores scratch. */
+/* One query head of one token over positions 0..pos of s's cache: out =
+ * softmax(q.K / sqrt(hd)) . V, with sc as the thread's scores scratch. */
 static void attend(bn_session *s, int l, int pos, int h, const float *q, float *out, float *sc) {
     const bn_hparams *hp = &s->model->hp;
     const bn_kernels *k = s->model->kern;
@@ -202,45 +208,47 @@ static void attend(bn_session *s, int l, int pos, int h, const float *q, float *
     k->attn_mix(sc, bn_session_kv(s, 1, l, kvh), s->kv_f16, np, hd, out);
 }
 
-/* Attention of a prompt chunk's n tokens, this thread's share of the units
- * (a KV head, a few consecutive tokens): the unit's queries, its query
- * heads for each of its tokens, meet each K and V tile at once through the
- * batched kernels. The same bits as attend() per (token, head). */
-static void attend_prompt(bn_session *s, int l, int n, int ith, int nth) {
-    const bn_hparams *hp = &s->model->hp;
-    const bn_kernels *k = s->model->kern;
-    int hd = hp->head_dim, G = hp->n_heads / hp->n_kv_heads, TB = s->attn_group / G;
-    int64_t QD = (int64_t)hp->n_heads * hd, blocks = (n + TB - 1) / TB, u0, u1;
+/* Attention of the pass's rows, this thread's share of the units (a KV
+ * head, a block of consecutive rows of one session): the unit's queries,
+ * its query heads for each of its rows, meet each K and V tile at once
+ * through the batched kernels. The same bits as attend() per (row, head). */
+static void attend_blocks(pass *p, int l, int ith, int nth) {
+    bn_work *w = p->w;
+    const bn_hparams *hp = &w->model->hp;
+    const bn_kernels *k = w->model->kern;
+    int hd = hp->head_dim, G = hp->n_heads / hp->n_kv_heads;
+    int64_t QD = (int64_t)hp->n_heads * hd, u0, u1;
     float scale = 1.0f / sqrtf((float)hd);
-    float *qb = s->attn_q + (int64_t)ith * s->attn_group * hd, *ob = s->attn_o + (int64_t)ith * s->attn_group * hd;
-    float *sc = s->scores + (int64_t)ith * s->attn_group * s->scores_stride;
-    bn_split(blocks * hp->n_kv_heads, ith, nth, 1, &u0, &u1);
+    float *qb = w->attn_q + (int64_t)ith * w->attn_group * hd, *ob = w->attn_o + (int64_t)ith * w->attn_group * hd;
+    float *sc = w->scores + (int64_t)ith * w->attn_group * w->scores_stride;
+    bn_split((int64_t)p->nblocks * hp->n_kv_heads, ith, nth, 1, &u0, &u1);
     for (int64_t u = u0; u < u1; u++) {
-        int kvh = (int)(u % hp->n_kv_heads), t0 = (int)(u / hp->n_kv_heads) * TB, nq = 0;
+        int kvh = (int)(u % hp->n_kv_heads), b = (int)(u / hp->n_kv_heads), t0 = p->block_row[b], nq = 0;
+        bn_session *s = p->rows[t0].s;
         int npos[64];
-        for (int t = t0; t < t0 + TB && t < n; t++)
+        for (int t = t0; t < t0 + p->block_len[b]; t++)
             for (int j = 0; j < G; j++, nq++) {
-                memcpy(qb + (int64_t)nq * hd, s->q + t * QD + (int64_t)(kvh * G + j) * hd, sizeof(float) * (size_t)hd);
-                npos[nq] = s->pos + t + 1;
+                memcpy(qb + (int64_t)nq * hd, w->q + t * QD + (int64_t)(kvh * G + j) * hd, sizeof(float) * (size_t)hd);
+                npos[nq] = p->rows[t].pos + 1;
             }
         k->attn_scores_n(qb, (size_t)hd, nq, npos, bn_session_kv(s, 0, l, kvh), s->kv_f16, hd, sc,
-                         (size_t)s->scores_stride);
-        for (int i = 0; i < nq; i++) k->attn_softmax(sc + (int64_t)i * s->scores_stride, npos[i], scale);
-        k->attn_mix_n(sc, (size_t)s->scores_stride, nq, npos, bn_session_kv(s, 1, l, kvh), s->kv_f16, hd, ob,
+                         (size_t)w->scores_stride);
+        for (int i = 0; i < nq; i++) k->attn_softmax(sc + (int64_t)i * w->scores_stride, npos[i], scale);
+        k->attn_mix_n(sc, (size_t)w->scores_stride, nq, npos, bn_session_kv(s, 1, l, kvh), s->kv_f16, hd, ob,
                       (size_t)hd);
         for (int i = 0; i < nq; i++) {
             int t = t0 + i / G, h = kvh * G + i % G;
-            memcpy(s->att + t * QD + (int64_t)h * hd, ob + (int64_t)i * hd, sizeof(float) * (size_t)hd);
+            memcpy(w->att + t * QD + (int64_t)h * hd, ob + (int64_t)i * hd, sizeof(float) * (size_t)hd);
         }
     }
 }
 
-static void layer(chunk *c, int l, int ith, int nth) {
-    bn_session *s = c->s;
+static void layer(pass *p, int l, int ith, int nth) {
+    bn_work *s = p->w;
     const bn_model *m = s->model;
     const bn_hparams *hp = &m->hp;
     const bn_layer *L = &m->layers[l];
-    int n = c->n, hd = hp->head_dim;
+    int n = p->n, hd = hp->head_dim;
     int64_t E = hp->n_embd, QD = (int64_t)hp->n_heads * hd, KVD = (int64_t)hp->n_kv_heads * hd, F = hp->n_ff;
     int64_t t0, t1;
     bn_split(n, ith, nth, 1, &t0, &t1);
@@ -255,18 +263,18 @@ static void layer(chunk *c, int l, int ith, int nth) {
         const float *rope = s->rope + t * hd;
         rope_apply(s->q + t * QD, hp->n_heads, hd, rope);
         rope_apply(s->k + t * KVD, hp->n_kv_heads, hd, rope);
-        cache_store(s, l, s->pos + (int)t, s->k + t * KVD, s->v + t * KVD);
+        cache_store(p->rows[t].s, l, p->rows[t].pos, s->k + t * KVD, s->v + t * KVD);
     }
     bn_pool_barrier(s->pool);
-    if (n > 1 && m->kern->attn_scores_n && m->kern->attn_mix_n && s->attn_group >= hp->n_heads / hp->n_kv_heads) {
-        attend_prompt(s, l, n, ith, nth);
+    if (p->nblocks > 0) {
+        attend_blocks(p, l, ith, nth);
     } else {
         int64_t u0, u1;
         bn_split((int64_t)n * hp->n_heads, ith, nth, 1, &u0, &u1);
         for (int64_t u = u0; u < u1; u++) {
             int64_t t = u / hp->n_heads;
             int h = (int)(u % hp->n_heads);
-            attend(s, l, s->pos + (int)t, h, s->q + t * QD + h * hd, s->att + t * QD + h * hd,
+            attend(p->rows[t].s, l, p->rows[t].pos, h, s->q + t * QD + h * hd, s->att + t * QD + h * hd,
                    s->scores + (int64_t)ith * s->attn_group * s->scores_stride);
         }
     }
@@ -309,74 +317,91 @@ static void layer(chunk *c, int l, int ith, int nth) {
     }
 }
 
-static void chunk_job(void *ctx, int ith, int nth) {
-    chunk *c = ctx;
-    bn_session *s = c->s;
-    const bn_model *m = s->model;
+static void pass_job(void *ctx, int ith, int nth) {
+    pass *p = ctx;
+    bn_work *w = p->w;
+    const bn_model *m = w->model;
     const bn_hparams *hp = &m->hp;
-    int n = c->n;
-    int64_t E = hp->n_embd, V = hp->n_vocab, t0, t1;
+    int n = p->n;
+    int64_t E = hp->n_embd, t0, t1;
     bn_split(n, ith, nth, 1, &t0, &t1);
     for (int64_t t = t0; t < t1; t++) {
-        float *x = s->x + t * E;
-        int pos = s->pos + (int)t;
-        bn_dense_row(&m->tok_embd, c->ids[t], x);
-        if (s->jitter != 0.0f)
-            for (int64_t i = 0; i < E; i++) x[i] *= 1.0f + s->jitter * jitter_u(s->jitter_seed, pos, i);
-        rope_table(s->rope + t * hp->head_dim, pos, hp->head_dim, hp->rope_theta);
+        const bn_row *r = &p->rows[t];
+        float *x = w->x + t * E;
+        bn_dense_row(&m->tok_embd, r->id, x);
+        if (r->s->jitter != 0.0f)
+            for (int64_t i = 0; i < E; i++) x[i] *= 1.0f + r->s->jitter * jitter_u(r->s->jitter_seed, r->pos, i);
+        rope_table(w->rope + t * hp->head_dim, r->pos, hp->head_dim, hp->rope_theta);
     }
-    for (int l = 0; l < hp->n_layers; l++) layer(c, l, ith, nth);
-    if (!c->all_logits && !c->last) return; /* a prompt's inner chunk: no logits wanted */
+    for (int l = 0; l < hp->n_layers; l++) layer(p, l, ith, nth);
 
-    /* output head: for the last token, or every token when asked */
-    int first = c->all_logits ? 0 : n - 1;
-    for (int64_t t = t0 > first ? t0 : first; t < t1; t++) {
-        float *xn = s->y + t * E;
-        rmsnorm(xn, s->x + t * E, m->output_norm, E, hp->norm_eps);
+    /* output head for the rows that want logits */
+    int want[BN_CHUNK], nt = 0;
+    for (int t = 0; t < n; t++)
+        if (p->rows[t].logits) want[nt++] = t;
+    if (nt == 0) return; /* a prompt's inner chunk: no logits wanted */
+    for (int64_t t = t0; t < t1; t++) {
+        if (!p->rows[t].logits) continue;
+        float *xn = w->y + t * E;
+        rmsnorm(xn, w->x + t * E, m->output_norm, E, hp->norm_eps);
         if (m->head_i8)
-            s->act_scale[t] = m->kern->quantize_act(xn, E, s->qa + t * s->qa_stride, s->qa_stride);
-        else if (s->xq)
-            bn_quantize_q16(xn, E, s->xq + t * E, s->xd + t * s->xd_stride);
+            w->act_scale[t] = m->kern->quantize_act(xn, E, w->qa + t * w->qa_stride, w->qa_stride);
+        else if (w->xq)
+            bn_quantize_q16(xn, E, w->xq + t * E, w->xd + t * w->xd_stride);
     }
-    bn_pool_barrier(s->pool);
+    bn_pool_barrier(w->pool);
     bn_head_token tok[BN_CHUNK];
-    int nt = 0;
-    for (int t = first; t < n; t++, nt++) {
-        tok[nt].x = s->y + t * E;
-        tok[nt].q = s->qa + t * s->qa_stride;
-        tok[nt].q_scale = s->act_scale[t];
-        tok[nt].xq = s->xq ? s->xq + t * E : NULL;
-        tok[nt].xd = s->xd ? s->xd + t * s->xd_stride : NULL;
-        tok[nt].out = c->all_logits ? c->all_logits + (int64_t)t * V : s->logits;
+    for (int i = 0; i < nt; i++) {
+        int t = want[i];
+        tok[i].x = w->y + t * E;
+        tok[i].q = w->qa + t * w->qa_stride;
+        tok[i].q_scale = w->act_scale[t];
+        tok[i].xq = w->xq ? w->xq + t * E : NULL;
+        tok[i].xd = w->xd ? w->xd + t * w->xd_stride : NULL;
+        tok[i].out = p->rows[t].logits;
     }
     int64_t r0, r1;
-    bn_split(V, ith, nth, BN_HEAD_ROWS, &r0, &r1);
-    bn_head_rows(m, tok, nt, r0, r1, (char *)s->head_scratch + (size_t)ith * s->head_scratch_bytes);
-    if (c->all_logits) /* the last row is kept in s->logits too: this thread's part of it */
-        memcpy(s->logits + r0, tok[nt - 1].out + r0, sizeof(float) * (size_t)(r1 - r0));
+    bn_split(hp->n_vocab, ith, nth, BN_HEAD_ROWS, &r0, &r1);
+    bn_head_rows(m, tok, nt, r0, r1, (char *)w->head_scratch + (size_t)ith * w->head_scratch_bytes);
 }
 
 /* Threads worth waking for n tokens: one per BN_MACS_PER_THREAD
  * multiply-adds, so that small models (and the test fixtures) do not pay
  * more in barriers than they gain. */
 #define BN_MACS_PER_THREAD 8000000.0
-static int threads_for(bn_session *s, int n) {
-    const bn_hparams *hp = &s->model->hp;
+static int threads_for(bn_work *w, int n) {
+    const bn_hparams *hp = &w->model->hp;
     double E = hp->n_embd, QD = (double)hp->n_heads * hp->head_dim, KVD = (double)hp->n_kv_heads * hp->head_dim;
     double per_token = hp->n_layers * (E * (QD + 2 * KVD) + QD * E + 3 * E * hp->n_ff) + (double)hp->n_vocab * E;
     double want = 1.0 + per_token * n / BN_MACS_PER_THREAD;
-    int nth = want < s->threads ? (int)want : s->threads;
-    if (nth > 1 && !s->pool) s->pool = bn_pool_new(s->threads);
-    return s->pool ? (nth < bn_pool_size(s->pool) ? nth : bn_pool_size(s->pool)) : 1;
+    int nth = want < w->threads ? (int)want : w->threads;
+    if (nth > 1 && !w->pool) w->pool = bn_pool_new(w->threads);
+    return w->pool ? (nth < bn_pool_size(w->pool) ? nth : bn_pool_size(w->pool)) : 1;
 }
 
-void bn_session_eval(bn_session *s, const int32_t *ids, int n, float *all_logits) {
-    int64_t V = s->model->hp.n_vocab;
-    for (int i = 0; i < n; i += BN_CHUNK) {
-        chunk c = {s, ids + i, n - i < BN_CHUNK ? n - i : BN_CHUNK, all_logits ? all_logits + (int64_t)i * V : NULL,
-                   i + BN_CHUNK >= n};
-        bn_pool_run(s->pool, threads_for(s, c.n), chunk_job, &c);
-        s->pos += c.n;
+/* Cuts the rows into attention blocks when the batched kernels apply: runs
+ * of one session, at most attn_group / G rows each. Single rows of a pass
+ * of one row go through attend() (nblocks 0). */
+static void plan_attention(pass *p) {
+    const bn_hparams *hp = &p->w->model->hp;
+    const bn_kernels *k = p->w->model->kern;
+    int G = hp->n_heads / hp->n_kv_heads;
+    p->nblocks = 0;
+    if (p->n < 2 || !k->attn_scores_n || !k->attn_mix_n || p->w->attn_group < G) return;
+    int TB = p->w->attn_group / G;
+    for (int t = 0; t < p->n; t++) {
+        int b = p->nblocks - 1;
+        if (b >= 0 && p->rows[t].s == p->rows[t - 1].s && p->block_len[b] < TB) {
+            p->block_len[b]++;
+        } else {
+            p->block_row[p->nblocks] = t;
+            p->block_len[p->nblocks++] = 1;
+        }
     }
-    if (n > 0) s->have_logits = 1;
+}
+
+void bn_forward(bn_work *w, const bn_row *rows, int n) {
+    pass p = {.w = w, .rows = rows, .n = n};
+    plan_attention(&p);
+    bn_pool_run(w->pool, threads_for(w, n), pass_job, &p);
 }

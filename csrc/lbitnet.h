@@ -25,6 +25,9 @@ int bn_opt_boolean(lua_State *L, int idx, const char *key, int def, const char *
 bn_model *bn_check_model(lua_State *L, int idx);
 /* Returns the open session at idx (raises if not a Session or closed). */
 bn_session *bn_check_session(lua_State *L, int idx);
+/* The same, claimed for this caller (bn_session_unclaim when done); raises
+ * "session in use" while an async generation or another thread holds it. */
+bn_session *bn_claim_session(lua_State *L, int idx);
 
 /* Pushes a new Model userdata that owns one reference to m. */
 void bn_push_model(lua_State *L, bn_model *m);

@@ -151,6 +151,7 @@ static const float *source_logits(lua_State *L, int idx, int *n_vocab, const cha
     if (!luaL_testudata(L, idx, BN_SESSION_MT))
         luaL_error(L, "%s: argument 1 must be a Session or an array of logits, got %s", fname, luaL_typename(L, idx));
     bn_session *sess = bn_check_session(L, idx);
+    if (atomic_load(&sess->busy)) luaL_error(L, "%s: session in use (by an async generation or another thread)", fname);
     if (!sess->have_logits) luaL_error(L, "%s: the session has no logits yet: feed tokens first", fname);
     *n_vocab = sess->model->hp.n_vocab;
     return sess->logits;

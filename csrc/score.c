@@ -29,7 +29,11 @@ double bn_session_nll(bn_session *s, const int32_t *ids, int n, int from, bn_err
     }
     for (int i = 0; i < n; i += BN_BATCH) {
         int c = n - i < BN_BATCH ? n - i : BN_BATCH;
-        bn_session_eval(s, ids + i, c, chunk);
+        if (bn_session_eval(s, ids + i, c, chunk) != 0) {
+            free(chunk);
+            bn_errf(err, "out of memory for the session's scratch");
+            return NAN;
+        }
         /* row t holds the logits after ids[i+t]: they predict ids[i+t+1] */
         for (int t = 0; t < c; t++) {
             int target = i + t + 1;
