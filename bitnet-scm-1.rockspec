@@ -28,6 +28,7 @@ build = {
          sources = {
             "csrc/convert.c",
             "csrc/encode.c",
+            "csrc/engine.c",
             "csrc/errbuf.c",
             "csrc/floatfmt.c",
             "csrc/forward.c",
@@ -46,6 +47,7 @@ build = {
             "csrc/kernels/select.c",
             "csrc/lbitnet.c",
             "csrc/lconvert.c",
+            "csrc/ljob.c",
             "csrc/lmodel.c",
             "csrc/lopts.c",
             "csrc/lsampler.c",

@@ -9,6 +9,8 @@
 
 #define BN_MODEL_MT "bitnet.Model"
 #define BN_SESSION_MT "bitnet.Session"
+#define BN_SAMPLER_MT "bitnet.Sampler"
+#define BN_JOB_MT "bitnet.Job"
 
 typedef struct { bn_model *m; } bn_lmodel;
 typedef struct { bn_session *s; } bn_lsession;
@@ -29,6 +31,9 @@ bn_session *bn_check_session(lua_State *L, int idx);
  * "session in use" while an async generation or another thread holds it. */
 bn_session *bn_claim_session(lua_State *L, int idx);
 
+/* Returns the sampler of the Sampler userdata at idx (raises if not one). */
+struct bn_sampler *bn_check_sampler(lua_State *L, int idx);
+
 /* Pushes a new Model userdata that owns one reference to m. */
 void bn_push_model(lua_State *L, bn_model *m);
 
@@ -37,5 +42,6 @@ void bn_open_session(lua_State *L);
 void bn_open_sampler(lua_State *L);  /* bitnet.Sampler and module.sampler(opts) */
 void bn_open_tokenizer(lua_State *L); /* bitnet.Tokenizer/Decoder, module.tokenizer(path), model:tokenize... */
 void bn_open_convert(lua_State *L);  /* module.convert(src, dst [, opts]) */
+void bn_open_job(lua_State *L);      /* bitnet.Job and module.job(...): the background engine */
 
 #endif

@@ -174,6 +174,9 @@ static int l_tostring(lua_State *L) {
     return 1;
 }
 
+/* model:close(): drops this handle's reference to the weights now (they go
+ * when sessions and async generations using them are done too); __close
+ * and __gc do the same. Any other use of a closed model raises. */
 static int l_gc(lua_State *L) {
     bn_lmodel *u = luaL_checkudata(L, 1, BN_MODEL_MT);
     if (u->m) bn_model_release(u->m);
@@ -182,12 +185,14 @@ static int l_gc(lua_State *L) {
 }
 
 static const luaL_Reg model_methods[] = {
-    {"info", l_info}, {"session", l_session}, {"chat_template", l_chat_template}, {NULL, NULL}};
+    {"info", l_info}, {"session", l_session}, {"chat_template", l_chat_template}, {"close", l_gc}, {NULL, NULL}};
 
 void bn_open_model(lua_State *L) {
     luaL_newmetatable(L, BN_MODEL_MT);
     lua_pushcfunction(L, l_gc);
     lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, l_gc);
+    lua_setfield(L, -2, "__close");
     lua_pushcfunction(L, l_tostring);
     lua_setfield(L, -2, "__tostring");
     lua_pushstring(L, BN_MODEL_MT);

@@ -10,17 +10,17 @@
 #include "lbitnet.h"
 #include "sampler.h"
 
-#define BN_SAMPLER_MT "bitnet.Sampler"
 
 typedef struct {
     bn_sampler *s;
 } bn_lsampler;
 
-static bn_sampler *check_sampler(lua_State *L, int idx) {
+bn_sampler *bn_check_sampler(lua_State *L, int idx) {
     bn_lsampler *u = luaL_checkudata(L, idx, BN_SAMPLER_MT);
     if (!u->s) luaL_error(L, "bitnet.Sampler: the sampler is freed");
     return u->s;
 }
+#define check_sampler bn_check_sampler
 
 /* A number option: absent/nil gives def; anything but a number raises. */
 static float opt_number(lua_State *L, int idx, const char *key, float def) {

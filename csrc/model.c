@@ -12,7 +12,12 @@
 
 bn_model *bn_model_new(void) {
     bn_model *m = calloc(1, sizeof *m);
-    if (m) atomic_init(&m->refs, 1);
+    if (!m) return NULL;
+    atomic_init(&m->refs, 1);
+    if (pthread_mutex_init(&m->engine_lock, NULL) != 0) {
+        free(m);
+        return NULL;
+    }
     return m;
 }
 
@@ -109,6 +114,8 @@ static void free_t(bn_ternary *t) { bn_ternary_free(t); }
 
 void bn_model_release(bn_model *m) {
     if (!m || atomic_fetch_sub(&m->refs, 1) != 1) return;
+    if (m->engine) m->engine_stop(m->engine); /* idle: every job held a reference */
+    pthread_mutex_destroy(&m->engine_lock);
     if (m->layers)
         for (int l = 0; l < m->hp.n_layers; l++) {
             bn_layer *L = &m->layers[l];

@@ -4,6 +4,7 @@
 #ifndef BN_MODEL_H
 #define BN_MODEL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -66,6 +67,12 @@ typedef struct bn_model {
     struct bn_tokenizer *tokenizer; /* NULL when the files carry none */
     char tokenizer_error[512];      /* why there is none */
     char *chat_template;            /* NUL-terminated, or NULL */
+    /* The background engine (runtime/engine.h), started on first use and
+     * stopped with the model: the model knows only how to stop it, so this
+     * layer calls nothing above it. */
+    pthread_mutex_t engine_lock;
+    void *engine;
+    void (*engine_stop)(void *engine);
 } bn_model;
 
 /* Options a loader accepts (from bitnet.load's table). */

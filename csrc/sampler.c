@@ -169,6 +169,20 @@ void bn_sampler_free(bn_sampler *s) {
 
 const bn_sampler_params *bn_sampler_params_of(const bn_sampler *s) { return &s->p; }
 
+bn_sampler *bn_sampler_clone(const bn_sampler *src, bn_err *err) {
+    bn_sampler *s = bn_sampler_new(&src->p, src->bias_ids, src->bias, src->n_bias, err);
+    if (s) bn_sampler_copy_state(s, src);
+    return s;
+}
+
+void bn_sampler_copy_state(bn_sampler *dst, const bn_sampler *src) {
+    memcpy(dst->rng, src->rng, sizeof dst->rng);
+    if (src->p.repeat_last_n > 0 && dst->p.repeat_last_n == src->p.repeat_last_n)
+        memcpy(dst->history, src->history, (size_t)src->p.repeat_last_n * sizeof *dst->history);
+    dst->hist_len = src->hist_len;
+    dst->hist_next = src->hist_next;
+}
+
 void bn_sampler_reset(bn_sampler *s) {
     s->hist_len = 0;
     s->hist_next = 0;

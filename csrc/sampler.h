@@ -63,6 +63,13 @@ void bn_sampler_free(bn_sampler *s);
 /* The parameters the sampler was made with. */
 const bn_sampler_params *bn_sampler_params_of(const bn_sampler *s);
 
+/* A sampler with src's parameters and state (history and random
+ * generator): it makes the choices src would. NULL when out of memory. */
+bn_sampler *bn_sampler_clone(const bn_sampler *src, bn_err *err);
+/* Sets dst's state to src's; both must have been made with the same
+ * parameters (a clone and its source). */
+void bn_sampler_copy_state(bn_sampler *dst, const bn_sampler *src);
+
 /* Forgets the accepted tokens and restarts the random generator from the
  * seed: after reset the sampler repeats its earlier choices. */
 void bn_sampler_reset(bn_sampler *s);

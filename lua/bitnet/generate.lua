@@ -22,12 +22,13 @@
 --     be the start of a stop string is held back until it is decided; the
 --     stop string and everything after it are not returned.
 --   * With `session`, the session keeps its KV-cache between calls: the
---     longest common prefix of the tokens it holds (as recorded by earlier
---     calls here) and the new prompt is kept, the rest rewound and the new
---     part fed. A session whose position no longer matches that record
---     (fed, rewound or reset by hand) is rewound to 0 and refilled; one
---     changed by hand back to the same position is not detected, so drive
---     a session either through these methods or by hand, not both.
+--     longest common prefix of the tokens it holds (sess:tokens(), kept by
+--     the C core whoever fed them) and the new prompt is kept, the rest
+--     rewound and the new part fed.
+--   * With `async = true`, generate and chat return at once a handle whose
+--     tokens the background engine computes on its own thread, batched with
+--     every other async generation of the model (see AsyncGeneration
+--     below); the text and info are the ones the synchronous call returns.
 --   * Text is always whole UTF-8: bytes a model emits that do not form
 --     UTF-8 (byte tokens can) become U+FFFD (generate.valid_utf8), and a
 --     sequence still unfinished when generation ends becomes one U+FFFD.
@@ -45,15 +46,14 @@ local clock = core.clock
 --- Default max_tokens for generate, stream and chat.
 M.DEFAULT_MAX_TOKENS = 256
 
-local GENERATE_KEYS = { "max_tokens", "stop", "policy", "on_token", "session", "n_ctx", "sampler", "stream" }
+local GENERATE_KEYS = { "max_tokens", "stop", "policy", "on_token", "session", "n_ctx", "sampler", "stream",
+  "async", "speculative" }
 local allowed_generate, allowed_chat = {}, {}
 for _, k in ipairs(GENERATE_KEYS) do allowed_generate[k] = true end
 for _, k in ipairs(sampling.SAMPLER_KEYS) do allowed_generate[k] = true end
 for k in pairs(allowed_generate) do allowed_chat[k] = true end
 allowed_chat.template = true
 
--- What each session holds, recorded by this module: session -> ids.
-local held_tokens = setmetatable({}, { __mode = "k" })
 -- Compiled chat templates per model: model -> { [source] = compiled }.
 local compiled_templates = setmetatable({}, { __mode = "k" })
 
@@ -121,22 +121,19 @@ local function prompt_tokens(model, tok, prompt, fname)
   return ids
 end
 
+--- M.common_prefix(held, ids) -> how many leading ids equal held's, at
+-- most #ids - 1: the prompt's last token is always fed, for its logits.
+function M.common_prefix(held, ids)
+  local n, common = math.min(#held, #ids - 1), 0
+  while common < n and held[common + 1] == ids[common + 1] do common = common + 1 end
+  return common
+end
+
 -- Keeps the longest prefix of ids the session already holds (rewinding the
 -- rest); returns its length. The caller feeds ids after it.
 local function reuse_prefix(sess, ids)
-  local held = held_tokens[sess]
-  local pos = sess:pos()
-  local common = 0
-  if held and #held == pos then
-    local n = math.min(#held, #ids)
-    while common < n and held[common + 1] == ids[common + 1] do common = common + 1 end
-  end
-  -- the logits of the prompt's last token are needed: feed at least it
-  if common == #ids then common = #ids - 1 end
-  if common < pos then sess:rewind(common) end
-  local record = {}
-  for i = 1, common do record[i] = ids[i] end
-  held_tokens[sess] = record
+  local common = M.common_prefix(sess:tokens(), ids)
+  if common < sess:pos() then sess:rewind(common) end
   return common
 end
 
@@ -242,12 +239,24 @@ local function start(model, prompt, opts, fname)
     error(("%s: option 'stream' must be a boolean"):format(fname), 3)
   end
   local n_ctx = check_integer(opts.n_ctx, "n_ctx", 1, fname)
+  if opts.async ~= nil and type(opts.async) ~= "boolean" then
+    error(("%s: option 'async' must be a boolean"):format(fname), 3)
+  end
+  if opts.async and opts.stream then
+    error(("%s: options 'async' and 'stream' cannot be combined (an async generation is iterable itself)"):format(fname), 3)
+  end
+  local spec = M.check_speculative(opts.speculative, fname)
+  local on_engine = opts.async or spec ~= nil
   local sess, own_session = opts.session, false
   if sess ~= nil then
     if not is_a(sess, "bitnet.Session") then error(("%s: option 'session' must be a bitnet.Session"):format(fname), 3) end
     if n_ctx then error(("%s: options 'n_ctx' and 'session' cannot be combined (the session has its size)"):format(fname), 3) end
   end
   local smp, policy_fn, policy_k = make_sampler(opts, fname)
+  if on_engine and policy_fn then
+    error(("%s: a policy function runs in Lua and cannot run on the engine's thread (async or speculative): "
+      .. "use a preset or the sampler options"):format(fname), 3)
+  end
 
   local tok = model:tokenizer()
   local ids = prompt_tokens(model, tok, prompt, fname)
@@ -271,8 +280,35 @@ local function start(model, prompt, opts, fname)
     n_vocab = tok:n_vocab(), policy_k = policy_k,
     tokens = {}, text = {}, pending = "", queue = {}, to_feed = nil, n_sampled = 0,
     prompt = ids, prompt_n = #ids, cached = cached, prefilled = cached, t_prefill = 0, t_decode_start = nil,
-  }, Generation)
+  }, on_engine and M.AsyncGeneration or Generation)
+  if on_engine then
+    gen.speculative = spec
+    gen.user_sampler = opts.sampler
+    gen.job = core.job(sess, smp, ids, cached,
+      { max_tokens = max_tokens, n_draft = spec and spec.n_draft or 0, ngram = spec and spec.ngram or 0 })
+  end
   return gen
+end
+
+local SPEC_KEYS = { n_draft = true, ngram = true }
+
+--- M.check_speculative(v, fname) -> { n_draft, ngram } | nil: the option
+-- `speculative`: true (n_draft 4, ngram 3) or a table of those keys.
+function M.check_speculative(v, fname)
+  if v == nil or v == false then return nil end
+  if v == true then return { n_draft = 4, ngram = 3 } end
+  if type(v) ~= "table" then error(("%s: option 'speculative' must be true or a table { n_draft =, ngram = }"):format(fname), 4) end
+  for k in pairs(v) do
+    if not SPEC_KEYS[k] then error(("%s: option 'speculative' has an unknown key '%s'"):format(fname, tostring(k)), 4) end
+  end
+  local n_draft, ngram = v.n_draft or 4, v.ngram or 3
+  if type(n_draft) ~= "number" or n_draft ~= math.floor(n_draft) or n_draft < 1 or n_draft > 16 then
+    error(("%s: speculative n_draft must be an integer within 1..16"):format(fname), 4)
+  end
+  if type(ngram) ~= "number" or ngram ~= math.floor(ngram) or ngram < 1 or ngram > 16 then
+    error(("%s: speculative ngram must be an integer within 1..16"):format(fname), 4)
+  end
+  return { n_draft = n_draft, ngram = ngram }
 end
 
 -- Ends the generation: flushes held text (unless a stop string ended it)
@@ -294,7 +330,7 @@ function Generation:finish(reason)
   else
     reason = "stop"
   end
-  local decode_s = self.t_decode_start and clock() - self.t_decode_start or 0
+  local decode_s = self.decode_seconds or (self.t_decode_start and clock() - self.t_decode_start or 0)
   local fed = self.prefilled - self.cached
   self.info = {
     finish_reason = reason,
@@ -307,6 +343,16 @@ function Generation:finish(reason)
     decode_tokens_per_second = decode_s > 0 and self.n_sampled / decode_s or 0,
     seed = self.smp:seed(),
   }
+  if self.error then self.info.error = self.error end
+  if self.speculative then
+    local drafted, accepted, passes = self.drafted or 0, self.accepted or 0, self.passes or 0
+    self.info.speculative = {
+      n_draft = self.speculative.n_draft, ngram = self.speculative.ngram,
+      drafted = drafted, accepted = accepted,
+      acceptance = drafted > 0 and accepted / drafted or 0,
+      tokens_per_pass = passes > 0 and (self.n_sampled - 1) / passes or 0,
+    }
+  end
   if self.own_session then self.sess:close() end
 end
 
@@ -342,8 +388,6 @@ function Generation:prefill_chunk()
   local t0 = clock()
   self.sess:feed(chunk)
   local t1 = clock()
-  local held = held_tokens[self.sess]
-  for i = from + 1, to do held[i] = ids[i] end
   self.prefilled = to
   self.t_prefill = self.t_prefill + (t1 - t0)
   if to == #ids then self.t_decode_start = t1 end
@@ -358,8 +402,6 @@ function Generation:advance()
   if self.to_feed then
     if sess:pos() >= sess:n_ctx() then return self:finish("length") end
     sess:feed({ self.to_feed })
-    local held = held_tokens[sess]
-    held[#held + 1] = self.to_feed
     self.to_feed = nil
   end
   local id
@@ -372,13 +414,26 @@ function Generation:advance()
   self.n_sampled = self.n_sampled + 1
   self.smp:accept(id)
   if self.tok:is_eog(id) then return self:finish("stop") end
-  self.tokens[#self.tokens + 1] = id
   self.to_feed = id
+  self:take_token(id)
+end
+
+-- A generated token (not an end-of-generation one): its text, on_token,
+-- stop strings. Returns true when that ended the generation.
+function Generation:take_token(id)
+  self.tokens[#self.tokens + 1] = id
   local text = M.valid_utf8(self.decoder:feed(id))
   local keep_going = true
   if self.on_token then keep_going = self.on_token(id, text) ~= false end
-  if self:push_text(text) then return self:finish("stop_string") end
-  if not keep_going then return self:finish("cancelled") end
+  if self:push_text(text) then
+    self:finish("stop_string")
+    return true
+  end
+  if not keep_going then
+    self:finish("cancelled")
+    return true
+  end
+  return false
 end
 
 -- The queued text as one piece, or nil.
@@ -429,12 +484,137 @@ Generation.__close = function(self)
   if not self.info then self:finish("cancelled") end
 end
 
+--- An async generation (generate / chat with async = true): the engine
+-- computes its tokens on its own thread; these methods turn them into text
+-- on the caller's thread (on_token is called here), never waiting unless
+-- named so. Pieces concatenate to what the synchronous call returns.
+local AsyncGeneration = setmetatable({}, { __index = Generation })
+AsyncGeneration.__index = AsyncGeneration
+M.AsyncGeneration = AsyncGeneration
+
+-- Copies the engine's figures for info.
+function AsyncGeneration:take_status(st)
+  self.n_sampled = st.n_sampled
+  self.t_prefill = st.prefill_seconds
+  self.decode_seconds = st.decode_seconds
+  self.prefilled = self.cached + st.prompt_fed
+  self.drafted, self.accepted, self.passes = st.drafted, st.accepted, st.passes
+end
+
+-- Lets go of the job once the engine has (never waits): its session is
+-- free again and a user's sampler gets the job's sampler state. A job whose
+-- fd a host watches stays until gen:close().
+function AsyncGeneration:release(st, force)
+  local job = self.job
+  if not job or not (st.finish or force) or (self.fd_taken and not force) then return end
+  if self.user_sampler and st.finish then job:sampler_into(self.user_sampler) end
+  self.job = nil
+  job:close()
+end
+
+-- Takes what the engine has produced so far: each token through
+-- take_token (text, on_token, stop strings), then its end.
+function AsyncGeneration:pump()
+  local job = self.job
+  if not job then return end
+  local ids, st = job:poll()
+  if not self.info then
+    for _, id in ipairs(ids) do
+      if self:take_token(id) then break end
+    end
+    if not self.info and st.finish then
+      self:take_status(st)
+      if st.finish == "error" then self.error = st.error end
+      self:finish(st.finish)
+    elseif self.info then -- ended here (stop string, on_token): the engine need not go on
+      job:cancel()
+    end
+  end
+  self:release(st)
+end
+
+--- gen:poll() -> text | nil: the text decided since the last call ("" when
+-- none yet; whole UTF-8, stop strings held back), nil once the generation
+-- has finished and all its text was returned. Never waits.
+function AsyncGeneration:poll()
+  self:pump()
+  local piece = self:take()
+  if piece then return piece end
+  if self.info then return nil end
+  return ""
+end
+AsyncGeneration.step = AsyncGeneration.poll
+
+--- gen:done() -> boolean: whether the generation has finished (gen.info is
+-- set then; text may still wait for poll). Never waits.
+function AsyncGeneration:done()
+  self:pump()
+  return self.info ~= nil
+end
+
+--- gen:wait([timeout]) -> boolean: blocks until the generation has finished
+-- (true) or timeout seconds have passed (false).
+function AsyncGeneration:wait(timeout)
+  if timeout ~= nil and type(timeout) ~= "number" then error("gen:wait: timeout must be a number of seconds", 2) end
+  local deadline = timeout and clock() + timeout
+  self:pump()
+  while not self.info do
+    local left = deadline and deadline - clock()
+    if left and left <= 0 then break end
+    self.job:wait(left)
+    self:pump()
+  end
+  return self.info ~= nil
+end
+
+--- gen() / gen:next() -> the next text piece, waiting for it (for a generic
+-- `for` in scripts); nil when finished.
+function AsyncGeneration:next()
+  while true do
+    local piece = self:take()
+    if piece then return piece end
+    if self.info then return nil end
+    self.job:wait()
+    self:pump()
+  end
+end
+AsyncGeneration.__call = AsyncGeneration.next
+
+--- gen:fd() -> integer | nil: a descriptor that becomes readable when the
+-- generation has news (for vim.loop / luv poll handles); poll clears it.
+-- A host that takes it calls gen:close() once it has stopped watching.
+function AsyncGeneration:fd()
+  if not self.job then return nil end
+  self.fd_taken = true
+  return self.job:fd()
+end
+
+--- gen:cancel(): ends the generation now (finish_reason "cancelled"); the
+-- engine lets go of it within one step. Never waits.
+function AsyncGeneration:cancel()
+  if self.job then self.job:cancel() end
+  if not self.info then self:finish("cancelled") end
+end
+
+--- gen:close(): cancels if running and lets go of the engine's job (waits
+-- for the engine's current step at most). __close and collection do it.
+function AsyncGeneration:close()
+  self:cancel()
+  if self.job then self:release({}, true) end
+end
+AsyncGeneration.__close = AsyncGeneration.close
+AsyncGeneration.__tostring = function(self)
+  return ("bitnet.AsyncGeneration<%s, %d tokens>"):format(self.info and self.info.finish_reason or "running", #self.tokens)
+end
+
 -- generate and chat return the whole text and info, or with stream = true
 -- the iterator (for a generic `for`, its own closing value in Lua 5.4)
-local function deliver(gen, stream)
+local function deliver(gen, stream, async)
+  if async then return gen end
   if stream then return gen, nil, nil, gen end
   local pieces = {}
   for piece in gen.next, gen do pieces[#pieces + 1] = piece end
+  if gen.job then gen:close() end -- on the engine (speculative): free its session now
   return table.concat(pieces), gen.info
 end
 
@@ -451,7 +631,7 @@ end
 -- cached_tokens, completion_tokens, prefill_seconds,
 -- prefill_tokens_per_second, decode_seconds, decode_tokens_per_second, seed.
 function Model.generate(model, prompt, opts)
-  return deliver(start(model, prompt, opts, "model:generate"), opts and opts.stream)
+  return deliver(start(model, prompt, opts, "model:generate"), opts and opts.stream, opts and opts.async)
 end
 
 --- model:stream(prompt, opts) -> gen
@@ -603,7 +783,7 @@ end
 -- end-of-generation token, or at the template's end-of-turn text
 -- (M.turn_end) when the vocabulary has no single token for it.
 function Model.chat(model, messages, opts)
-  return deliver(chat_start(model, messages, opts, "model:chat"), opts and opts.stream)
+  return deliver(chat_start(model, messages, opts, "model:chat"), opts and opts.stream, opts and opts.async)
 end
 
 --- model:chat_stream(messages, opts) -> gen: model:chat as an iterator of
