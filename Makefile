@@ -17,7 +17,7 @@ LIBJIT = build/luajit/bitnet/core.so
 LIBASAN = build/asan/bitnet/core.so
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all lua54 luajit asan test test-lua54 test-luajit test-asan test-kernels test-writer valgrind bench check-neon clean
+.PHONY: all lua54 luajit asan tsan test test-states test-lua54 test-luajit test-asan test-kernels test-writer valgrind bench check-neon clean
 
 all: lua54 luajit
 lua54: $(LIB54)
@@ -37,7 +37,29 @@ $(LIBASAN): $(SRC) $(HDR) Makefile
 	$(CC) $(WARN) -O1 -g $(SANITIZE) $(PIC) -I$(LUA54_INC) -Icsrc -shared -o $@ $(SRC) $(LIBS)
 
 # BUSTED_ARGS lets CI add an output handler; BITNET_BUILD picks the library.
-test: test-kernels test-writer test-lua54 test-luajit test-asan
+test: test-kernels test-writer test-lua54 test-luajit test-asan test-states
+
+# One model shared by Lua states on several threads (tests/states_test.c),
+# against the ASan + UBSan build.
+STEST = build/states_test
+$(STEST): tests/states_test.c Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) -O1 -g $(SANITIZE) -I$(LUA54_INC) -o $@ tests/states_test.c -llua5.4 -lpthread
+
+test-states: $(STEST) $(LIBASAN)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(STEST) build/asan
+
+# ThreadSanitizer: the engine under many Lua states on many threads.
+LIBTSAN = build/tsan/bitnet/core.so
+$(LIBTSAN): $(SRC) $(HDR) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) -O1 -g -fsanitize=thread $(PIC) -I$(LUA54_INC) -Icsrc -shared -o $@ $(SRC) $(LIBS)
+
+build/states_test.tsan: tests/states_test.c Makefile
+	$(CC) $(WARN) -O1 -g -fsanitize=thread -I$(LUA54_INC) -o $@ tests/states_test.c -llua5.4 -lpthread
+
+tsan: $(LIBTSAN) build/states_test.tsan
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 build/states_test.tsan build/tsan
 
 # Every kernel path this CPU runs against the C reference, bit for bit.
 KTEST = build/kernels_test

@@ -55,6 +55,7 @@ build = {
             "csrc/ltokenizer.c",
             "csrc/mapfile.c",
             "csrc/model.c",
+            "csrc/model_cache.c",
             "csrc/rope_order.c",
             "csrc/safetensors.c",
             "csrc/sampler.c",

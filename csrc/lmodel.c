@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "lbitnet.h"
+#include "model_cache.h"
 
 bn_model *bn_check_model(lua_State *L, int idx) {
     bn_lmodel *u = luaL_checkudata(L, idx, BN_MODEL_MT);
@@ -41,14 +42,36 @@ static int l_load(lua_State *L) {
     if (o.scale_convention && strcmp(o.scale_convention, "multiply") && strcmp(o.scale_convention, "divide"))
         luaL_error(L, "bitnet.load: option 'scale_convention' must be \"multiply\" or \"divide\"");
     bn_err err = {{0}};
-    bn_model *m = bn_model_load(path, &o, &err);
+    bn_model *m = bn_model_open(path, &o, (int)n_ctx, &err);
     if (!m) {
         lua_pushnil(L);
         lua_pushstring(L, err.msg[0] ? err.msg : "load failed");
         return 2;
     }
-    m->default_n_ctx = (int)n_ctx;
     bn_push_model(L, m);
+    return 1;
+}
+
+/* bitnet.attach(id) -> Model | nil, message: another handle on the model
+ * that model:id() named, loaded by any Lua state of this process and still
+ * in use there (for hosts that can pass only numbers between states). */
+static int l_attach(lua_State *L) {
+    lua_Integer id = 0;
+    if (!bn_isintegral(L, 1, &id)) luaL_error(L, "bitnet.attach: argument 1 (id) must be an integer");
+    bn_model *m = bn_model_attach((int64_t)id);
+    if (!m) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "bitnet.attach: no model with id %d is loaded", (int)id);
+        return 2;
+    }
+    bn_push_model(L, m);
+    return 1;
+}
+
+/* model:id() -> integer: the model's id in this process (see bitnet.attach);
+ * loading the same file with the same options gives the same model. */
+static int l_id(lua_State *L) {
+    lua_pushinteger(L, (lua_Integer)bn_check_model(L, 1)->cache_id);
     return 1;
 }
 
@@ -185,7 +208,7 @@ static int l_gc(lua_State *L) {
 }
 
 static const luaL_Reg model_methods[] = {
-    {"info", l_info}, {"session", l_session}, {"chat_template", l_chat_template}, {"close", l_gc}, {NULL, NULL}};
+    {"info", l_info}, {"session", l_session}, {"chat_template", l_chat_template}, {"close", l_gc}, {"id", l_id}, {NULL, NULL}};
 
 void bn_open_model(lua_State *L) {
     luaL_newmetatable(L, BN_MODEL_MT);
@@ -204,6 +227,8 @@ void bn_open_model(lua_State *L) {
     lua_pop(L, 1);
     lua_pushcfunction(L, l_load);
     lua_setfield(L, -2, "load");
+    lua_pushcfunction(L, l_attach);
+    lua_setfield(L, -2, "attach");
     lua_pushcfunction(L, l_kernels);
     lua_setfield(L, -2, "kernels");
 }

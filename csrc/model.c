@@ -1,4 +1,5 @@
 #include "model.h"
+#include "model_cache.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -114,6 +115,7 @@ static void free_t(bn_ternary *t) { bn_ternary_free(t); }
 
 void bn_model_release(bn_model *m) {
     if (!m || atomic_fetch_sub(&m->refs, 1) != 1) return;
+    if (m->cache_id) bn_model_cache_forget(m);
     if (m->engine) m->engine_stop(m->engine); /* idle: every job held a reference */
     pthread_mutex_destroy(&m->engine_lock);
     if (m->layers)

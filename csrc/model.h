@@ -73,6 +73,7 @@ typedef struct bn_model {
     pthread_mutex_t engine_lock;
     void *engine;
     void (*engine_stop)(void *engine);
+    int64_t cache_id;        /* id in the process's model registry (model_cache.h); 0: not in it */
 } bn_model;
 
 /* Options a loader accepts (from bitnet.load's table). */

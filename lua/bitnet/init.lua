@@ -52,6 +52,12 @@ function bitnet.load(path, opts)
   return core.load(path, opts)
 end
 
+--- bitnet.attach(id) -> Model | nil, message
+-- Another handle on the model that model:id() named, loaded by any Lua
+-- state of this process (nginx thread-pool VMs, luv threads) and still in
+-- use. Loading the same file with the same options also shares the weights.
+bitnet.attach = core.attach
+
 --- bitnet.convert(src, dst [, opts]) -> true | nil, message
 -- Writes a GGUF file from any model bitnet.load reads (a path or a Model):
 -- opts.type "i2_s" (default) | "tq1_0" | "tq2_0" | "f16" | "f32",
