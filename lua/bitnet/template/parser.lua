@@ -118,6 +118,15 @@ local function eval_kw(kws, names, kw_mt, f)
   return setmetatable(out, kw_mt)
 end
 
+-- After '(': a call of what callee evaluates to (`f(x)`, `x.method(y)`, and
+-- a call of a filter's or test's result, `(x | f)(y)`).
+local function parse_call(P, callee)
+  local args, kws, names, kw_mt = parse_call_args(P)
+  return function(f)
+    return call_value(callee(f), eval_args(args, f), eval_kw(kws, names, kw_mt, f))
+  end
+end
+
 local function parse_filter(P, node)
   local t = P:expect("name")
   local name = t.v
@@ -179,13 +188,8 @@ local function parse_filter_expr(P, node)
       node = parse_filter(P, node)
     elseif P:accept("name", "is") then
       node = parse_test(P, node)
-    elseif P:is("op", "(") then
-      P:next()
-      local callee = node
-      local args, kws, names, kw_mt = parse_call_args(P)
-      node = function(f)
-        return call_value(callee(f), eval_args(args, f), eval_kw(kws, names, kw_mt, f))
-      end
+    elseif P:accept("op", "(") then
+      node = parse_call(P, node)
     else
       return node
     end
@@ -252,13 +256,8 @@ function parse_postfix(P, node)
     elseif P:is("op", "[") then
       P:next()
       node = parse_subscript(P, node)
-    elseif P:is("op", "(") then
-      P:next()
-      local callee = node
-      local args, kws, names, kw_mt = parse_call_args(P)
-      node = function(f)
-        return call_value(callee(f), eval_args(args, f), eval_kw(kws, names, kw_mt, f))
-      end
+    elseif P:accept("op", "(") then
+      node = parse_call(P, node)
     else
       return node
     end
