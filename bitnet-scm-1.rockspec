@@ -81,6 +81,7 @@ build = {
       ["bitnet.sampling"] = "lua/bitnet/sampling.lua",
       ["bitnet.template"] = "lua/bitnet/template/init.lua",
       ["bitnet.template.access"] = "lua/bitnet/template/access.lua",
+      ["bitnet.template.budget"] = "lua/bitnet/template/budget.lua",
       ["bitnet.template.filters"] = "lua/bitnet/template/filters.lua",
       ["bitnet.template.globals"] = "lua/bitnet/template/globals.lua",
       ["bitnet.template.json"] = "lua/bitnet/template/json.lua",

@@ -8,7 +8,9 @@ local getmetatable, ipairs, setmetatable, tonumber = getmetatable, ipairs, setme
 local type = type
 local concat, sfind, sformat, sgmatch = table.concat, string.find, string.format, string.gmatch
 local sgsub, ssub, tinsert, unpack = string.gsub, string.sub, table.insert, table.unpack or unpack
+local min = math.min
 
+local budget = require("bitnet.template.budget")
 local V = require("bitnet.template.value")
 local BOUND_MT, CALL_MT, LOOP_MT, NONE = V.BOUND_MT, V.CALL_MT, V.LOOP_MT, V.NONE
 local NS_MT, UNDEF_MT, arg, ascii_lower = V.NS_MT, V.UNDEF_MT, V.arg, V.ascii_lower
@@ -200,15 +202,15 @@ local function py_split(s, sep, maxsplit, from_right)
   local out = {}
   if not given(sep) then
     local cs, n = uchars(s)
-    local words, cur = {}, nil
+    local words, from = {}, nil -- from: where the current word starts in cs
     for i = 1, n do
       if is_space(cs[i]) then
-        if cur then words[#words + 1] = cur; cur = nil end
-      else
-        cur = (cur or "") .. cs[i]
+        if from then words[#words + 1] = concat(cs, "", from, i - 1); from = nil end
+      elseif not from then
+        from = i
       end
     end
-    if cur then words[#words + 1] = cur end
+    if from then words[#words + 1] = concat(cs, "", from, n) end
     if maxsplit < 0 or #words <= maxsplit + 1 then return list(words) end
     -- with a limit, the remainder keeps its inner whitespace
     if from_right then
@@ -284,6 +286,8 @@ local function py_replace(s, old, new, count)
   count = given(count) and count or -1
   if old == "" then
     local cs, n = uchars(s)
+    local inserts = count < 0 and n + 1 or min(count, n + 1)
+    budget.string(#s + inserts * #new, "replace() result")
     local out = {}
     for i = 1, n + 1 do
       if count < 0 or i <= count then out[#out + 1] = new end
@@ -292,9 +296,12 @@ local function py_replace(s, old, new, count)
     return concat(out)
   end
   local out, i, done = {}, 1, 0
+  local size, grow = #s, #new - #old
   while count < 0 or done < count do
     local p = sfind(s, old, i, true)
     if not p then break end
+    size = size + grow
+    if grow > 0 then budget.string(size, "replace() result") end
     out[#out + 1] = ssub(s, i, p - 1)
     out[#out + 1] = new
     i = p + #old
@@ -355,8 +362,12 @@ STR_METHODS.count = function(s, a)
 end
 STR_METHODS.join = function(s, a)
   local items, n = iter_items(a[1])
-  local out = {}
-  for i = 1, n do out[i] = str_arg(norm(items[i]), "sequence item") end
+  local out, size = {}, 0
+  for i = 1, n do
+    out[i] = str_arg(norm(items[i]), "sequence item")
+    size = size + #out[i] + #s
+    budget.string(size - #s, "join() result")
+  end
   return concat(out, s)
 end
 STR_METHODS.removeprefix = function(s, a)

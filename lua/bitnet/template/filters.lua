@@ -14,6 +14,7 @@ local iter_items, jinja_title, kind, list = V.iter_items, V.jinja_title, V.kind,
 local norm, numval, py_add, py_capitalize = V.norm, V.numval, V.py_add, V.py_capitalize
 local py_eq, py_len, py_lt, py_strip = V.py_eq, V.py_len, V.py_lt, V.py_strip
 local pytype, to_str, truthy, undefined = V.pytype, V.to_str, V.truthy, V.undefined
+local is_int = V.is_int
 
 local A = require("bitnet.template.access")
 local attr_getter, dict_pairs, getattr, py_replace = A.attr_getter, A.dict_pairs, A.getattr, A.py_replace
@@ -23,6 +24,7 @@ local J = require("bitnet.template.json")
 local tojson = J.tojson
 
 local TESTS = require("bitnet.template.tests")
+local budget = require("bitnet.template.budget")
 
 local FILTERS = {}
 
@@ -135,13 +137,16 @@ FILTERS.join = function(v, a, kw)
   local sep = arg(a, kw, 1, "d")
   local attr = arg(a, kw, 2, "attribute")
   local get = given(attr) and attr_getter(attr)
-  local out = {}
+  sep = sep == nil and "" or to_str(sep)
+  local out, size = {}, 0
   for i = 1, n do
     local item = norm(items[i])
     if get then item = get(item) end
     out[i] = to_str(item)
+    size = size + #out[i] + #sep
+    budget.string(size - #sep, "join result")
   end
-  return concat(out, sep == nil and "" or to_str(sep))
+  return concat(out, sep)
 end
 FILTERS.replace = function(v, a, kw)
   return py_replace(to_str(v), to_str(arg(a, kw, 1, "old")), to_str(arg(a, kw, 2, "new")), arg(a, kw, 3, "count"))
@@ -315,9 +320,16 @@ FILTERS.indent = function(v, a, kw)
   local s = to_str(v)
   local width = arg(a, kw, 1, "width")
   if width == nil then width = 4 end
+  if type(width) == "number" then
+    if not is_int(width) then fail("can't multiply sequence by non-int of type 'float'") end
+    budget.string(width, "indent width")
+  elseif type(width) ~= "string" then
+    fail(sformat("indent width must be an int or a str, not %s", pytype(width)))
+  end
   local pad = type(width) == "string" and width or srep(" ", width)
   local first, blank = truthy(arg(a, kw, 2, "first")), truthy(arg(a, kw, 3, "blank"))
   local lines = py_splitlines(s .. "\n")
+  budget.string(#s + #lines * #pad, "indent result")
   local out
   if blank then
     out = concat(lines, "\n" .. pad)

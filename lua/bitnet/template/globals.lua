@@ -3,12 +3,13 @@
 -- raise_exception, namespace, dict, range, strftime_now.
 
 local ipairs, setmetatable, type = ipairs, setmetatable, type
-local os_date = os.date
+local ceil, os_date = math.ceil, os.date
 
 local V = require("bitnet.template.value")
 local NS_MT, dict_keys, fail, is_int = V.NS_MT, V.dict_keys, V.fail, V.is_int
 local kind, list, norm, to_str = V.kind, V.list, V.norm, V.to_str
 
+local budget = require("bitnet.template.budget")
 local A = require("bitnet.template.access")
 local builtin = A.builtin
 
@@ -54,12 +55,14 @@ local GLOBALS = {
       if type(x) ~= "number" or not is_int(x) then fail("range() arguments must be integers") end
     end
     if step == 0 then fail("range() arg 3 must not be zero") end
+    local n = ceil((stop - start) / step) -- the length, before anything is built
+    if n <= 0 then return list({}) end
+    budget.items(n, "range()")
     local out = {}
     local i = start
     while (step > 0 and i < stop) or (step < 0 and i > stop) do
       out[#out + 1] = i
       i = i + step
-      if #out > 100000 then fail("range() too large") end
     end
     return list(out)
   end),

@@ -60,15 +60,22 @@
 --
 -- Errors are raised as strings "bitnet.template: line N: message".
 -- raise_exception(msg) raises with msg in that message.
+--
+-- Budgets: templates come from strangers' model files, so compile and
+-- render take options bounding what a render may cost (budget.lua):
+-- max_output, max_string, max_iterations, max_items, max_depth
+-- (M.defaults lists them with their defaults). Going over one raises an
+-- error naming the quantity, the bound and the option that raises it.
 
 
 local type, pairs, setmetatable, error, pcall = type, pairs, setmetatable, error, pcall
 local tostring = tostring
 local concat, tsort, tremove = table.concat, table.sort, table.remove
-local sformat, ssub = string.format, string.sub
+local sfind, sformat, ssub = string.find, string.format, string.sub
 
 local V = require("bitnet.template.value")
 local NONE, PREFIX, ARRAY_MT, OBJECT_MT = V.NONE, V.PREFIX, V.ARRAY_MT, V.OBJECT_MT
+local budget = require("bitnet.template.budget")
 local parser = require("bitnet.template.parser")
 local GLOBALS = require("bitnet.template.globals")
 
@@ -78,63 +85,101 @@ local M = {}
 -- Public API
 ---------------------------------------------------------------------------
 
+-- What a Lua stack overflow becomes: the depth bounds stop each kind of
+-- nesting alone, but a template can still combine them (macro calls, each
+-- with deep expressions) past what the interpreter's stack holds.
+local STACK_OVERFLOW = "nesting too deep for the Lua stack (stack overflow): "
+  .. "lower the max_depth option to stop such templates sooner"
+
+-- err as a template error: a runtime error raised without a line gets the
+-- line running (`where` when there is none); a stack overflow says so.
+local function template_error(err, where)
+  if type(err) == "string" and ssub(err, 1, #PREFIX) ~= PREFIX then
+    if sfind(err, "stack overflow", 1, true) then err = STACK_OVERFLOW end
+    err = PREFIX .. where .. ": " .. err
+  end
+  return err
+end
+
 local Template = {}
 Template.__index = Template
 
---- Render a compiled template with `context` (a table of variables; may be
--- nil). Returns the rendered string; raises "bitnet.template: line N: ..."
--- on errors, including raise_exception() from the template.
-function Template:render(context)
+local function compile_with(source, limits)
+  local ok, body = pcall(parser.compile, source, limits)
+  if not ok then error(template_error(body, "compile"), 0) end
+  return setmetatable({ source = source, body = body, limits = limits }, Template)
+end
+
+local function render_with(t, context, limits)
   if context == nil then context = {} end
   if type(context) ~= "table" then
-    error("bitnet.template: render: context must be a table, got " .. type(context), 2)
+    error("bitnet.template: render: context must be a table, got " .. type(context), 3)
   end
   local root = setmetatable({}, { __index = function(_, k)
     local v = context[k]
     if v == nil then v = GLOBALS[k] end
     return v
   end })
-  local rs = { out = {}, line = 1 }
-  local ok, err = pcall(parser.run_body, self.body, rs, root)
-  if not ok then
-    if type(err) == "string" and ssub(err, 1, #PREFIX) ~= PREFIX then
-      err = sformat("%sline %d: %s", PREFIX, rs.line, err)
-    end
-    error(err, 0)
-  end
+  local rs = parser.state(limits)
+  local prev = budget.use(limits)
+  local ok, err = pcall(parser.run_body, t.body, rs, root)
+  budget.use(prev)
+  if not ok then error(template_error(err, sformat("line %d", rs.line)), 0) end
   return concat(rs.out)
 end
 
+--- Render a compiled template with `context` (a table of variables; may be
+-- nil). `opts` (optional) overrides, for this render, the budget options
+-- the template was compiled with (see M.defaults). Returns the rendered
+-- string; raises "bitnet.template: line N: ..." on errors, including
+-- raise_exception() from the template and going over a budget.
+function Template:render(context, opts)
+  return render_with(self, context, budget.options(opts, self.limits, "render"))
+end
+
 --- Compile Jinja `source` once; returns an object whose :render(context)
--- can be called many times. Raises "bitnet.template: line N: ..." on syntax
--- errors, unknown tags, unknown filters and unknown tests.
-function M.compile(source)
+-- can be called many times. `opts` (optional) sets the budget options (see
+-- M.defaults) for its renders; max_depth also bounds the nesting of the
+-- source. Raises "bitnet.template: line N: ..." on syntax errors, unknown
+-- tags, unknown filters and unknown tests, and on unknown or bad options.
+function M.compile(source, opts)
   if type(source) ~= "string" then
     error("bitnet.template: compile: source must be a string, got " .. type(source), 2)
   end
-  return setmetatable({ source = source, body = parser.compile(source) }, Template)
+  return compile_with(source, budget.options(opts, budget.DEFAULTS, "compile"))
 end
 
 local CACHE_MAX = 32
 local cache, cache_order = {}, {}
 
---- Render Jinja `source` with `context`. Compiled templates are cached by
--- source (the last 32 distinct sources).
-function M.render(source, context)
+--- Render Jinja `source` with `context`, within the budget options `opts`
+-- (optional, see M.defaults). Compiled templates are cached by source (the
+-- last 32 distinct sources).
+function M.render(source, context, opts)
   if type(source) ~= "string" then
     error("bitnet.template: render: source must be a string, got " .. type(source), 2)
   end
+  local limits = budget.options(opts, budget.DEFAULTS, "render")
   local t = cache[source]
   if not t then
-    t = M.compile(source)
+    t = compile_with(source, limits)
     if #cache_order >= CACHE_MAX then
       cache[tremove(cache_order, 1)] = nil
     end
     cache_order[#cache_order + 1] = source
     cache[source] = t
   end
-  return t:render(context)
+  return render_with(t, context, limits)
 end
+
+--- The budget options of compile() and render(), with their defaults (a
+-- copy): max_output (bytes of output), max_string (bytes of any one string
+-- built), max_iterations (for-loop iterations in one render), max_items
+-- (items of range() and of lists built by * or +) and max_depth (nested
+-- macro calls; nesting in the source and in printed or compared
+-- containers). Each is a positive integer; math.huge turns it off.
+M.defaults = {}
+for k, v in pairs(budget.DEFAULTS) do M.defaults[k] = v end
 
 --- Python's None for contexts: {{ x }} prints "None", `x is none` is true.
 M.none = NONE

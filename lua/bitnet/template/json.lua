@@ -4,8 +4,10 @@ local ipairs, type = ipairs, type
 local concat, floor, huge, sbyte = table.concat, math.floor, math.huge, string.byte
 local sformat, sgsub, srep, tsort = string.format, string.gsub, string.rep, table.sort
 
+local budget = require("bitnet.template.budget")
 local V = require("bitnet.template.value")
 local NONE, dict_keys, fail, is_ascii = V.NONE, V.dict_keys, V.fail, V.is_ascii
+local is_int = V.is_int
 local is_undef, kind, norm, num_str = V.is_undef, V.kind, V.norm, V.num_str
 local pytype, str_lt, to_str, truthy = V.pytype, V.str_lt, V.to_str, V.truthy
 local utf8_decode = V.utf8_decode
@@ -57,10 +59,17 @@ local function json_encode(v, opts, depth)
   if k ~= "list" and k ~= "dict" then
     fail(sformat("Object of type %s is not JSON serializable", pytype(v)))
   end
-  if depth > 200 then fail("tojson: nesting too deep (circular reference?)") end
+  budget.depth(depth + 1, "tojson of containers")
   local parts = {}
+  local size = 0 -- of the parts so far, with their separators
+  local sep_size = #opts.item_sep + (opts.indent and 1 + #opts.indent * (depth + 1) or 0)
+  local function add(s)
+    size = size + #s + sep_size
+    budget.string(size, "tojson result")
+    parts[#parts + 1] = s
+  end
   if k == "list" then
-    for i = 1, #v do parts[i] = json_encode(norm(v[i]), opts, depth + 1) end
+    for i = 1, #v do add(json_encode(norm(v[i]), opts, depth + 1)) end
   else
     local keys = dict_keys(v)
     local names = {}
@@ -68,8 +77,8 @@ local function json_encode(v, opts, depth)
     local idx = {}
     for i = 1, #keys do idx[i] = i end
     if opts.sort_keys then tsort(idx, function(a, b) return str_lt(names[a], names[b]) end) end
-    for j, i in ipairs(idx) do
-      parts[j] = json_str(names[i], opts.ensure_ascii) .. opts.kv_sep .. json_encode(norm(v[keys[i]]), opts, depth + 1)
+    for _, i in ipairs(idx) do
+      add(json_str(names[i], opts.ensure_ascii) .. opts.kv_sep .. json_encode(norm(v[keys[i]]), opts, depth + 1))
     end
   end
   local open, close = k == "list" and "[" or "{", k == "list" and "]" or "}"
@@ -84,6 +93,8 @@ local function tojson(v, ensure_ascii, indent, separators, sort_keys)
   local opts = { ensure_ascii = truthy(ensure_ascii), sort_keys = truthy(sort_keys) }
   if indent ~= nil and indent ~= NONE and not is_undef(indent) then
     if type(indent) == "number" then
+      if not is_int(indent) then fail("can't multiply sequence by non-int of type 'float'") end
+      budget.string(indent, "tojson indent")
       opts.indent = srep(" ", indent > 0 and indent or 0)
     else
       opts.indent = to_str(indent)
@@ -94,7 +105,9 @@ local function tojson(v, ensure_ascii, indent, separators, sort_keys)
     if kind(separators) ~= "list" or #separators ~= 2 then fail("tojson: separators must be a pair of strings") end
     opts.item_sep, opts.kv_sep = to_str(separators[1]), to_str(separators[2])
   end
-  return json_encode(v, opts, 0)
+  local s = json_encode(v, opts, 0)
+  budget.string(#s, "tojson result") -- a string alone can grow (escapes)
+  return s
 end
 
 return {

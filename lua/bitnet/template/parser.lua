@@ -16,6 +16,7 @@ local A = require("bitnet.template.access")
 local builtin, call_value, getattr, getitem = A.builtin, A.call_value, A.getattr, A.getitem
 local getslice = A.getslice
 
+local budget = require("bitnet.template.budget")
 local lex = require("bitnet.template.lexer").lex
 local FILTERS = require("bitnet.template.filters")
 local TESTS = require("bitnet.template.tests")
@@ -24,7 +25,10 @@ local TESTS = require("bitnet.template.tests")
 -- Parser: builds closures directly.
 --   expression: function(frame) -> value
 --   statement:  function(rs, frame) -> nil | "break" | "continue"
--- rs (render state) = { out = buffer, line = current line }.
+-- rs (render state): out (the buffer being written), n (its bytes), cap
+-- and what (its bound, and what it is when it is not the output), line (the
+-- line running), limits (see budget.lua), iterations and depth (the loop
+-- iterations run and the macro calls open).
 -- Frames are tables whose __index chains to the enclosing scope.
 ---------------------------------------------------------------------------
 
@@ -42,6 +46,21 @@ Parser.__index = Parser
 
 function Parser:peek(o)
   return self.toks[self.i + (o or 0)]
+end
+
+-- One level deeper in blocks, brackets or operators (Parser:leave undoes
+-- it): the parser recurses once per level, so the depth is bounded.
+function Parser:enter()
+  local d = self.depth + 1
+  self.depth = d
+  if d > self.max_depth then
+    syntax_error(self:peek().line, budget.message("max_depth",
+      sformat("blocks, brackets and operators nested %d deep", d), self.limits))
+  end
+end
+
+function Parser:leave()
+  self.depth = self.depth - 1
 end
 
 function Parser:next()
@@ -340,7 +359,9 @@ end
 function parse_unary(P, with_filter)
   local node
   if P:accept("op", "-") then
+    P:enter()
     local operand = parse_unary(P, false)
+    P:leave()
     node = function(f)
       local v = operand(f)
       local x = numval(v)
@@ -351,7 +372,9 @@ function parse_unary(P, with_filter)
       return -x
     end
   elseif P:accept("op", "+") then
+    P:enter()
     local operand = parse_unary(P, false)
+    P:leave()
     node = function(f)
       local v = operand(f)
       local x = numval(v)
@@ -391,8 +414,13 @@ local function parse_concat(P)
   while P:accept("op", "~") do parts[#parts + 1] = parse_math2(P) end
   if #parts == 1 then return parts[1] end
   return function(f)
-    local out = {}
-    for i = 1, #parts do out[i] = to_str(parts[i](f)) end
+    local out, n = {}, 0
+    for i = 1, #parts do
+      local s = to_str(parts[i](f))
+      n = n + #s
+      out[i] = s
+    end
+    budget.string(n, "'~' result")
     return concat(out)
   end
 end
@@ -445,7 +473,9 @@ end
 
 local function parse_not(P)
   if P:accept("name", "not") then
+    P:enter()
     local e = parse_not(P)
+    P:leave()
     return function(f) return not truthy(e(f)) end
   end
   return parse_compare(P)
@@ -482,7 +512,11 @@ local function parse_condexpr(P)
   while P:accept("name", "if") do
     local cond = parse_or(P)
     local e3
-    if P:accept("name", "else") then e3 = parse_condexpr(P) end
+    if P:accept("name", "else") then
+      P:enter()
+      e3 = parse_condexpr(P)
+      P:leave()
+    end
     local a = e1
     e1 = function(f)
       if truthy(cond(f)) then return a(f) end
@@ -494,8 +528,11 @@ local function parse_condexpr(P)
 end
 
 function parse_expression(P, no_condexpr)
-  if no_condexpr then return parse_or(P) end
-  return parse_condexpr(P)
+  P:enter()
+  local e
+  if no_condexpr then e = parse_or(P) else e = parse_condexpr(P) end
+  P:leave()
+  return e
 end
 
 local TUPLE_END = { var_end = true, block_end = true, eof = true }
@@ -574,14 +611,36 @@ local function run_body(body, rs, f)
   return nil
 end
 
--- Render body into a string (set blocks, filter blocks, macros).
-local function capture(body, rs, f)
-  local saved = rs.out
-  rs.out = {}
+-- Append s to the buffer being written, within its bound.
+local function emit(rs, s)
+  local n = rs.n + #s
+  if n > rs.cap then
+    if rs.what then budget.over("max_string", sformat("%s output of %.0f bytes", rs.what, n)) end
+    budget.over("max_output", sformat("rendered output of %.0f bytes", n))
+  end
+  rs.n = n
+  local out = rs.out
+  out[#out + 1] = s
+end
+
+-- Render body into a string (set blocks, filter blocks, macros: `what`),
+-- within max_string.
+local function capture(body, rs, f, what)
+  local out, n, cap, saved_what = rs.out, rs.n, rs.cap, rs.what
+  rs.out, rs.n, rs.cap, rs.what = {}, 0, rs.limits.max_string, what
   run_body(body, rs, f)
   local s = concat(rs.out)
-  rs.out = saved
+  rs.out, rs.n, rs.cap, rs.what = out, n, cap, saved_what
   return s
+end
+
+-- Count one loop iteration against max_iterations.
+local function count_iteration(rs)
+  local k = rs.iterations + 1
+  rs.iterations = k
+  if k > rs.limits.max_iterations then
+    budget.over("max_iterations", sformat("%.0f loop iterations in one render", k))
+  end
 end
 
 
@@ -611,6 +670,7 @@ STATEMENTS["for"] = function(P, line)
     if cond then
       local kept = {}
       for i = 1, n do
+        count_iteration(rs) -- an item the `if` tests counts, kept or not
         local fr = child(f)
         local item = norm(items[i])
         assign(target, fr, item)
@@ -623,6 +683,7 @@ STATEMENTS["for"] = function(P, line)
       return nil
     end
     for i = 1, n do
+      if not cond then count_iteration(rs) end
       local fr = child(f)
       assign(target, fr, norm(items[i]))
       fr.loop = setmetatable({ items = items, i = i, n = n }, LOOP_MT)
@@ -692,7 +753,7 @@ STATEMENTS["set"] = function(P, line)
   P:expect("block_end")
   return function(rs, f)
     rs.line = line
-    local s = capture(body, rs, f)
+    local s = capture(body, rs, f, "{% set %} block")
     set_target(target, f, s)
   end
 end
@@ -745,8 +806,12 @@ STATEMENTS["macro"] = function(P, line)
           if not known then fail(sformat("macro '%s' takes no keyword argument '%s'", name, key)) end
         end
       end
+      local depth = rs.depth + 1
+      if depth > rs.limits.max_depth then budget.depth(depth, sformat("macro '%s' calls", name)) end
       local saved_line = rs.line
-      local s = capture(body, rs, fr)
+      rs.depth = depth
+      local s = capture(body, rs, fr, sformat("macro '%s'", name))
+      rs.depth = depth - 1
       rs.line = saved_line
       return s
     end)
@@ -763,9 +828,8 @@ STATEMENTS["filter"] = function(P, line)
   return function(rs, f)
     rs.line = line
     local fr = child(f)
-    fr["\0filter_input"] = capture(body, rs, f)
-    local out = rs.out
-    out[#out + 1] = to_str(node(fr))
+    fr["\0filter_input"] = capture(body, rs, f, "{% filter %} block")
+    emit(rs, to_str(node(fr)))
   end
 end
 
@@ -827,10 +891,7 @@ function parse_body(P, enders, opener)
     elseif t.k == "data" then
       P:next()
       local s = t.v
-      body[#body + 1] = function(rs)
-        local out = rs.out
-        out[#out + 1] = s
-      end
+      body[#body + 1] = function(rs) emit(rs, s) end
     elseif t.k == "var_begin" then
       P:next()
       local e = parse_tuple(P)
@@ -839,8 +900,7 @@ function parse_body(P, enders, opener)
       body[#body + 1] = function(rs, f)
         rs.line = line
         local v = e(f)
-        local out = rs.out
-        if type(v) == "string" then out[#out + 1] = v else out[#out + 1] = to_str(v) end
+        if type(v) == "string" then emit(rs, v) else emit(rs, to_str(v)) end
       end
     elseif t.k == "block_begin" then
       P:next()
@@ -854,7 +914,9 @@ function parse_body(P, enders, opener)
         end
         syntax_error(nt.line, sformat("unknown tag '%s'", nt.v))
       end
+      P:enter()
       body[#body + 1] = handler(P, nt.line)
+      P:leave()
     else
       syntax_error(t.line, sformat("unexpected '%s'", describe(t)))
     end
@@ -863,15 +925,24 @@ end
 
 local M = {}
 
---- M.compile(source) -> body: the template's statements as closures, each
--- function(rs, frame). Raises "bitnet.template: line N: ..." on syntax
--- errors, unknown tags, unknown filters and unknown tests.
-function M.compile(source)
-  local P = setmetatable({ toks = lex(source), i = 1, loop_depth = 0 }, Parser)
+--- M.compile(source, limits) -> body: the template's statements as
+-- closures, each function(rs, frame). Raises "bitnet.template: line N: ..."
+-- on syntax errors, unknown tags, filters and tests, and nesting deeper
+-- than limits.max_depth.
+function M.compile(source, limits)
+  local P = setmetatable({ toks = lex(source), i = 1, loop_depth = 0, depth = 0,
+    max_depth = limits.max_depth, limits = limits }, Parser)
   return parse_body(P, nil)
 end
 
---- M.run_body(body, rs, frame): runs compiled statements, appending to rs.out.
+--- M.state(limits) -> rs: a fresh render state for M.run_body.
+function M.state(limits)
+  return { out = {}, n = 0, cap = limits.max_output, line = 1, limits = limits,
+    iterations = 0, depth = 0 }
+end
+
+--- M.run_body(body, rs, frame): runs compiled statements, appending to
+-- rs.out; nil, or "break" / "continue" from a loop control.
 M.run_body = run_body
 
 return M

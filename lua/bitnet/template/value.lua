@@ -14,6 +14,8 @@ local sfind, sformat, sgsub, slower = string.find, string.format, string.gsub, s
 local smatch, srep, ssub, supper = string.match, string.rep, string.sub, string.upper
 local tsort = table.sort
 
+local budget = require("bitnet.template.budget")
+
 local PREFIX = "bitnet.template: "
 
 -- Raise a runtime error; render() prefixes the line being executed.
@@ -375,29 +377,35 @@ end
 local dict_keys -- defined below
 
 -- Python repr() of a value (used to print containers).
-local function py_repr(v)
+-- depth: how many containers enclose v (nil at the top).
+local function py_repr(v, depth)
   local k = kind(v)
   if k == "string" then return str_repr(v) end
   if k == "number" then return num_str(v) end
   if k == "boolean" then return v and "True" or "False" end
   if k == "none" then return "None" end
   if k == "undefined" then return "" end
-  if k == "list" then
-    local parts = {}
-    for i = 1, #v do parts[i] = py_repr(norm(v[i])) end
-    if getmetatable(v) == TUPLE_MT then
-      return "(" .. concat(parts, ", ") .. (#v == 1 and ",)" or ")")
+  if k == "list" or k == "dict" or k == "namespace" then
+    depth = (depth or 0) + 1
+    budget.depth(depth, "str() of containers")
+    local parts, total = {}, 0
+    local function add(s)
+      total = total + #s + 2
+      budget.string(total, "str() of a container")
+      parts[#parts + 1] = s
     end
-    return "[" .. concat(parts, ", ") .. "]"
-  end
-  if k == "dict" then
-    local parts = {}
-    for i, key in ipairs(dict_keys(v)) do parts[i] = py_repr(key) .. ": " .. py_repr(norm(v[key])) end
-    return "{" .. concat(parts, ", ") .. "}"
-  end
-  if k == "namespace" then
-    local parts = {}
-    for i, key in ipairs(v.keys) do parts[i] = py_repr(key) .. ": " .. py_repr(v.vals[key]) end
+    if k == "list" then
+      for i = 1, #v do add(py_repr(norm(v[i]), depth)) end
+      if getmetatable(v) == TUPLE_MT then
+        return "(" .. concat(parts, ", ") .. (#v == 1 and ",)" or ")")
+      end
+      return "[" .. concat(parts, ", ") .. "]"
+    end
+    if k == "dict" then
+      for _, key in ipairs(dict_keys(v)) do add(py_repr(key, depth) .. ": " .. py_repr(norm(v[key]), depth)) end
+      return "{" .. concat(parts, ", ") .. "}"
+    end
+    for _, key in ipairs(v.keys) do add(py_repr(key, depth) .. ": " .. py_repr(v.vals[key], depth)) end
     return "<Namespace {" .. concat(parts, ", ") .. "}>"
   end
   if k == "loop" then return sformat("<LoopContext %d/%d>", v.i, v.n) end
@@ -509,14 +517,19 @@ end
 
 local py_eq
 
-local function same_kind_eq(a, b)
+-- depth: how many containers enclose a and b (nil at the top).
+local function same_kind_eq(a, b, depth)
   local ka, kb = kind(a), kind(b)
   if ka ~= kb then return false end
   if ka == "none" or ka == "undefined" then return true end
+  if ka == "list" or ka == "dict" then
+    depth = (depth or 0) + 1
+    budget.depth(depth, "'==' of containers")
+  end
   if ka == "list" then
     if #a ~= #b then return false end
     for i = 1, #a do
-      if not py_eq(norm(a[i]), norm(b[i])) then return false end
+      if not py_eq(norm(a[i]), norm(b[i]), depth) then return false end
     end
     return true
   end
@@ -524,20 +537,20 @@ local function same_kind_eq(a, b)
     if dict_count(a) ~= dict_count(b) then return false end
     for key, va in pairs(a) do
       local vb = b[key]
-      if vb == nil or not py_eq(norm(va), norm(vb)) then return false end
+      if vb == nil or not py_eq(norm(va), norm(vb), depth) then return false end
     end
     return true
   end
   return false
 end
 
-function py_eq(a, b)
+function py_eq(a, b, depth)
   if a == b then return true end
   local ta, tb = type(a), type(b)
   if ta == "boolean" and tb == "number" then return (a and 1 or 0) == b end
   if ta == "number" and tb == "boolean" then return a == (b and 1 or 0) end
   if ta == "table" or ta == "userdata" then
-    if tb == "table" or tb == "userdata" then return same_kind_eq(a, b) end
+    if tb == "table" or tb == "userdata" then return same_kind_eq(a, b, depth) end
   end
   return false
 end
@@ -570,12 +583,16 @@ local function py_add(a, b)
   local x, y = numval(a), numval(b)
   if x and y then return x + y end
   local ta, tb = type(a), type(b)
-  if ta == "string" and tb == "string" then return a .. b end
+  if ta == "string" and tb == "string" then
+    budget.string(#a + #b, "'+' result")
+    return a .. b
+  end
   check_defined(a, b)
   if ta == "string" then
     fail(sformat('can only concatenate str (not "%s") to str', pytype(b)))
   end
   if kind(a) == "list" and kind(b) == "list" then
+    budget.items(#a + #b, "'+' result")
     local out = {}
     for i = 1, #a do out[i] = a[i] end
     for i = 1, #b do out[#out + 1] = b[i] end
@@ -586,7 +603,13 @@ end
 
 local function repeat_seq(s, n)
   if not is_int(n) then fail("can't multiply sequence by non-int of type 'float'") end
-  if type(s) == "string" then return n > 0 and srep(s, n) or "" end
+  if type(s) == "string" then
+    if n <= 0 or s == "" then return "" end
+    budget.string(#s * n, "'*' result")
+    return srep(s, n)
+  end
+  if n <= 0 or #s == 0 then return list({}) end
+  budget.items(#s * n, "'*' result")
   local out = {}
   for _ = 1, n do
     for i = 1, #s do out[#out + 1] = s[i] end
