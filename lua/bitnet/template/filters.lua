@@ -73,6 +73,19 @@ local function sort_key(case_sensitive, attribute)
   end
 end
 
+-- The items of dec ({ k = key, v = item, i = position }) as a list sorted by
+-- key, stably (equal keys keep their order; reverse keeps it too, as Python).
+local function sorted_values(dec, reverse)
+  tsort(dec, function(x, y)
+    if py_lt(x.k, y.k, "<") then return not reverse end
+    if py_lt(y.k, x.k, "<") then return reverse end
+    return x.i < y.i
+  end)
+  local out = {}
+  for i = 1, #dec do out[i] = dec[i].v end
+  return list(out)
+end
+
 local function int_of_string(s, base)
   s = sgsub(py_strip(s), "([0-9A-Za-z])_([0-9A-Za-z])", "%1%2")
   if base == 10 then
@@ -240,14 +253,7 @@ FILTERS.sort = function(v, a, kw)
   local reverse = truthy(arg(a, kw, 1, "reverse"))
   local dec = {}
   for i = 1, n do dec[i] = { k = key(norm(items[i])), v = norm(items[i]), i = i } end
-  tsort(dec, function(x, y)
-    if py_lt(x.k, y.k, "<") then return not reverse end
-    if py_lt(y.k, x.k, "<") then return reverse end
-    return x.i < y.i
-  end)
-  local out = {}
-  for i = 1, n do out[i] = dec[i].v end
-  return list(out)
+  return sorted_values(dec, reverse)
 end
 FILTERS.unique = function(v, a, kw)
   local items, n = iter_items(v)
@@ -307,14 +313,7 @@ FILTERS.dictsort = function(v, a, kw)
   local pairs_ = dict_pairs(v)
   local dec = {}
   for i = 1, #pairs_ do dec[i] = { k = key(pairs_[i][pos]), v = pairs_[i], i = i } end
-  tsort(dec, function(x, y)
-    if py_lt(x.k, y.k, "<") then return not reverse end
-    if py_lt(y.k, x.k, "<") then return reverse end
-    return x.i < y.i
-  end)
-  local out = {}
-  for i = 1, #dec do out[i] = dec[i].v end
-  return list(out)
+  return sorted_values(dec, reverse)
 end
 FILTERS.indent = function(v, a, kw)
   local s = to_str(v)

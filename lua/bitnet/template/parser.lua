@@ -356,34 +356,30 @@ function parse_primary(P)
   syntax_error(t.line, sformat("unexpected '%s'", describe(t)))
 end
 
+-- After unary '-' or '+' (op): the operand, negated for '-'.
+local function parse_sign(P, op)
+  P:enter()
+  local operand = parse_unary(P, false)
+  P:leave()
+  local negate = op == "-"
+  return function(f)
+    local v = operand(f)
+    local x = numval(v)
+    if not x then
+      if is_undef(v) then undef_fail(v) end
+      fail(sformat("bad operand type for unary %s: '%s'", op, pytype(v)))
+    end
+    if negate then return -x end
+    return x
+  end
+end
+
 function parse_unary(P, with_filter)
   local node
   if P:accept("op", "-") then
-    P:enter()
-    local operand = parse_unary(P, false)
-    P:leave()
-    node = function(f)
-      local v = operand(f)
-      local x = numval(v)
-      if not x then
-        if is_undef(v) then undef_fail(v) end
-        fail(sformat("bad operand type for unary -: '%s'", pytype(v)))
-      end
-      return -x
-    end
+    node = parse_sign(P, "-")
   elseif P:accept("op", "+") then
-    P:enter()
-    local operand = parse_unary(P, false)
-    P:leave()
-    node = function(f)
-      local v = operand(f)
-      local x = numval(v)
-      if not x then
-        if is_undef(v) then undef_fail(v) end
-        fail(sformat("bad operand type for unary +: '%s'", pytype(v)))
-      end
-      return x
-    end
+    node = parse_sign(P, "+")
   else
     node = parse_primary(P)
   end
