@@ -24,6 +24,10 @@ local function render_err(src, ctx)
   return err_of(function() return T.render(src, ctx) end)
 end
 
+local function render_err_opts(src, opts, ctx)
+  return err_of(function() return T.render(src, ctx, opts) end)
+end
+
 describe("template fixtures (Jinja2-rendered)", function()
   local f = assert(io.open(SHARED .. "/fixtures/templates.json", "rb"))
   local cases = assert(json.decode(f:read("*a"), 1, T.none))
@@ -535,5 +539,216 @@ describe("built-in templates", function()
     local e = err_of(function() T.named("nope") end)
     assert.matches("unknown template 'nope'", e, 1, true)
     assert.matches("bitnet, chatml, falcon3, llama3", e, 1, true)
+  end)
+end)
+
+describe("budgets for hostile templates", function()
+  -- Each bound's error names the quantity, the bound and the option; none
+  -- is a raw Lua error naming one of our files.
+  local function over(e, what, name, bound, unit)
+    assert.is_not_nil(e, "the template rendered")
+    assert.matches("^bitnet%.template: ", e)
+    assert.matches(what, e, 1, true)
+    assert.matches(": over " .. name .. " = " .. bound .. " " .. unit
+      .. " (raise the bound with the " .. name .. " option)", e, 1, true)
+    assert.is_nil(e:find("%.lua:%d"), "a raw Lua error: " .. e)
+  end
+  -- CPU seconds fn takes (the unbounded engine took 18 s and 98 s below).
+  local function cpu(fn)
+    local t0 = os.clock()
+    fn()
+    return os.clock() - t0
+  end
+
+  it("has documented defaults, as many as Jinja2's sandbox allows for range", function()
+    assert.are.same({ max_output = 16777216, max_string = 16777216, max_iterations = 1000000,
+      max_items = 100000, max_depth = 200 }, T.defaults)
+  end)
+
+  it("renders every fixture template within budgets far below the defaults", function()
+    local f = assert(io.open(SHARED .. "/fixtures/templates.json", "rb"))
+    local cases = assert(json.decode(f:read("*a"), 1, T.none))
+    f:close()
+    local tight = { max_output = 65536, max_string = 65536, max_iterations = 1000, max_items = 1000, max_depth = 40 }
+    for _, case in ipairs(cases) do
+      assert.are.equal(case.expected, T.compile(case.template, tight):render(case.context))
+    end
+  end)
+
+  describe("max_string", function()
+    it("stops a gigabyte string repetition before building it", function()
+      local e
+      assert.is_true(cpu(function() e = render_err("{{ 'a' * 1000000000 }}") end) < 1)
+      over(e, "'*' result of 1000000000 bytes", "max_string", 16777216, "bytes")
+    end)
+
+    it("lets a string of exactly max_string bytes through", function()
+      assert.are.equal(16777216, #r("{{ 'a' * 16777216 }}"))
+    end)
+
+    it("bounds every way of building a string, just under and just over", function()
+      local ten = { max_string = 10 }
+      local cases = {
+        { "'+' result", "{{ 'abcde' + 'fghij' }}", "{{ 'abcde' + 'fghijk' }}" },
+        { "'~' result", "{{ 'abcde' ~ 'fghij' }}", "{{ 'abcde' ~ 'fghij' ~ 1 }}" },
+        { "join result", "{{ ['abcd', 'efgh'] | join('--') }}", "{{ ['abcd', 'efgh'] | join('---') }}" },
+        { "join() result", "{{ '--'.join(['abcd', 'efgh']) }}", "{{ '---'.join(['abcd', 'efgh']) }}" },
+        { "replace() result", "{{ 'aaaaa'.replace('a', 'bb') }}", "{{ 'aaaaab'.replace('a', 'bb') }}" },
+        { "str() of a container", "{{ [1, 2, 3] }}", "{{ [1, 2, 3, 4] }}" },
+        { "tojson result", "{{ [1, 2, 30] | tojson }}", "{{ [1, 2, 300] | tojson }}" },
+        { "{% set %} block output", "{% set b %}abcdefghij{% endset %}", "{% set b %}abcdefghijk{% endset %}" },
+        { "macro 'm' output", "{% macro m() %}abcdefghij{% endmacro %}{{ m() }}", "{% macro m() %}abcdefghijk{% endmacro %}{{ m() }}" },
+      }
+      for _, c in ipairs(cases) do
+        local what, under, hostile = c[1], c[2], c[3]
+        assert.is_string(T.render(under, {}, ten), what)
+        over(render_err_opts(hostile, ten), what, "max_string", 10, "bytes")
+      end
+    end)
+
+    it("splits one long word in linear time (it was built a character at a time)", function()
+      local n
+      assert.is_true(cpu(function() n = r("{{ ('a' * 300000).split() | length }}") end) < 2)
+      assert.are.equal("1", n)
+      assert.are.equal("['ab', 'cd', 'e']", r("{{ ' ab  cd\te '.split() }}"))
+    end)
+
+    it("bounds the widths indent and tojson pad with, and refuses fractional ones", function()
+      over(render_err("{{ 'a' | indent(1000000000) }}"), "indent width of 1000000000 bytes", "max_string", 16777216, "bytes")
+      over(render_err("{{ [1] | tojson(indent=1000000000) }}"), "tojson indent of 1000000000 bytes", "max_string", 16777216, "bytes")
+      assert.matches("can't multiply sequence by non-int of type 'float'", render_err("{{ 'a\nb' | indent(1.5) }}"), 1, true)
+    end)
+  end)
+
+  describe("max_output", function()
+    it("stops output growing past 16 MiB", function()
+      over(render_err("{% set s = 'x' * 10000000 %}{% for i in range(5) %}{{ s }}{% endfor %}"),
+        "rendered output of 20000000 bytes", "max_output", 16777216, "bytes")
+    end)
+
+    it("counts the output, not the strings captured on the way", function()
+      local five = { max_output = 5 }
+      assert.are.equal("abcde", T.render("{% set b %}abcdefgh{% endset %}abc{{ 'de' }}", {}, five))
+      over(render_err_opts("abc{{ 'de' }}{% if true %}f{% endif %}", five),
+        "rendered output of 6 bytes", "max_output", 5, "bytes")
+    end)
+  end)
+
+  describe("max_iterations", function()
+    it("stops two nested range(10000) loops within about a million iterations", function()
+      local e
+      local t = cpu(function()
+        e = render_err("{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}")
+      end)
+      over(e, "1000001 loop iterations in one render", "max_iterations", 1000000, "iterations")
+      assert.is_true(t < 10, "took " .. t .. " s")
+    end)
+
+    it("counts every loop of the render together, and each item an `if` tests", function()
+      local opts = { max_iterations = 110 }
+      -- 10 outer + 10 * 10 inner = 110
+      local nested = "{% for i in range(10) %}{% for j in range(10) %}.{% endfor %}{% endfor %}"
+      assert.are.equal(100, #T.render(nested, {}, opts))
+      over(render_err_opts(nested .. "{% for k in [1] %}{% endfor %}", opts),
+        "111 loop iterations in one render", "max_iterations", 110, "iterations")
+      -- the `if` tests all 111 items though it keeps one
+      over(render_err_opts("{% for k in range(111) if k == 0 %}{{ k }}{% endfor %}", opts),
+        "111 loop iterations in one render", "max_iterations", 110, "iterations")
+    end)
+  end)
+
+  describe("max_items", function()
+    it("caps range() at 100,000 items like Jinja2's sandbox, before building it", function()
+      assert.are.equal("100000", r("{{ range(100000) | length }}"))
+      over(render_err("{{ range(100001) }}"), "range() of 100001 items", "max_items", 100000, "items")
+      local e
+      assert.is_true(cpu(function() e = render_err("{{ range(0, 10 ** 15, 2) }}") end) < 1)
+      over(e, "range() of 500000000000000 items", "max_items", 100000, "items")
+    end)
+
+    it("bounds lists built by * and +", function()
+      local opts = { max_items = 6 }
+      assert.are.equal("[1, 2, 1, 2, 1, 2]", T.render("{{ [1, 2] * 3 }}", {}, opts))
+      over(render_err_opts("{{ [1, 2] * 4 }}", opts), "'*' result of 8 items", "max_items", 6, "items")
+      assert.are.equal("6", T.render("{{ ([1, 2, 3] + [4, 5, 6]) | length }}", {}, opts))
+      over(render_err_opts("{{ [1, 2, 3] + [4, 5, 6, 7] }}", opts), "'+' result of 7 items", "max_items", 6, "items")
+      over(render_err("{{ [0] * 1000000000 }}"), "'*' result of 1000000000 items", "max_items", 100000, "items")
+    end)
+  end)
+
+  describe("max_depth", function()
+    local recurse = "{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{% endif %}.{% endmacro %}{{ f(k) }}"
+
+    it("stops a self-recursive macro with its own error, not a Lua stack overflow", function()
+      local e = render_err("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}")
+      over(e, "macro 'f' calls nested 201 deep", "max_depth", 200, "levels")
+      assert.is_nil(e:find("stack overflow", 1, true))
+    end)
+
+    it("lets macros nest exactly max_depth calls", function()
+      assert.are.equal(200, #r(recurse, { k = 199 }))
+      over(render_err(recurse, { k = 200 }), "macro 'f' calls nested 201 deep", "max_depth", 200, "levels")
+      assert.are.equal(300, #T.render(recurse, { k = 299 }, { max_depth = 300 }))
+    end)
+
+    it("bounds the nesting of the source at compile time", function()
+      local function parens(n) return "{{ " .. ("("):rep(n) .. "1" .. (")"):rep(n) .. " }}" end
+      assert.are.equal("1", r(parens(150)))
+      over(err_of(function() T.compile(parens(300)) end),
+        "blocks, brackets and operators nested 201 deep", "max_depth", 200, "levels")
+      over(err_of(function() T.compile(("{% if true %}"):rep(300) .. ("{% endif %}"):rep(300)) end),
+        "blocks, brackets and operators nested 201 deep", "max_depth", 200, "levels")
+      assert.are.equal("1", T.compile(parens(300), { max_depth = 400 }):render())
+    end)
+
+    it("names a Lua stack overflow as such when the bound is turned off", function()
+      local e = err_of(function() T.compile(("{{ " .. ("("):rep(100000) .. "1" .. (")"):rep(100000) .. " }}"), { max_depth = math.huge }) end)
+      assert.matches("^bitnet%.template: compile: nesting too deep for the Lua stack %(stack overflow%)", e)
+      assert.is_nil(e:find("%.lua:%d"), e)
+    end)
+
+    it("bounds containers nested when printed or compared (a namespace holding itself)", function()
+      over(render_err("{% set ns = namespace() %}{% set ns.x = ns %}{{ ns }}"),
+        "str() of containers nested 201 deep", "max_depth", 200, "levels")
+      over(render_err("{% set ns = namespace(a=[], b=[]) %}{% for i in range(300) %}{% set ns.a = [ns.a] %}"
+        .. "{% set ns.b = [ns.b] %}{% endfor %}{{ ns.a == ns.b }}"), "'==' of containers nested 201 deep", "max_depth", 200, "levels")
+    end)
+  end)
+
+  describe("options", function()
+    it("rejects unknown options, naming them and the known ones", function()
+      local e = err_of(function() T.compile("x", { max_ouput = 5 }) end)
+      assert.matches("bitnet.template: compile: unknown option 'max_ouput' (known: max_depth, max_items, max_iterations, max_output, max_string)", e, 1, true)
+      assert.matches("render: unknown option 'loops'", err_of(function() T.render("x", {}, { loops = 1 }) end), 1, true)
+      assert.matches("render: unknown option 'x'", err_of(function() T.compile("x"):render({}, { x = 1 }) end), 1, true)
+    end)
+
+    it("rejects values that are not positive integers", function()
+      for _, bad in ipairs({ 0, -1, 2.5, "10", true }) do
+        local e = err_of(function() T.compile("x", { max_output = bad }) end)
+        assert.matches("compile: option max_output must be a positive integer (or math.huge), got " .. (type(bad) == "number" and tostring(bad) or type(bad)), e, 1, true)
+      end
+      assert.matches("options must be a table, got string", err_of(function() T.render("x", {}, "big") end), 1, true)
+    end)
+
+    it("takes options on compile for every render, and on render for that render", function()
+      local t = T.compile("{{ 'ab' * 3 }}", { max_string = 5 })
+      over(err_of(function() t:render() end), "'*' result of 6 bytes", "max_string", 5, "bytes")
+      assert.are.equal("ababab", t:render({}, { max_string = 6 }))
+      over(err_of(function() t:render() end), "'*' result of 6 bytes", "max_string", 5, "bytes")
+      assert.are.equal(2 ^ 24 + 2, #T.render("{{ 'ab' * (2 ** 23 + 1) }}", {}, { max_string = math.huge, max_output = math.huge }))
+    end)
+
+    it("keeps one call's options out of later renders of the same (cached) source", function()
+      local src = "{{ 'a' * n }}"
+      assert.are.equal(20000000, #T.render(src, { n = 20000000 }, { max_string = 20000000, max_output = 20000000 }))
+      over(render_err(src, { n = 20000000 }), "'*' result of 20000000 bytes", "max_string", 16777216, "bytes")
+    end)
+
+    it("a nested render keeps its own bounds and gives the outer ones back", function()
+      local ctx = { inner = function() return T.render("{{ 'abc' * 2 }}", {}, { max_string = 100 }) end }
+      assert.are.equal("abcabc", T.render("{{ inner() }}", ctx, { max_string = 6 }))
+      over(render_err_opts("{{ inner() }}{{ 'abc' * 3 }}", { max_string = 6 }, ctx), "'*' result of 9 bytes", "max_string", 6, "bytes")
+    end)
   end)
 end)
