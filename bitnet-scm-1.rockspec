@@ -81,6 +81,7 @@ build = {
       ["bitnet.generate"] = "lua/bitnet/generate.lua",
       ["bitnet"] = "lua/bitnet/init.lua",
       ["bitnet.perplexity"] = "lua/bitnet/perplexity.lua",
+      ["bitnet.pool"] = "lua/bitnet/pool.lua",
       ["bitnet.sampling"] = "lua/bitnet/sampling.lua",
       ["bitnet.template"] = "lua/bitnet/template/init.lua",
       ["bitnet.template.access"] = "lua/bitnet/template/access.lua",

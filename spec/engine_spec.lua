@@ -290,3 +290,57 @@ describe("speculative decoding", function()
     assert.are.equal(winfo.finish_reason, gen.info.finish_reason)
   end)
 end)
+
+describe("session pool", function()
+  local model
+  setup(function() model = assert(bitnet.load()) end)
+
+  local SYSTEM = "And God said, Let there be light: and there was light. And God saw the light, that it was good: "
+    .. "and God divided the light from the darkness. "
+
+  it("gives a request the slot holding the longest prefix of its prompt", function()
+    local pool = model:session_pool({ slots = 2, n_ctx = 512 })
+    local a = SYSTEM .. "And the evening and the morning were the first day."
+    local b = "Blessed are the meek: for they shall inherit the earth."
+    local _, i1 = model:generate(a, { max_tokens = 8, temperature = 0, pool = pool })
+    local _, i2 = model:generate(b, { max_tokens = 8, temperature = 0, pool = pool })
+    assert.are.equal(0, i1.cached_tokens)
+    assert.are.equal(0, i2.cached_tokens)
+    -- a third request sharing SYSTEM with the first goes to the first slot
+    local c = SYSTEM .. "And God called the firmament Heaven."
+    local want = model:generate(c, { max_tokens = 8, temperature = 0 })
+    local got, i3 = model:generate(c, { max_tokens = 8, temperature = 0, pool = pool })
+    assert.are.equal(want, got)
+    local system_tokens = #model:tokenize(SYSTEM)
+    assert.is_true(i3.cached_tokens >= system_tokens - 2, "cached " .. i3.cached_tokens)
+    -- async requests hold their slot until the engine lets go
+    local g1 = model:generate(a, { max_tokens = 30, temperature = 0, pool = pool, async = true })
+    local g2 = model:generate(b, { max_tokens = 30, temperature = 0, pool = pool, async = true })
+    assert_raises(function() model:generate(c, { pool = pool }) end, "all 2 slots are busy")
+    assert.are.equal(2, pool:stats().busy)
+    g1:wait(30); g2:wait(30)
+    assert.is_true(g1.info.cached_tokens > 0 and g2.info.cached_tokens > 0)
+    local stats = pool:stats()
+    assert.are.equal(0, stats.busy)
+    assert.are.equal(5, stats.requests)
+    assert.are.equal(3, stats.hits)
+    pool:close()
+    assert_raises(function() model:generate(c, { pool = pool }) end, "the pool is closed")
+  end)
+
+  it("frees the slot of a generation dropped unfinished", function()
+    local pool = model:session_pool({ slots = 1 })
+    model:stream(SYSTEM, { max_tokens = 50, pool = pool })() -- one piece, then dropped
+    collectgarbage()
+    collectgarbage()
+    assert.is_string((model:generate(SYSTEM, { max_tokens = 3, pool = pool })))
+  end)
+
+  it("checks its options", function()
+    assert_raises(function() model:session_pool({ slot = 2 }) end, "unknown option 'slot'")
+    assert_raises(function() model:session_pool({ slots = 0 }) end, "option 'slots' must be an integer")
+    assert_raises(function() model:generate("x", { pool = {} }) end, "option 'pool' must be a session pool")
+    local pool = model:session_pool({ slots = 1 })
+    assert_raises(function() model:generate("x", { pool = pool, n_ctx = 9 }) end, "cannot be combined")
+  end)
+end)

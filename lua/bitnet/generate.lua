@@ -37,6 +37,7 @@
 local core = require("bitnet.core")
 local sampling = require("bitnet.sampling")
 local template = require("bitnet.template")
+local pool = require("bitnet.pool")
 
 local M = {}
 
@@ -47,7 +48,7 @@ local clock = core.clock
 M.DEFAULT_MAX_TOKENS = 256
 
 local GENERATE_KEYS = { "max_tokens", "stop", "policy", "on_token", "session", "n_ctx", "sampler", "stream",
-  "async", "speculative" }
+  "async", "speculative", "pool" }
 local allowed_generate, allowed_chat = {}, {}
 for _, k in ipairs(GENERATE_KEYS) do allowed_generate[k] = true end
 for _, k in ipairs(sampling.SAMPLER_KEYS) do allowed_generate[k] = true end
@@ -121,18 +122,11 @@ local function prompt_tokens(model, tok, prompt, fname)
   return ids
 end
 
---- M.common_prefix(held, ids) -> how many leading ids equal held's, at
--- most #ids - 1: the prompt's last token is always fed, for its logits.
-function M.common_prefix(held, ids)
-  local n, common = math.min(#held, #ids - 1), 0
-  while common < n and held[common + 1] == ids[common + 1] do common = common + 1 end
-  return common
-end
-
 -- Keeps the longest prefix of ids the session already holds (rewinding the
 -- rest); returns its length. The caller feeds ids after it.
 local function reuse_prefix(sess, ids)
-  local common = M.common_prefix(sess:tokens(), ids)
+  -- at most #ids - 1: the prompt's last token is always fed, for its logits
+  local common = pool.common_prefix(sess:tokens(), ids)
   if common < sess:pos() then sess:rewind(common) end
   return common
 end
@@ -248,6 +242,11 @@ local function start(model, prompt, opts, fname)
   local spec = M.check_speculative(opts.speculative, fname)
   local on_engine = opts.async or spec ~= nil
   local sess, own_session = opts.session, false
+  if opts.pool ~= nil then
+    if getmetatable(opts.pool) ~= pool.Pool then error(("%s: option 'pool' must be a session pool (model:session_pool)"):format(fname), 3) end
+    if sess ~= nil or n_ctx then error(("%s: option 'pool' cannot be combined with 'session' or 'n_ctx'"):format(fname), 3) end
+    if opts.pool.model ~= model then error(("%s: option 'pool' belongs to another model"):format(fname), 3) end
+  end
   if sess ~= nil then
     if not is_a(sess, "bitnet.Session") then error(("%s: option 'session' must be a bitnet.Session"):format(fname), 3) end
     if n_ctx then error(("%s: options 'n_ctx' and 'session' cannot be combined (the session has its size)"):format(fname), 3) end
@@ -260,6 +259,8 @@ local function start(model, prompt, opts, fname)
 
   local tok = model:tokenizer()
   local ids = prompt_tokens(model, tok, prompt, fname)
+  local slot
+  if opts.pool then sess, slot = opts.pool:acquire(ids) end
   if not sess then
     sess = model:session({ n_ctx = n_ctx })
     own_session = true
@@ -287,6 +288,7 @@ local function start(model, prompt, opts, fname)
     gen.job = core.job(sess, smp, ids, cached,
       { max_tokens = max_tokens, n_draft = spec and spec.n_draft or 0, ngram = spec and spec.ngram or 0 })
   end
+  if slot then slot.holder.gen = gen end
   return gen
 end
 
