@@ -49,6 +49,16 @@ void bn_bytes_free(bn_bytes *b) {
 
 /* ---- encoding ---- */
 
+typedef struct {
+    const bn_tokenizer *t;
+    bn_ids *out;
+} bpe_words;
+
+static int merge_word(void *ctx, const uint8_t *word, size_t len) {
+    bpe_words *w = ctx;
+    return bn_tok_bpe_word(w->t, word, len, w->out);
+}
+
 /* Byte-level BPE over one segment free of special tokens. */
 static int encode_bpe(const bn_tokenizer *t, const uint8_t *s, size_t n, bn_ids *out) {
     uint8_t *prefixed = NULL;
@@ -60,12 +70,8 @@ static int encode_bpe(const bn_tokenizer *t, const uint8_t *s, size_t n, bn_ids 
         s = prefixed;
         n++;
     }
-    int ok = 1;
-    for (size_t pos = 0; pos < n && ok;) {
-        size_t end = bn_pretok_word_end(t->pre, s, n, pos);
-        ok = bn_tok_bpe_word(t, s + pos, end - pos, out);
-        pos = end;
-    }
+    bpe_words w = {t, out};
+    int ok = bn_pretok_split(t->pre, s, n, merge_word, &w);
     free(prefixed);
     return ok;
 }

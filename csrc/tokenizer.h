@@ -1,6 +1,7 @@
 /* tokenizer.h: the model's tokenizer: LLaMA SentencePiece BPE ("spm": `▁`
- * for spaces, byte fallback `<0xNN>`) and byte-level BPE ("bpe": GPT-2 and
- * LLaMA-3 pre-tokenizers, tiktoken-style vocabularies), loaded from GGUF
+ * for spaces, byte fallback `<0xNN>`) and byte-level BPE ("bpe": the
+ * pre-tokenizers of LLaMA-3, GPT-2, Qwen2, GPT-4o, Tekken, StarCoder,
+ * Falcon and DeepSeek, see tok_pretok.c; tiktoken-style vocabularies), loaded from GGUF
  * metadata or a Hugging Face tokenizer.json, exact to the reference
  * tokenizers (llama.cpp's test vectors, made with Hugging Face tokenizers).
  *

@@ -1,7 +1,8 @@
 -- Tokenizers against references we did not write:
 --  * llama.cpp's test vectors (../shared/tokenizer-tests, ids made by the
---    Hugging Face tokenizers) for the LLaMA-3 tokenizer.json, the LLaMA-3
---    vocabulary-only GGUF and the LLaMA SentencePiece GGUF;
+--    Hugging Face tokenizers) for the LLaMA-3 tokenizer.json, and every
+--    vocabulary-only GGUF there (LLaMA-3, LLaMA and Phi-3 SentencePiece,
+--    DeepSeek Coder and LLM, MPT, Refact, StarCoder);
 --  * random hard strings (spec/data/*-fuzz, by tools/gen_tokenizer_vectors.py:
 --    Python's `regex` module and the trainer's own Python BPE) for the
 --    LLaMA-3 and GPT-2 pre-tokenizers over every Unicode class they use;
@@ -134,6 +135,13 @@ describe("tokenizer test vectors (llama.cpp, Hugging Face ids)", function()
     { "LLaMA-3 directory", TESTS .. "llama3", "ggml-vocab-llama-bpe.gguf" },
     { "LLaMA-3 GGUF", LLAMA3_GGUF, "ggml-vocab-llama3-bpe.gguf" },
     { "LLaMA SentencePiece GGUF", SPM_GGUF, "ggml-vocab-llama-spm.gguf" },
+    { "Phi-3 GGUF (SentencePiece)", TESTS .. "ggml-vocab-phi-3.gguf", "ggml-vocab-phi-3.gguf" },
+    -- byte-level BPE with their own pre-tokenizers (tokenizer.ggml.pre)
+    { "DeepSeek Coder GGUF", TESTS .. "ggml-vocab-deepseek-coder.gguf", "ggml-vocab-deepseek-coder.gguf" },
+    { "DeepSeek LLM GGUF", TESTS .. "ggml-vocab-deepseek-llm.gguf", "ggml-vocab-deepseek-llm.gguf" },
+    { "MPT GGUF (GPT-2 regex, space-run added tokens)", TESTS .. "ggml-vocab-mpt.gguf", "ggml-vocab-mpt.gguf" },
+    { "Refact GGUF (digits alone, then GPT-2)", TESTS .. "ggml-vocab-refact.gguf", "ggml-vocab-refact.gguf" },
+    { "StarCoder GGUF (digits alone, then GPT-2)", TESTS .. "ggml-vocab-starcoder.gguf", "ggml-vocab-starcoder.gguf" },
   }
   for _, c in ipairs(cases) do
     it(c[1] .. ": 46 of 46 strings", function()
