@@ -122,7 +122,6 @@ int bn_tok_spm_text(const bn_tokenizer *t, const uint8_t *text, size_t len, bn_i
 /* Pre-tokenizing (tok_pretok.c): calls emit with each word of s[0..n), in
  * order, by the given pre-tokenizer's rules (BN_PRE_NONE: the whole text is
  * one word). Returns 1, or 0 as soon as emit does. */
-typedef int (*bn_word_fn)(void *ctx, const uint8_t *word, size_t len);
 int bn_pretok_split(bn_pretok pre, const uint8_t *s, size_t n, bn_word_fn emit, void *ctx);
 
 /* Appends to a growable array; 0 when out of memory. */

@@ -76,6 +76,10 @@ static int encode_bpe(const bn_tokenizer *t, const uint8_t *s, size_t n, bn_ids 
     return ok;
 }
 
+int bn_tokenizer_pretokenize(const bn_tokenizer *t, const char *text, size_t len, bn_word_fn word, void *ctx) {
+    return bn_pretok_split(t->pre, (const uint8_t *)text, len, word, ctx);
+}
+
 /* Merges each word (a "▁" and what follows up to the next one) apart. */
 static int spm_words(const bn_tokenizer *t, const uint8_t *s, size_t n, bn_ids *out) {
     size_t start = 0;
