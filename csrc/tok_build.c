@@ -340,6 +340,7 @@ void bn_tokenizer_free(bn_tokenizer *t) {
     free(t->text_index);
     free(t->merges);
     free(t->specials);
+    free(t->added_flags);
     free(t->eog);
     free(t);
 }

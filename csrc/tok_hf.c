@@ -419,7 +419,18 @@ static bn_tokenizer *build(const cJSON *j, const cJSON *cfg, bn_err *err) {
             goto fail;
         }
         if (t->type[id] == BN_TT_UNUSED && !bn_tok_set_text(t, id, content, len, err)) goto fail;
-        t->type[id] = bool_field(e, "special", 0) ? BN_TT_CONTROL : BN_TT_USER_DEFINED;
+        int special = bool_field(e, "special", 0);
+        t->type[id] = special ? BN_TT_CONTROL : BN_TT_USER_DEFINED;
+        /* Hugging Face's defaults: not stripped, any word, normalized unless special */
+        uint8_t flags = (uint8_t)((bool_field(e, "lstrip", 0) ? BN_ADDED_LSTRIP : 0) |
+                                  (bool_field(e, "rstrip", 0) ? BN_ADDED_RSTRIP : 0) |
+                                  (bool_field(e, "single_word", 0) ? BN_ADDED_SINGLE_WORD : 0) |
+                                  (bool_field(e, "normalized", !special) ? BN_ADDED_NORMALIZED : 0));
+        if (flags && !t->added_flags && !(t->added_flags = calloc((size_t)t->n_vocab, 1))) {
+            bn_errf(err, "out of memory");
+            goto fail;
+        }
+        if (t->added_flags) t->added_flags[id] = flags;
     }
     if (!bn_tok_index_texts(t, err)) goto fail;
     if (kind == BN_TOKENIZER_SPM) {

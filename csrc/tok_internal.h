@@ -18,6 +18,14 @@ enum {
     BN_TT_USER_DEFINED = 4, BN_TT_UNUSED = 5, BN_TT_BYTE = 6
 };
 
+/* How an added token is matched in text (tokenizer.json's flags). */
+enum {
+    BN_ADDED_LSTRIP = 1,      /* takes the whitespace before it */
+    BN_ADDED_RSTRIP = 2,      /* takes the whitespace after it */
+    BN_ADDED_SINGLE_WORD = 4, /* only where no word character touches it */
+    BN_ADDED_NORMALIZED = 8   /* matched in the second pass, in what the first left */
+};
+
 /* Pre-tokenizers: how byte-level BPE splits text into words before merging
  * (tok_pretok.c says what each does). */
 typedef enum {
@@ -70,6 +78,7 @@ struct bn_tokenizer {
     int32_t n_merges;
 
     int32_t *specials;    /* ids matched in text (control and user-defined), longest first */
+    uint8_t *added_flags; /* per id, tokenizer.json's added-token flags (BN_ADDED_*); NULL: none set */
     int32_t n_specials;
     uint8_t special_first_byte[256]; /* 1 when some special text starts with that byte */
 

@@ -438,6 +438,64 @@ describe("pre-tokenizers of every type", function()
   end)
 end)
 
+describe("added tokens' flags in tokenizer.json (as Hugging Face matches them)", function()
+  -- The expected ids follow the Rust tokenizers' AddedVocabulary
+  -- (find_matches, extract_and_normalize): non-normalized tokens first, then
+  -- normalized ones in the rest; single_word against \w on either side;
+  -- lstrip / rstrip take \s* beside the token. (The JS port, used elsewhere
+  -- to check vectors, ignores single_word and makes one pass: "x<W>" and
+  -- "abc" come out differently there.)
+  -- The vocabulary: the 256 byte tokens (id = byte, no merges: every byte of
+  -- plain text is its own id) and added tokens with each flag.
+  local tok
+  setup(function()
+    local path = os.tmpname()
+    local added = {
+      '{"id": 256, "content": "<L>", "lstrip": true, "normalized": false}',
+      '{"id": 257, "content": "<R>", "rstrip": true, "normalized": false}',
+      '{"id": 258, "content": "<W>", "single_word": true, "normalized": false}',
+      '{"id": 259, "content": "bc", "normalized": false}',
+      '{"id": 260, "content": "ab", "normalized": true}',
+      '{"id": 261, "content": "<s>", "special": true, "lstrip": true, "rstrip": true}',
+      '{"id": 262, "content": "<N>"}', -- Hugging Face's defaults: normalized, no stripping
+    }
+    write(path, '{"added_tokens": [' .. table.concat(added, ", ") .. '], "pre_tokenizer": {"type": "ByteLevel"}, '
+      .. '"model": {"type": "BPE", "vocab": {' .. byte_vocab_json() .. '}, "merges": []}}')
+    tok = assert(core.tokenizer(path))
+    os.remove(path)
+  end)
+  local function bytes(s) return { s:byte(1, -1) } end
+
+  it("lstrip takes the whitespace before the token, rstrip the whitespace after", function()
+    assert.are.same({ 97, 256, 98 }, tok:encode("a \t <L>b"))
+    assert.are.same({ 97, 257, 98 }, tok:encode("a<R> \n b"))
+    assert.are.same({ 97, 32, 32, 257, 98 }, tok:encode("a  <R>b"))   -- rstrip leaves the left alone
+    assert.are.same({ 256, 32, 98 }, tok:encode("  <L> b"))           -- and lstrip the right
+    assert.are.same({ 257, 256 }, tok:encode("<R>  <L>"))             -- the space is taken once
+    assert.are.same({ 32, 262, 32 }, tok:encode(" <N> "))              -- no flags: the spaces stay
+  end)
+
+  it("a single_word token is a token only where no word character touches it", function()
+    assert.are.same({ 258 }, tok:encode("<W>"))
+    assert.are.same({ 32, 258, 46 }, tok:encode(" <W>."))
+    assert.are.same(bytes("x<W>"), tok:encode("x<W>"))
+    assert.are.same(bytes("<W>_"), tok:encode("<W>_"))
+    assert.are.same(bytes("<W>\xC3\xA9"), tok:encode("<W>\xC3\xA9")) -- é is a letter
+    assert.are.same(bytes("1<W>"), tok:encode("1<W>"))
+  end)
+
+  it("tokens that are not normalized are found first, the normalized ones in what is left", function()
+    -- one leftmost pass would take "ab" then "c"; Hugging Face takes "bc" first
+    assert.are.same({ 97, 259 }, tok:encode("abc"))
+    assert.are.same({ 260, 100 }, tok:encode("abd"))
+  end)
+
+  it("a special token's flags apply when special texts are parsed", function()
+    assert.are.same({ 97, 261, 98 }, tok:encode("a <s> b", { special = true }))
+    assert.are.same(bytes("a <s> b"), tok:encode("a <s> b"))
+  end)
+end)
+
 -- A Hugging Face tokenizer.json in the layout transformers' converter gives
 -- sentencepiece models (LLaMA-2, 1bitLLM), made from the SentencePiece GGUF:
 -- merges are every split of a piece into two pieces, ordered by the piece's
