@@ -201,6 +201,7 @@ local function utf8_char(cp)
     0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
 end
 
+-- s as a JSON string.
 local function json_str(s)
   return '"' .. s:gsub('[%c"\\]', function(c)
     if c == '"' then return '\\"' elseif c == "\\" then return "\\\\" end
@@ -502,18 +503,12 @@ end)
 -- score. `layout` picks the legacy normalizers or the Metaspace pre-tokenizer.
 local function spm_json(layout)
   local spm = load(SPM_GGUF)
-  local function jstr(s)
-    return '"' .. s:gsub('[%c"\\]', function(c)
-      if c == '"' then return '\\"' elseif c == "\\" then return "\\\\" end
-      return ("\\u%04x"):format(c:byte())
-    end) .. '"'
-  end
   local vocab, merges, added = {}, {}, {}
   for id = 0, spm:n_vocab() - 1 do
     local text = spm:text(id)
-    vocab[#vocab + 1] = jstr(text) .. ": " .. id
+    vocab[#vocab + 1] = json_str(text) .. ": " .. id
     if spm:is_control(id) or id == 0 then
-      added[#added + 1] = ('{"id": %d, "content": %s, "special": true}'):format(id, jstr(text))
+      added[#added + 1] = ('{"id": %d, "content": %s, "special": true}'):format(id, json_str(text))
     elseif not text:match("^<0x%x%x>$") then
       for k = 2, #text do
         local b = text:byte(k)
@@ -529,7 +524,7 @@ local function spm_json(layout)
     if a[2] ~= b[2] then return a[2] < b[2] end
     return a[3] < b[3]
   end)
-  for i, m in ipairs(merges) do merges[i] = jstr(m[4]) end
+  for i, m in ipairs(merges) do merges[i] = json_str(m[4]) end
   local split
   if layout == "normalizers" then
     split = '"normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "\\u2581"}, '
@@ -794,18 +789,9 @@ describe("loading bad tokenizers", function()
   end
 
   it("loads a minimal byte-level vocabulary (256 bytes, no merges, no specials)", function()
-    local vocab, next_cp = {}, 256
-    for b = 0, 255 do -- GPT-2's byte-level alphabet
-      local printable = (b >= 0x21 and b <= 0x7E) or (b >= 0xA1 and b <= 0xAC) or b >= 0xAE
-      local cp = printable and b or next_cp
-      if not printable then next_cp = next_cp + 1 end
-      local ch = cp < 0x80 and string.char(cp) or string.char(0xC0 + math.floor(cp / 64), 0x80 + cp % 64)
-      if ch == '"' or ch == "\\" then ch = "\\" .. ch end
-      vocab[#vocab + 1] = ('"%s": %d'):format(ch, b)
-    end
     local path = dir .. "/bytes.json"
     write(path, '{"pre_tokenizer": {"type": "ByteLevel"}, "model": {"type": "BPE", "vocab": {'
-      .. table.concat(vocab, ", ") .. '}, "merges": []}}')
+      .. byte_vocab_json() .. '}, "merges": []}}')
     local tok = assert(core.tokenizer(path))
     assert.are.same({ 104, 105, 32, 0, 255 }, tok:encode("hi \0\255"))
     assert.are.equal("hi \0\255", tok:decode({ 104, 105, 32, 0, 255 }))
