@@ -188,6 +188,28 @@ static int l_encode(lua_State *L) { return encode_at(L, check_tokenizer(L, 1), "
 static int l_decode(lua_State *L) { return decode_at(L, check_tokenizer(L, 1), "tok:decode"); }
 
 /* tok:piece(id) -> the bytes of token id (control tokens: their text). */
+typedef struct {
+    lua_State *L;
+    int n;
+} word_list;
+
+static int push_word(void *ctx, const uint8_t *word, size_t len) {
+    word_list *w = ctx;
+    lua_pushlstring(w->L, (const char *)word, len);
+    lua_rawseti(w->L, -2, ++w->n);
+    return 1;
+}
+
+static int l_pretokenize(lua_State *L) {
+    const bn_tokenizer *t = check_tokenizer(L, 1);
+    size_t len;
+    const char *text = luaL_checklstring(L, 2, &len);
+    lua_newtable(L);
+    word_list w = {L, 0};
+    bn_tokenizer_pretokenize(t, text, len, push_word, &w);
+    return 1;
+}
+
 static int l_piece(lua_State *L) {
     const bn_tokenizer *t = check_tokenizer(L, 1);
     size_t len;
@@ -371,7 +393,7 @@ static int l_model_detokenize(lua_State *L) {
 }
 
 static const luaL_Reg tokenizer_methods[] = {
-    {"encode", l_encode}, {"decode", l_decode}, {"piece", l_piece}, {"text", l_text}, {"id", l_id}, {"score", l_score},
+    {"encode", l_encode}, {"decode", l_decode}, {"pretokenize", l_pretokenize}, {"piece", l_piece}, {"text", l_text}, {"id", l_id}, {"score", l_score},
     {"n_vocab", l_n_vocab}, {"bos", l_bos}, {"eos", l_eos}, {"eot", l_eot}, {"add_bos", l_add_bos},
     {"is_eog", l_is_eog}, {"is_control", l_is_control}, {"type", l_type}, {"decoder", l_decoder}, {NULL, NULL}};
 

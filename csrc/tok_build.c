@@ -318,7 +318,10 @@ int bn_tok_finish(bn_tokenizer *t, const char *what, bn_err *err) {
         }
     }
     if (!collect_eog(t)) return bn_errf(err, "out of memory");
-    for (int b = 0; b < 256 && t->kind == BN_TOKENIZER_BPE; b++)
+    /* every ASCII byte must be a token; bytes above may be missing (GPT-NeoX's
+     * and StarCoder's vocabularies lack 0xC0, 0xC1, 0xF5-0xFF, some 0xF1),
+     * and are then left out when encoding */
+    for (int b = 0; b < 128 && t->kind == BN_TOKENIZER_BPE; b++)
         if (t->byte_token[b] < 0)
             return bn_errf(err, "%s: the byte-level vocabulary has no token for byte 0x%02X", what, b);
     return 1;
@@ -337,6 +340,7 @@ void bn_tokenizer_free(bn_tokenizer *t) {
     free(t->text_index);
     free(t->merges);
     free(t->specials);
+    free(t->added_flags);
     free(t->eog);
     free(t);
 }

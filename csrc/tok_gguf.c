@@ -7,18 +7,28 @@
 #include "mapfile.h"
 #include "tok_internal.h"
 
-/* Pre-tokenizer names (tokenizer.ggml.pre) whose regex we implement: the
- * names llama.cpp gives LLaMA-3's (BitNet 2B-4T, Falcon3, Falcon-E), and
- * GPT-2's. "default" (also what a file without the key means) is taken as
- * GPT-2's regex, which is what our converter means by it; llama.cpp's own
- * "default" is a legacy chain of regexes we do not reproduce. */
+/* Pre-tokenizer names (tokenizer.ggml.pre) as llama.cpp's converters write
+ * them, each for the pre-tokenizer of the models' tokenizer.json (see
+ * tok_pretok.c). "default" (also what a file without the key means) is
+ * taken as GPT-2's regex, which is what our converter means by it;
+ * llama.cpp's own "default" is a legacy chain of regexes we do not
+ * reproduce. */
+static const struct {
+    const char *name;
+    bn_pretok pre;
+} pretok_names[] = {
+    {"llama3", BN_PRE_LLAMA3}, {"llama-v3", BN_PRE_LLAMA3}, {"llama-bpe", BN_PRE_LLAMA3},
+    {"falcon3", BN_PRE_LLAMA3}, {"falcon_e", BN_PRE_LLAMA3}, {"falcon-h1", BN_PRE_LLAMA3},
+    {"gpt2", BN_PRE_GPT2}, {"gpt-2", BN_PRE_GPT2}, {"default", BN_PRE_GPT2}, {"mpt", BN_PRE_GPT2},
+    {"qwen2", BN_PRE_QWEN2}, {"gpt-4o", BN_PRE_GPT4O}, {"tekken", BN_PRE_TEKKEN},
+    {"starcoder", BN_PRE_STARCODER}, {"refact", BN_PRE_STARCODER}, {"smollm", BN_PRE_STARCODER},
+    {"command-r", BN_PRE_STARCODER}, {"falcon", BN_PRE_FALCON}, {"deepseek-coder", BN_PRE_DEEPSEEK_CODER},
+    {"deepseek-llm", BN_PRE_DEEPSEEK_LLM},
+};
+
 static int pretok_from_name(bn_str name, bn_pretok *pre) {
-    static const char *const llama3[] = {"llama3", "llama-v3", "llama-bpe", "falcon3", "falcon_e", "falcon-h1", NULL};
-    static const char *const gpt2[] = {"gpt2", "gpt-2", "default", NULL};
-    for (int i = 0; llama3[i]; i++)
-        if (bn_str_eq(name, llama3[i])) return *pre = BN_PRE_LLAMA3, 1;
-    for (int i = 0; gpt2[i]; i++)
-        if (bn_str_eq(name, gpt2[i])) return *pre = BN_PRE_GPT2, 1;
+    for (size_t i = 0; i < sizeof pretok_names / sizeof pretok_names[0]; i++)
+        if (bn_str_eq(name, pretok_names[i].name)) return *pre = pretok_names[i].pre, 1;
     return 0;
 }
 
@@ -81,7 +91,9 @@ static bn_tokenizer *build(const bn_gguf *g, bn_err *err) {
         if (bn_gguf_get_str(g, "tokenizer.ggml.pre", &name) < 0)
             return bn_errf(err, "metadata 'tokenizer.ggml.pre' is not a string"), NULL;
         if (!pretok_from_name(name, &pre))
-            return bn_errf(err, "pre-tokenizer '%.*s' is not supported (llama-bpe, llama3, falcon3, falcon_e, gpt-2, default)",
+            return bn_errf(err,
+                           "pre-tokenizer '%.*s' is not supported (llama-bpe, llama3, falcon3, qwen2, gpt-4o, tekken, "
+                           "gpt-2, mpt, starcoder, refact, smollm, command-r, falcon, deepseek-coder, deepseek-llm)",
                            (int)(name.len > 40 ? 40 : name.len), name.ptr),
                    NULL;
     }
@@ -137,10 +149,11 @@ static bn_tokenizer *build(const bn_gguf *g, bn_err *err) {
     }
     if (!bn_tok_index_texts(t, err)) goto fail;
     if (kind == BN_TOKENIZER_BPE && !read_merges(g, t, err)) goto fail;
-    /* llama.cpp's defaults: BOS for SentencePiece and for LLaMA-3's BPE */
-    t->add_bos = kind == BN_TOKENIZER_SPM || pre == BN_PRE_LLAMA3;
+    /* llama.cpp's defaults: BOS for SentencePiece and for LLaMA-3's and Tekken's BPE */
+    t->add_bos = kind == BN_TOKENIZER_SPM || pre == BN_PRE_LLAMA3 || pre == BN_PRE_TEKKEN;
     t->add_space_prefix = kind == BN_TOKENIZER_SPM;
-    t->ignore_merges = pre == BN_PRE_LLAMA3;
+    /* as llama.cpp: a word that is a token is taken whole (tiktoken's rule) */
+    t->ignore_merges = pre == BN_PRE_LLAMA3 || pre == BN_PRE_TEKKEN;
     if (!get_id(g, t, "tokenizer.ggml.bos_token_id", &t->bos, err) ||
         !get_id(g, t, "tokenizer.ggml.eos_token_id", &t->eos, err) ||
         !get_id(g, t, "tokenizer.ggml.eot_token_id", &t->eot, err) ||

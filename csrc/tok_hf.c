@@ -1,14 +1,20 @@
 /* tok_hf.c: a tokenizer from a Hugging Face tokenizer.json (model "BPE"),
  * with tokenizer_config.json for BOS/EOS settings.
  *
- * Supported shapes, which cover the BitNet families:
- *  - byte-level BPE: pre_tokenizer ByteLevel (GPT-2 regex), or a Sequence of
- *    Split(LLaMA-3 or GPT-2 regex) and ByteLevel(use_regex = false);
+ * Supported shapes, which cover the BitNet families and the models whose
+ * pre-tokenizers tok_pretok.c implements:
+ *  - byte-level BPE: pre_tokenizer ByteLevel (GPT-2 regex), a Split with one
+ *    of the known regexes (LLaMA-3, GPT-2, Qwen2, GPT-4o, Tekken) and
+ *    ByteLevel(use_regex = false), or one of the known Sequences
+ *    (StarCoder's Digits + ByteLevel, Falcon's, DeepSeek's); the steps must
+ *    be exactly those of a known pre-tokenizer;
  *  - SentencePiece-converted BPE (LLaMA-2 style): `▁` for spaces through a
  *    Metaspace pre-tokenizer or Prepend/Replace normalizers, byte_fallback.
  *    Merges are applied by the score of the token they make (the score is
  *    minus the rank of the first merge making it), which is sentencepiece's
- *    own order. */
+ *    own order.
+ * Added tokens keep their lstrip / rstrip / single_word / normalized flags,
+ * which encoding honours as Hugging Face does. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +25,42 @@
 #define LLAMA3_REGEX                                                                                        \
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|" \
     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+#define QWEN2_REGEX                                                                                     \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|" \
+    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 #define GPT2_REGEX "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
+#define CASED_UPPER "[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]"
+#define CASED_LOWER "[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]"
+#define CONTRACTION "(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+#define NOT_LN "[^\\r\\n\\p{L}\\p{N}]?"
+#define CASED_TAIL "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+#define GPT4O_REGEX                                                                                       \
+    NOT_LN CASED_UPPER "*" CASED_LOWER "+" CONTRACTION "|" NOT_LN CASED_UPPER "+" CASED_LOWER "*" CONTRACTION \
+    "|\\p{N}{1,3}" CASED_TAIL
+#define TEKKEN_REGEX \
+    NOT_LN CASED_UPPER "*" CASED_LOWER "+|" NOT_LN CASED_UPPER "+" CASED_LOWER "*|\\p{N}" CASED_TAIL
+#define DEEPSEEK_CJK_REGEX "[\xE4\xB8\x80-\xE9\xBE\xA5\xE0\xA0\x80-\xE4\xB8\x80\xEA\xB0\x80-\xED\x9F\xBF]+"
+#define DEEPSEEK_LLM_SYMBOLS_REGEX "\\s?[!-/:-~\xEF\xBC\x81-\xEF\xBC\x8F\xEF\xBC\x9A-\xEF\xBD\x9E\xE2\x80\x98-\xE2\x80\x9F\xE3\x80\x80-\xE3\x80\x82]+"
+/* DeepSeek LLM's letters, as its tokenizer.json spells the class */
+#define DEEPSEEK_LLM_LETTERS_REGEX \
+    "\\s?[A-Za-z\xC2\xB5\xC3\x80-\xC3\x96\xC3\x98-\xC3\xB6\xC3\xB8-\xC6\xBA\xC6\xBC-\xC6\xBF\xC7\x84-\xCA" \
+    "\x93\xCA\x95-\xCA\xAF\xCD\xB0-\xCD\xB3\xCD\xB6\xCD\xB7\xCD\xBB-\xCD\xBD\xCD\xBF\xCE\x86\xCE\x88-\xCE" \
+    "\x8A\xCE\x8C\xCE\x8E-\xCE\xA1\xCE\xA3-\xCF\xB5\xCF\xB7-\xD2\x81\xD2\x8A-\xD4\xAF\xD4\xB1-\xD5\x96" \
+    "\xE1\x82\xA0-\xE1\x83\x85\xE1\x8E\xA0-\xE1\x8F\xB5\xE1\x8F\xB8-\xE1\x8F\xBD\xE1\xB2\x90-\xE1\xB2\xBA" \
+    "\xE1\xB2\xBD-\xE1\xB2\xBF\xE1\xB4\x80-\xE1\xB4\xAB\xE1\xB5\xAB-\xE1\xB5\xB7\xE1\xB5\xB9-\xE1\xB6\x9A" \
+    "\xE1\xB8\x80-\xE1\xBC\x95\xE1\xBC\x98-\xE1\xBC\x9D\xE1\xBC\xA0-\xE1\xBD\x85\xE1\xBD\x88-\xE1\xBD\x8D" \
+    "\xE1\xBD\x90-\xE1\xBD\x97\xE1\xBD\x99\xE1\xBD\x9B\xE1\xBD\x9D\xE1\xBD\x9F-\xE1\xBD\xBD\xE1\xBE\x80" \
+    "-\xE1\xBE\xB4\xE1\xBE\xB6-\xE1\xBE\xBC\xE1\xBE\xBE\xE1\xBF\x82-\xE1\xBF\x84\xE1\xBF\x86-\xE1\xBF\x8C" \
+    "\xE1\xBF\x90-\xE1\xBF\x93\xE1\xBF\x96-\xE1\xBF\x9B\xE1\xBF\xA0-\xE1\xBF\xAC\xE1\xBF\xB2-\xE1\xBF\xB4" \
+    "\xE1\xBF\xB6-\xE1\xBF\xBC\xE2\x84\x82\xE2\x84\x87\xE2\x84\x8A-\xE2\x84\x93\xE2\x84\x95\xE2\x84\x99" \
+    "-\xE2\x84\x9D\xE2\x84\xA4\xE2\x84\xA6\xE2\x84\xA8\xE2\x84\xAA-\xE2\x84\xAD\xE2\x84\xAF-\xE2\x84\xB4" \
+    "\xE2\x84\xB9\xE2\x84\xBC-\xE2\x84\xBF\xE2\x85\x85-\xE2\x85\x89\xE2\x85\x8E\xE2\x86\x83\xE2\x86\x84" \
+    "\xE2\xB0\x80-\xE2\xB1\xBB\xE2\xB1\xBE-\xE2\xB3\xA4\xE2\xB3\xAB-\xE2\xB3\xAE\xE2\xB3\xB2\xE2\xB3\xB3" \
+    "\xEA\x99\x80-\xEA\x99\xAD\xEA\x9A\x80-\xEA\x9A\x9B\xEA\x9C\xA2-\xEA\x9D\xAF\xEA\x9D\xB1-\xEA\x9E\x87" \
+    "\xEA\x9E\x8B-\xEA\x9E\x8E\xEA\xAD\xB0-\xEA\xAE\xBF\xEF\xAC\x80-\xEF\xAC\x86\xEF\xAC\x93-\xEF\xAC\x97" \
+    "\xEF\xBC\xA1-\xEF\xBC\xBA\xEF\xBD\x81-\xEF\xBD\x9A\xF0\x90\x90\x80-\xF0\x90\x91\x8F\xF0\x90\x92\xB0" \
+    "-\xF0\x90\x93\x93\xF0\x90\x93\x98-\xF0\x90\x93\xBB\xF0\x90\xB2\x80-\xF0\x90\xB2\xB2\xF0\x90\xB3\x80" \
+    "-\xF0\x90\xB3\xB2\xF0\x91\xA2\xA0-\xF0\x91\xA3\x9F\xF0\x9E\xA4\x80-\xF0\x9E\xA5\x83]+"
 
 /* The largest tokenizer.json files in use are tens of MB (LLaMA-3's is
  * 9 MB); cJSON needs several times the file in memory. */
@@ -80,9 +121,65 @@ static int json_id(const cJSON *v, int32_t *out) {
     return 1;
 }
 
+/* The steps of a byte-level pre_tokenizer, in order. */
+typedef enum {
+    STEP_BYTE_LEVEL,       /* ByteLevel(use_regex = false): maps bytes, splits nothing */
+    STEP_BYTE_LEVEL_GPT2,  /* ByteLevel(use_regex = true): GPT-2's regex, then the mapping */
+    STEP_LLAMA3, STEP_GPT2, STEP_QWEN2, STEP_GPT4O, STEP_TEKKEN, /* Split(regex), Isolated */
+    STEP_DIGITS_EACH,      /* Digits(individual_digits = true) */
+    STEP_DIGIT_RUNS,       /* Digits(individual_digits = false) */
+    STEP_PUNCT_RUNS,       /* Punctuation(Contiguous) */
+    STEP_NEWLINE, STEP_SPACED_LETTERS, STEP_SPACED_PUNCT, STEP_DEEPSEEK_CJK, STEP_DEEPSEEK_LETTERS,
+    STEP_DEEPSEEK_SYMBOLS, STEP_TRAILING_SPACE, STEP_THREE_DIGITS
+} pretok_step;
+
+#define MAX_STEPS 8
+
+/* Each pre-tokenizer as its tokenizer.json writes it (a final
+ * ByteLevel(use_regex = false) aside). */
+static const struct {
+    bn_pretok pre;
+    int n;
+    pretok_step steps[MAX_STEPS];
+} known_shapes[] = {
+    {BN_PRE_GPT2, 1, {STEP_BYTE_LEVEL_GPT2}},
+    {BN_PRE_GPT2, 1, {STEP_GPT2}},
+    {BN_PRE_LLAMA3, 1, {STEP_LLAMA3}},
+    {BN_PRE_QWEN2, 1, {STEP_QWEN2}},
+    {BN_PRE_GPT4O, 1, {STEP_GPT4O}},
+    {BN_PRE_TEKKEN, 1, {STEP_TEKKEN}},
+    {BN_PRE_STARCODER, 2, {STEP_DIGITS_EACH, STEP_BYTE_LEVEL_GPT2}},
+    {BN_PRE_FALCON, 4, {STEP_PUNCT_RUNS, STEP_BYTE_LEVEL_GPT2, STEP_DIGIT_RUNS, STEP_THREE_DIGITS}},
+    {BN_PRE_DEEPSEEK_CODER, 5,
+     {STEP_NEWLINE, STEP_SPACED_LETTERS, STEP_SPACED_PUNCT, STEP_DEEPSEEK_CJK, STEP_DIGITS_EACH}},
+    {BN_PRE_DEEPSEEK_LLM, 6,
+     {STEP_NEWLINE, STEP_DEEPSEEK_LETTERS, STEP_DEEPSEEK_SYMBOLS, STEP_TRAILING_SPACE, STEP_DEEPSEEK_CJK,
+      STEP_DIGITS_EACH}},
+};
+
+static const struct {
+    const char *regex;
+    pretok_step step;
+} known_splits[] = {
+    {LLAMA3_REGEX, STEP_LLAMA3},
+    {GPT2_REGEX, STEP_GPT2},
+    {QWEN2_REGEX, STEP_QWEN2},
+    {GPT4O_REGEX, STEP_GPT4O},
+    {TEKKEN_REGEX, STEP_TEKKEN},
+    {"[\r\n]", STEP_NEWLINE},
+    {"\\s?\\p{L}+", STEP_SPACED_LETTERS},
+    {"\\s?\\p{P}+", STEP_SPACED_PUNCT},
+    {DEEPSEEK_CJK_REGEX, STEP_DEEPSEEK_CJK},
+    {DEEPSEEK_LLM_LETTERS_REGEX, STEP_DEEPSEEK_LETTERS},
+    {DEEPSEEK_LLM_SYMBOLS_REGEX, STEP_DEEPSEEK_SYMBOLS},
+    {"\\s+$", STEP_TRAILING_SPACE},
+    {"[0-9][0-9][0-9]", STEP_THREE_DIGITS},
+};
+
 /* What the pre_tokenizer / normalizer say about splitting. */
 typedef struct {
-    bn_pretok pre;
+    pretok_step steps[MAX_STEPS];
+    int n_steps;
     int byte_level;       /* a ByteLevel step is present */
     int add_prefix_space; /* ByteLevel's option */
     int metaspace;        /* SentencePiece-style `▁` spaces */
@@ -92,6 +189,23 @@ typedef struct {
     const char *unsupported;
 } split_rules;
 
+static void add_step(split_rules *r, pretok_step step) {
+    if (r->n_steps == MAX_STEPS) r->unsupported = "a pre_tokenizer Sequence longer than any we know";
+    else r->steps[r->n_steps++] = step;
+}
+
+static void read_split(const cJSON *p, split_rules *r) {
+    const char *re = str_field(cJSON_GetObjectItemCaseSensitive(p, "pattern"), "Regex");
+    const char *behavior = str_field(p, "behavior");
+    if (!re || (behavior && strcmp(behavior, "Isolated") != 0) || bool_field(p, "invert", 0)) {
+        r->unsupported = "a Split other than an isolating regex";
+        return;
+    }
+    for (size_t i = 0; i < sizeof known_splits / sizeof known_splits[0]; i++)
+        if (strcmp(re, known_splits[i].regex) == 0) return add_step(r, known_splits[i].step);
+    r->unsupported = "a Split regex that no supported pre-tokenizer uses";
+}
+
 static void read_pretok(const cJSON *p, split_rules *r) {
     if (!p || cJSON_IsNull(p)) return;
     if (is_type(p, "Sequence")) {
@@ -100,18 +214,15 @@ static void read_pretok(const cJSON *p, split_rules *r) {
     } else if (is_type(p, "ByteLevel")) {
         r->byte_level = 1;
         r->add_prefix_space = bool_field(p, "add_prefix_space", 0);
-        if (bool_field(p, "use_regex", 1)) {
-            if (r->pre != BN_PRE_NONE) r->unsupported = "two splitting regexes";
-            r->pre = BN_PRE_GPT2;
-        }
+        add_step(r, bool_field(p, "use_regex", 1) ? STEP_BYTE_LEVEL_GPT2 : STEP_BYTE_LEVEL);
     } else if (is_type(p, "Split")) {
-        const char *re = str_field(cJSON_GetObjectItemCaseSensitive(p, "pattern"), "Regex");
+        read_split(p, r);
+    } else if (is_type(p, "Digits")) {
+        add_step(r, bool_field(p, "individual_digits", 0) ? STEP_DIGITS_EACH : STEP_DIGIT_RUNS);
+    } else if (is_type(p, "Punctuation")) {
         const char *behavior = str_field(p, "behavior");
-        if (!re || (behavior && strcmp(behavior, "Isolated") != 0) || bool_field(p, "invert", 0))
-            r->unsupported = "a Split other than an isolating regex";
-        else if (strcmp(re, LLAMA3_REGEX) == 0) r->pre = BN_PRE_LLAMA3;
-        else if (strcmp(re, GPT2_REGEX) == 0) r->pre = BN_PRE_GPT2;
-        else r->unsupported = "a Split regex other than LLaMA-3's or GPT-2's";
+        if (behavior && strcmp(behavior, "Contiguous") == 0) add_step(r, STEP_PUNCT_RUNS);
+        else r->unsupported = "a Punctuation pre-tokenizer other than Contiguous";
     } else if (is_type(p, "Metaspace")) {
         r->metaspace = 1;
         const char *scheme = str_field(p, "prepend_scheme");
@@ -121,6 +232,19 @@ static void read_pretok(const cJSON *p, split_rules *r) {
         const char *rep = str_field(p, "replacement");
         if (rep && strcmp(rep, BN_SPM_SPACE) != 0) r->unsupported = "a Metaspace replacement other than '\xE2\x96\x81'";
     } else r->unsupported = str_field(p, "type") ? str_field(p, "type") : "an untyped pre-tokenizer";
+}
+
+/* The pre-tokenizer whose steps these are; BN_PRE_NONE when none is. */
+static bn_pretok pretok_of_steps(const split_rules *r) {
+    int n = r->n_steps;
+    if (n > 1 && r->steps[n - 1] == STEP_BYTE_LEVEL) n--; /* the mapping after the splits */
+    for (size_t i = 0; i < sizeof known_shapes / sizeof known_shapes[0]; i++) {
+        if (known_shapes[i].n != n) continue;
+        int same = 1;
+        for (int k = 0; k < n && same; k++) same = known_shapes[i].steps[k] == r->steps[k];
+        if (same) return known_shapes[i].pre;
+    }
+    return BN_PRE_NONE;
 }
 
 static void read_normalizer(const cJSON *n, split_rules *r) {
@@ -237,8 +361,11 @@ static bn_tokenizer *build(const cJSON *j, const cJSON *cfg, bn_err *err) {
     if (rules.byte_level && !rules.metaspace) kind = BN_TOKENIZER_BPE;
     else if (rules.metaspace && !rules.byte_level) kind = BN_TOKENIZER_SPM;
     else return bn_errf(err, "unsupported tokenizer.json: neither byte-level nor SentencePiece-style"), NULL;
-    if (kind == BN_TOKENIZER_BPE && rules.pre == BN_PRE_NONE)
-        return bn_errf(err, "unsupported tokenizer.json: byte-level BPE without a splitting regex"), NULL;
+    bn_pretok pre = kind == BN_TOKENIZER_BPE ? pretok_of_steps(&rules) : BN_PRE_NONE;
+    if (kind == BN_TOKENIZER_BPE && pre == BN_PRE_NONE)
+        return bn_errf(err, "unsupported tokenizer.json: a byte-level pre_tokenizer that is none of LLaMA-3's, GPT-2's, "
+                            "Qwen2's, GPT-4o's, Tekken's, StarCoder's, Falcon's or DeepSeek's"),
+               NULL;
 
     /* sizes first: the id space and the bytes of all texts */
     int32_t max_id = -1;
@@ -265,7 +392,7 @@ static bn_tokenizer *build(const cJSON *j, const cJSON *cfg, bn_err *err) {
         return bn_errf(err, "token id %ld is far beyond the %d tokens defined", (long)max_id, n_entries), NULL;
     bn_tokenizer *t = bn_tok_new(kind, max_id + 1, total, err);
     if (!t) return NULL;
-    t->pre = rules.pre;
+    t->pre = pre;
     t->add_prefix_space = rules.add_prefix_space;
     t->add_space_prefix = rules.prepend_space;
     t->prefix_first_only = rules.prepend_first;
@@ -292,7 +419,18 @@ static bn_tokenizer *build(const cJSON *j, const cJSON *cfg, bn_err *err) {
             goto fail;
         }
         if (t->type[id] == BN_TT_UNUSED && !bn_tok_set_text(t, id, content, len, err)) goto fail;
-        t->type[id] = bool_field(e, "special", 0) ? BN_TT_CONTROL : BN_TT_USER_DEFINED;
+        int special = bool_field(e, "special", 0);
+        t->type[id] = special ? BN_TT_CONTROL : BN_TT_USER_DEFINED;
+        /* Hugging Face's defaults: not stripped, any word, normalized unless special */
+        uint8_t flags = (uint8_t)((bool_field(e, "lstrip", 0) ? BN_ADDED_LSTRIP : 0) |
+                                  (bool_field(e, "rstrip", 0) ? BN_ADDED_RSTRIP : 0) |
+                                  (bool_field(e, "single_word", 0) ? BN_ADDED_SINGLE_WORD : 0) |
+                                  (bool_field(e, "normalized", !special) ? BN_ADDED_NORMALIZED : 0));
+        if (flags && !t->added_flags && !(t->added_flags = calloc((size_t)t->n_vocab, 1))) {
+            bn_errf(err, "out of memory");
+            goto fail;
+        }
+        if (t->added_flags) t->added_flags[id] = flags;
     }
     if (!bn_tok_index_texts(t, err)) goto fail;
     if (kind == BN_TOKENIZER_SPM) {

@@ -18,8 +18,28 @@ enum {
     BN_TT_USER_DEFINED = 4, BN_TT_UNUSED = 5, BN_TT_BYTE = 6
 };
 
-/* Pre-tokenizers: how byte-level BPE splits text into words before merging. */
-typedef enum { BN_PRE_NONE = 0, BN_PRE_LLAMA3, BN_PRE_GPT2 } bn_pretok;
+/* How an added token is matched in text (tokenizer.json's flags). */
+enum {
+    BN_ADDED_LSTRIP = 1,      /* takes the whitespace before it */
+    BN_ADDED_RSTRIP = 2,      /* takes the whitespace after it */
+    BN_ADDED_SINGLE_WORD = 4, /* only where no word character touches it */
+    BN_ADDED_NORMALIZED = 8   /* matched in the second pass, in what the first left */
+};
+
+/* Pre-tokenizers: how byte-level BPE splits text into words before merging
+ * (tok_pretok.c says what each does). */
+typedef enum {
+    BN_PRE_NONE = 0,
+    BN_PRE_LLAMA3,
+    BN_PRE_GPT2,
+    BN_PRE_QWEN2,
+    BN_PRE_GPT4O,
+    BN_PRE_TEKKEN,
+    BN_PRE_STARCODER,
+    BN_PRE_FALCON,
+    BN_PRE_DEEPSEEK_CODER,
+    BN_PRE_DEEPSEEK_LLM
+} bn_pretok;
 
 typedef struct {
     uint32_t off, len;
@@ -58,6 +78,7 @@ struct bn_tokenizer {
     int32_t n_merges;
 
     int32_t *specials;    /* ids matched in text (control and user-defined), longest first */
+    uint8_t *added_flags; /* per id, tokenizer.json's added-token flags (BN_ADDED_*); NULL: none set */
     int32_t n_specials;
     uint8_t special_first_byte[256]; /* 1 when some special text starts with that byte */
 
@@ -107,9 +128,10 @@ bn_tokenizer *bn_tokenizer_from_gguf_file(const char *path, bn_err *err);
 int bn_tok_bpe_word(const bn_tokenizer *t, const uint8_t *word, size_t len, bn_ids *out);
 int bn_tok_spm_text(const bn_tokenizer *t, const uint8_t *text, size_t len, bn_ids *out);
 
-/* Pre-tokenizing (tok_pretok.c): the end of the word that starts at s[pos]
- * (pos < n), by the given pre-tokenizer's rules. */
-size_t bn_pretok_word_end(bn_pretok pre, const uint8_t *s, size_t n, size_t pos);
+/* Pre-tokenizing (tok_pretok.c): calls emit with each word of s[0..n), in
+ * order, by the given pre-tokenizer's rules (BN_PRE_NONE: the whole text is
+ * one word). Returns 1, or 0 as soon as emit does. */
+int bn_pretok_split(bn_pretok pre, const uint8_t *s, size_t n, bn_word_fn emit, void *ctx);
 
 /* Appends to a growable array; 0 when out of memory. */
 int bn_ids_push(bn_ids *v, int32_t id);

@@ -122,12 +122,17 @@ int bn_tok_bpe_word(const bn_tokenizer *t, const uint8_t *word, size_t len, bn_i
     }
     work w;
     if (!work_init(&w, len)) return 0;
-    int32_t n = (int32_t)len;
-    for (int32_t i = 0; i < n; i++) {
-        w.id[i] = t->byte_token[word[i]]; /* -1 (dropped) if the vocabulary lacks the byte */
-        w.len[i] = 1;
-        w.prev[i] = i - 1;
-        w.next[i] = i + 1;
+    int32_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        /* a byte the vocabulary lacks (one of those valid UTF-8 rarely or
+         * never holds) is left out, and its neighbours may merge, as the
+         * reference drops a character that is not in its vocabulary */
+        if (t->byte_token[word[i]] < 0) continue;
+        w.id[n] = t->byte_token[word[i]];
+        w.len[n] = 1;
+        w.prev[n] = n - 1;
+        w.next[n] = n + 1;
+        n++;
     }
     for (int32_t i = 0; i + 1 < n; i++) bpe_candidate(t, &w, i, i + 1);
     while (w.h.n) {

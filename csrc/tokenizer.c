@@ -49,6 +49,16 @@ void bn_bytes_free(bn_bytes *b) {
 
 /* ---- encoding ---- */
 
+typedef struct {
+    const bn_tokenizer *t;
+    bn_ids *out;
+} bpe_words;
+
+static int merge_word(void *ctx, const uint8_t *word, size_t len) {
+    bpe_words *w = ctx;
+    return bn_tok_bpe_word(w->t, word, len, w->out);
+}
+
 /* Byte-level BPE over one segment free of special tokens. */
 static int encode_bpe(const bn_tokenizer *t, const uint8_t *s, size_t n, bn_ids *out) {
     uint8_t *prefixed = NULL;
@@ -60,14 +70,14 @@ static int encode_bpe(const bn_tokenizer *t, const uint8_t *s, size_t n, bn_ids 
         s = prefixed;
         n++;
     }
-    int ok = 1;
-    for (size_t pos = 0; pos < n && ok;) {
-        size_t end = bn_pretok_word_end(t->pre, s, n, pos);
-        ok = bn_tok_bpe_word(t, s + pos, end - pos, out);
-        pos = end;
-    }
+    bpe_words w = {t, out};
+    int ok = bn_pretok_split(t->pre, s, n, merge_word, &w);
     free(prefixed);
     return ok;
+}
+
+int bn_tokenizer_pretokenize(const bn_tokenizer *t, const char *text, size_t len, bn_word_fn word, void *ctx) {
+    return bn_pretok_split(t->pre, (const uint8_t *)text, len, word, ctx);
 }
 
 /* Merges each word (a "▁" and what follows up to the next one) apart. */
@@ -109,11 +119,14 @@ static int encode_spm(const bn_tokenizer *t, const uint8_t *s, size_t n, int at_
     return ok;
 }
 
-/* The special token that starts at s[0..n), or -1. */
-static int32_t special_at(const bn_tokenizer *t, const uint8_t *s, size_t n, int parse_special) {
+/* The added token of the given pass that starts at s[0..n), or -1 (the
+ * longest, as specials are sorted longest first). */
+static int32_t special_at(const bn_tokenizer *t, const uint8_t *s, size_t n, int parse_special, int pass) {
     for (int32_t i = 0; i < t->n_specials; i++) {
         int32_t id = t->specials[i];
         if (!parse_special && t->type[id] != BN_TT_USER_DEFINED) continue;
+        int normalized = t->added_flags && (t->added_flags[id] & BN_ADDED_NORMALIZED);
+        if (normalized != pass) continue;
         size_t len = t->text[id].len;
         if (len <= n && memcmp(s, t->text_pool + t->text[id].off, len) == 0) return id;
     }
@@ -123,6 +136,88 @@ static int32_t special_at(const bn_tokenizer *t, const uint8_t *s, size_t n, int
 static int encode_segment(const bn_tokenizer *t, const uint8_t *s, size_t n, int at_start, bn_ids *out) {
     if (t->kind == BN_TOKENIZER_SPM) return encode_spm(t, s, n, at_start, out);
     return encode_bpe(t, s, n, out);
+}
+
+/* Hugging Face's \w (Alphabetic, marks, digits, connector punctuation), as
+ * near as our classes come: letters, marks, numbers and '_'. */
+static int is_word_char(uint32_t cp) {
+    return cp == '_' || (bn_uc_flags(cp) & (BN_UC_LETTER | BN_UC_MARK | BN_UC_NUMBER));
+}
+
+/* Whether the character that ends at s[end] (not before from) is a word character. */
+static int word_before(const uint8_t *s, size_t from, size_t end) {
+    if (end == from) return 0;
+    size_t k = end - 1; /* back to the lead byte of the last character */
+    while (k > from && end - k < 4 && (s[k] & 0xC0) == 0x80) k--;
+    uint32_t cp;
+    return bn_utf8_decode(s + k, end - k, &cp) == end - k && is_word_char(cp);
+}
+
+static int word_after(const uint8_t *s, size_t start, size_t to) {
+    uint32_t cp;
+    return start < to && (bn_utf8_decode(s + start, to - start, &cp), is_word_char(cp));
+}
+
+/* Start of the whitespace that ends at s[end], not before from. */
+static size_t space_before(const uint8_t *s, size_t from, size_t end) {
+    size_t start = end, p = from;
+    while (p < end) {
+        uint32_t cp;
+        size_t l = bn_utf8_decode(s + p, end - p, &cp);
+        if (!(bn_uc_flags(cp) & BN_UC_WHITESPACE)) start = end;
+        else if (start == end) start = p;
+        p += l;
+    }
+    return start;
+}
+
+static size_t space_after(const uint8_t *s, size_t start, size_t to) {
+    while (start < to) {
+        uint32_t cp;
+        size_t l = bn_utf8_decode(s + start, to - start, &cp);
+        if (!(bn_uc_flags(cp) & BN_UC_WHITESPACE)) break;
+        start += l;
+    }
+    return start;
+}
+
+typedef struct {
+    const bn_tokenizer *t;
+    const uint8_t *text;
+    int parse_special;
+    bn_ids *out;
+} encoding;
+
+/* Added tokens split the text before anything else, as Hugging Face does:
+ * pass 0 finds the tokens that are not normalized, pass 1 the normalized
+ * ones in what pass 0 left (the same text: no normalizer changes it here),
+ * leftmost and longest first. A single_word token touched by a word
+ * character stays text (and its match is passed over whole); lstrip and
+ * rstrip tokens take the whitespace beside them, which then encodes to
+ * nothing. Past the passes, the plain text is encoded. */
+static int encode_added(const encoding *e, size_t from, size_t to, int pass) {
+    const bn_tokenizer *t = e->t;
+    const uint8_t *s = e->text;
+    if (pass == 2) return encode_segment(t, s + from, to - from, from == 0, e->out);
+    size_t gap = from; /* start of the text not yet handed on */
+    for (size_t i = from; i < to;) {
+        int32_t id = t->special_first_byte[s[i]] ? special_at(t, s + i, to - i, e->parse_special, pass) : -1;
+        if (id < 0) {
+            i++;
+            continue;
+        }
+        size_t start = i, stop = i + t->text[id].len;
+        int flags = t->added_flags ? t->added_flags[id] : 0;
+        if ((flags & BN_ADDED_SINGLE_WORD) && (word_before(s, from, start) || word_after(s, stop, to))) {
+            i = stop;
+            continue;
+        }
+        if (flags & BN_ADDED_LSTRIP) start = space_before(s, gap, start);
+        if (flags & BN_ADDED_RSTRIP) stop = space_after(s, stop, to);
+        if (!encode_added(e, gap, start, pass + 1) || !bn_ids_push(e->out, id)) return 0;
+        gap = i = stop;
+    }
+    return encode_added(e, gap, to, pass + 1);
 }
 
 int bn_tokenizer_encode(const bn_tokenizer *t, const char *text, size_t len, const bn_encode_opts *opts, bn_ids *out,
@@ -136,17 +231,8 @@ int bn_tokenizer_encode(const bn_tokenizer *t, const char *text, size_t len, con
     int any_special = 0;
     for (int32_t i = 0; i < t->n_specials && !any_special; i++)
         any_special = parse_special || t->type[t->specials[i]] == BN_TT_USER_DEFINED;
-    const uint8_t *s = (const uint8_t *)text;
-    size_t seg = 0; /* start of the current plain segment */
-    for (size_t i = 0; any_special && i < len; i++) {
-        if (!t->special_first_byte[s[i]]) continue;
-        int32_t id = special_at(t, s + i, len - i, parse_special);
-        if (id < 0) continue;
-        if (!encode_segment(t, s + seg, i - seg, seg == 0, out) || !bn_ids_push(out, id)) goto oom;
-        i += t->text[id].len - 1;
-        seg = i + 1;
-    }
-    if (!encode_segment(t, s + seg, len - seg, seg == 0, out)) goto oom;
+    encoding e = {t, (const uint8_t *)text, parse_special, out};
+    if (!encode_added(&e, 0, len, any_special ? 0 : 2)) goto oom;
     if (t->add_eos && t->eos >= 0 && !bn_ids_push(out, t->eos)) goto oom;
     return 1;
 oom:

@@ -1,6 +1,7 @@
 /* tokenizer.h: the model's tokenizer: LLaMA SentencePiece BPE ("spm": `▁`
- * for spaces, byte fallback `<0xNN>`) and byte-level BPE ("bpe": GPT-2 and
- * LLaMA-3 pre-tokenizers, tiktoken-style vocabularies), loaded from GGUF
+ * for spaces, byte fallback `<0xNN>`) and byte-level BPE ("bpe": the
+ * pre-tokenizers of LLaMA-3, GPT-2, Qwen2, GPT-4o, Tekken, StarCoder,
+ * Falcon and DeepSeek, see tok_pretok.c; tiktoken-style vocabularies), loaded from GGUF
  * metadata or a Hugging Face tokenizer.json, exact to the reference
  * tokenizers (llama.cpp's test vectors, made with Hugging Face tokenizers).
  *
@@ -69,6 +70,14 @@ typedef struct {
  * EOS when the tokenizer's metadata asks for it (add_eos_token). */
 int bn_tokenizer_encode(const bn_tokenizer *t, const char *text, size_t len, const bn_encode_opts *opts, bn_ids *out,
                         bn_err *err);
+
+/* Calls word with each word of text[0..len) as the byte-level BPE
+ * pre-tokenizer splits it before merging (SentencePiece: the whole text), in
+ * order, stopping when word returns 0. Special tokens are not looked for and
+ * no prefix space is added: the split alone, to check it against the
+ * pre-tokenizer's definition. Returns 1, or 0 when word stopped it. */
+typedef int (*bn_word_fn)(void *ctx, const uint8_t *word, size_t len);
+int bn_tokenizer_pretokenize(const bn_tokenizer *t, const char *text, size_t len, bn_word_fn word, void *ctx);
 
 /* A streaming decoder: turns ids into bytes, releasing only complete UTF-8
  * and carrying an unfinished sequence to the next token. Plain data; it does

@@ -3,7 +3,8 @@
 
 int bn_uc_flags(uint32_t cp) {
     if (cp < 0x80) { /* the common case, without the table */
-        if ((cp | 0x20) - 'a' < 26) return BN_UC_LETTER;
+        if (cp - 'a' < 26) return BN_UC_LETTER | BN_UC_LOWER;
+        if (cp - 'A' < 26) return BN_UC_LETTER | BN_UC_UPPER;
         if (cp - '0' < 10) return BN_UC_NUMBER;
         if (cp == ' ') return BN_UC_SEPARATOR | BN_UC_WHITESPACE;
         if (cp - 9 < 5) return BN_UC_OTHER | BN_UC_WHITESPACE;

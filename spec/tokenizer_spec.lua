@@ -1,13 +1,18 @@
 -- Tokenizers against references we did not write:
 --  * llama.cpp's test vectors (../shared/tokenizer-tests, ids made by the
---    Hugging Face tokenizers) for the LLaMA-3 tokenizer.json, the LLaMA-3
---    vocabulary-only GGUF and the LLaMA SentencePiece GGUF;
+--    Hugging Face tokenizers) for the LLaMA-3 tokenizer.json, and every
+--    vocabulary-only GGUF there (LLaMA-3, LLaMA and Phi-3 SentencePiece,
+--    DeepSeek Coder and LLM, MPT, Refact, StarCoder);
 --  * random hard strings (spec/data/*-fuzz, by tools/gen_tokenizer_vectors.py:
 --    Python's `regex` module and the trainer's own Python BPE) for the
 --    LLaMA-3 and GPT-2 pre-tokenizers over every Unicode class they use;
 --    tools/check_vectors_hf.mjs confirms them with Hugging Face's JS
 --    tokenizers (all but two GPT-2 strings where JavaScript's \s, unlike
 --    Unicode's White_Space, lacks U+0085);
+--  * the words of every pre-tokenizer type (tok:pretokenize), from its GGUF
+--    name and its tokenizer.json shape, against splits derived by hand from
+--    the regexes and against Python's regex module on random hard strings
+--    (spec/data/pretok-splits.*, by tools/gen_pretok_splits.py);
 --  * exact round trips and streaming decodes over the corpora.
 local core = require("bitnet.core")
 local fx = require("support.fixtures")
@@ -134,6 +139,13 @@ describe("tokenizer test vectors (llama.cpp, Hugging Face ids)", function()
     { "LLaMA-3 directory", TESTS .. "llama3", "ggml-vocab-llama-bpe.gguf" },
     { "LLaMA-3 GGUF", LLAMA3_GGUF, "ggml-vocab-llama3-bpe.gguf" },
     { "LLaMA SentencePiece GGUF", SPM_GGUF, "ggml-vocab-llama-spm.gguf" },
+    { "Phi-3 GGUF (SentencePiece)", TESTS .. "ggml-vocab-phi-3.gguf", "ggml-vocab-phi-3.gguf" },
+    -- byte-level BPE with their own pre-tokenizers (tokenizer.ggml.pre)
+    { "DeepSeek Coder GGUF", TESTS .. "ggml-vocab-deepseek-coder.gguf", "ggml-vocab-deepseek-coder.gguf" },
+    { "DeepSeek LLM GGUF", TESTS .. "ggml-vocab-deepseek-llm.gguf", "ggml-vocab-deepseek-llm.gguf" },
+    { "MPT GGUF (GPT-2 regex, space-run added tokens)", TESTS .. "ggml-vocab-mpt.gguf", "ggml-vocab-mpt.gguf" },
+    { "Refact GGUF (digits alone, then GPT-2)", TESTS .. "ggml-vocab-refact.gguf", "ggml-vocab-refact.gguf" },
+    { "StarCoder GGUF (digits alone, then GPT-2)", TESTS .. "ggml-vocab-starcoder.gguf", "ggml-vocab-starcoder.gguf" },
   }
   for _, c in ipairs(cases) do
     it(c[1] .. ": 46 of 46 strings", function()
@@ -163,24 +175,340 @@ describe("pre-tokenizers on random hard strings (Python regex + Python BPE)", fu
   end
 end)
 
+-- A byte-level vocabulary of the 256 bytes alone (GPT-2's alphabet), as
+-- JSON object members: enough for any pre-tokenizer to load.
+local function byte_vocab_json()
+  local vocab, next_cp = {}, 256
+  for b = 0, 255 do
+    local printable = (b >= 0x21 and b <= 0x7E) or (b >= 0xA1 and b <= 0xAC) or b >= 0xAE
+    local cp = printable and b or next_cp
+    if not printable then next_cp = next_cp + 1 end
+    local ch = cp < 0x80 and string.char(cp) or string.char(0xC0 + math.floor(cp / 64), 0x80 + cp % 64)
+    if ch == '"' or ch == "\\" then ch = "\\" .. ch end
+    vocab[#vocab + 1] = ('"%s": %d'):format(ch, b)
+  end
+  return table.concat(vocab, ", ")
+end
+
+-- UTF-8 of a code point (LuaJIT has no utf8 library).
+local function utf8_char(cp)
+  if cp < 0x80 then return string.char(cp) end
+  if cp < 0x800 then return string.char(0xC0 + math.floor(cp / 64), 0x80 + cp % 64) end
+  if cp < 0x10000 then
+    return string.char(0xE0 + math.floor(cp / 4096), 0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
+  end
+  return string.char(0xF0 + math.floor(cp / 262144), 0x80 + math.floor(cp / 4096) % 64,
+    0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
+end
+
+-- s as a JSON string.
+local function json_str(s)
+  return '"' .. s:gsub('[%c"\\]', function(c)
+    if c == '"' then return '\\"' elseif c == "\\" then return "\\\\" end
+    return ("\\u%04x"):format(c:byte())
+  end) .. '"'
+end
+
+-- The pre_tokenizer of each type as the models' tokenizer.json spells it.
+local PRE_TOKENIZER_JSON
+do
+  local function split(re)
+    return '{"type": "Split", "pattern": {"Regex": ' .. json_str(re) .. '}, "behavior": "Isolated", "invert": false}'
+  end
+  local function seq(...) return '{"type": "Sequence", "pretokenizers": [' .. table.concat({ ... }, ", ") .. ']}' end
+  local byte_level = '{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}'
+  local byte_level_gpt2 = '{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}'
+  local digits_each = '{"type": "Digits", "individual_digits": true}'
+  local llama3 = [[(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+]]
+  local U, W = [=[[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]]=], [=[[\p{Ll}\p{Lm}\p{Lo}\p{M}]]=]
+  local C, NOT_LN = [=[(?i:'s|'t|'re|'ve|'m|'ll|'d)?]=], [=[[^\r\n\p{L}\p{N}]?]=]
+  local TAIL = [[| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+]]
+  local cjk = "[" .. utf8_char(0x4E00) .. "-" .. utf8_char(0x9FA5) .. utf8_char(0x800) .. "-" .. utf8_char(0x4E00)
+    .. utf8_char(0xAC00) .. "-" .. utf8_char(0xD7FF) .. "]+"
+  local cased = { -- DeepSeek LLM's letters: the ranges its tokenizer.json lists, in its order
+    0x41, 0x5A, 0x61, 0x7A, 0xB5, 0xC0, 0xD6, 0xD8, 0xF6, 0xF8, 0x1BA, 0x1BC, 0x1BF, 0x1C4, 0x293, 0x295, 0x2AF,
+    0x370, 0x373, 0x376, 0x377, 0x37B, 0x37D, 0x37F, 0x386, 0x388, 0x38A, 0x38C, 0x38E, 0x3A1, 0x3A3, 0x3F5, 0x3F7,
+    0x481, 0x48A, 0x52F, 0x531, 0x556, 0x10A0, 0x10C5, 0x13A0, 0x13F5, 0x13F8, 0x13FD, 0x1C90, 0x1CBA, 0x1CBD,
+    0x1CBF, 0x1D00, 0x1D2B, 0x1D6B, 0x1D77, 0x1D79, 0x1D9A, 0x1E00, 0x1F15, 0x1F18, 0x1F1D, 0x1F20, 0x1F45, 0x1F48,
+    0x1F4D, 0x1F50, 0x1F57, 0x1F59, 0x1F5B, 0x1F5D, 0x1F5F, 0x1F7D, 0x1F80, 0x1FB4, 0x1FB6, 0x1FBC, 0x1FBE, 0x1FC2,
+    0x1FC4, 0x1FC6, 0x1FCC, 0x1FD0, 0x1FD3, 0x1FD6, 0x1FDB, 0x1FE0, 0x1FEC, 0x1FF2, 0x1FF4, 0x1FF6, 0x1FFC, 0x2102,
+    0x2107, 0x210A, 0x2113, 0x2115, 0x2119, 0x211D, 0x2124, 0x2126, 0x2128, 0x212A, 0x212D, 0x212F, 0x2134, 0x2139,
+    0x213C, 0x213F, 0x2145, 0x2149, 0x214E, 0x2183, 0x2184, 0x2C00, 0x2C7B, 0x2C7E, 0x2CE4, 0x2CEB, 0x2CEE, 0x2CF2,
+    0x2CF3, 0xA640, 0xA66D, 0xA680, 0xA69B, 0xA722, 0xA76F, 0xA771, 0xA787, 0xA78B, 0xA78E, 0xAB70, 0xABBF, 0xFB00,
+    0xFB06, 0xFB13, 0xFB17, 0xFF21, 0xFF3A, 0xFF41, 0xFF5A, 0x10400, 0x1044F, 0x104B0, 0x104D3, 0x104D8, 0x104FB,
+    0x10C80, 0x10CB2, 0x10CC0, 0x10CF2, 0x118A0, 0x118DF, 0x1E900, 0x1E943,
+  }
+  local singles = { [0xB5] = true, [0x376] = true, [0x377] = true, [0x37F] = true, [0x386] = true, [0x38C] = true,
+    [0x1F59] = true, [0x1F5B] = true, [0x1F5D] = true, [0x1FBE] = true, [0x2102] = true, [0x2107] = true,
+    [0x2115] = true, [0x2124] = true, [0x2126] = true, [0x2128] = true, [0x2139] = true, [0x214E] = true,
+    [0x2183] = true, [0x2184] = true, [0x2CF2] = true, [0x2CF3] = true }
+  local class, i = {}, 1
+  while i <= #cased do
+    if singles[cased[i]] then
+      class[#class + 1] = utf8_char(cased[i])
+      i = i + 1
+    else
+      class[#class + 1] = utf8_char(cased[i]) .. "-" .. utf8_char(cased[i + 1])
+      i = i + 2
+    end
+  end
+  local symbols = "[!-/:-~" .. utf8_char(0xFF01) .. "-" .. utf8_char(0xFF0F) .. utf8_char(0xFF1A) .. "-"
+    .. utf8_char(0xFF5E) .. utf8_char(0x2018) .. "-" .. utf8_char(0x201F) .. utf8_char(0x3000) .. "-"
+    .. utf8_char(0x3002) .. "]+"
+  PRE_TOKENIZER_JSON = {
+    gpt2 = byte_level_gpt2,
+    llama3 = seq(split(llama3), byte_level),
+    qwen2 = seq(split((llama3:gsub("%{1,3%}", ""))), byte_level),
+    gpt4o = seq(split(NOT_LN .. U .. "*" .. W .. "+" .. C .. "|" .. NOT_LN .. U .. "+" .. W .. "*" .. C
+      .. [[|\p{N}{1,3}]] .. TAIL), byte_level),
+    tekken = seq(split(NOT_LN .. U .. "*" .. W .. "+|" .. NOT_LN .. U .. "+" .. W .. [[*|\p{N}]] .. TAIL), byte_level),
+    starcoder = seq(digits_each, byte_level_gpt2),
+    falcon = seq('{"type": "Punctuation", "behavior": "Contiguous"}', byte_level_gpt2,
+      '{"type": "Digits", "individual_digits": false}', split("[0-9][0-9][0-9]")),
+    ["deepseek-coder"] = seq(split("[\r\n]"), split([[\s?\p{L}+]]), split([[\s?\p{P}+]]), split(cjk), digits_each,
+      byte_level),
+    ["deepseek-llm"] = seq(split("[\r\n]"), split([[\s?[]] .. table.concat(class) .. "]+"),
+      split([[\s?]] .. symbols), split([[\s+$]]), split(cjk), digits_each, byte_level),
+  }
+end
+
+-- A copy of a GGUF vocabulary with tokenizer.ggml.pre set to name.
+local function gguf_with_pre(src, name)
+  local g = require("support.gguf_bytes")
+  local s = g.read(src)
+  local key = "tokenizer.ggml.pre"
+  local at = assert(s:find(key, 1, true))
+  local len_at = at + #key + 4 -- past the key and the value's type
+  local path = os.tmpname()
+  g.write(path, s:sub(1, len_at - 1) .. g.u64(#name) .. name .. s:sub(len_at + 8 + g.u64_at(s, len_at)))
+  return path
+end
+
+-- The strings of a .inp file alone (its words are in one .out per type).
+local function read_strings(base)
+  local inp = split_plain(read(base .. ".inp"), "\n__ggml_vocab_test__\n")
+  assert(inp[#inp] == "", "the .inp file ends with a separator")
+  inp[#inp] = nil
+  return inp
+end
+
+local function from_hex(line)
+  local words = {}
+  for w in line:gmatch("%x+") do
+    words[#words + 1] = w:gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end)
+  end
+  return words
+end
+
+describe("pre-tokenizers of every type", function()
+  local TYPES = { "gpt2", "llama3", "qwen2", "gpt4o", "tekken", "starcoder", "falcon", "deepseek-coder", "deepseek-llm" }
+  local GGUF_NAME = { gpt2 = "gpt-2", llama3 = "llama-bpe", qwen2 = "qwen2", gpt4o = "gpt-4o", tekken = "tekken",
+    starcoder = "starcoder", falcon = "falcon", ["deepseek-coder"] = "deepseek-coder",
+    ["deepseek-llm"] = "deepseek-llm" }
+  local BASE = TESTS .. "ggml-vocab-deepseek-coder.gguf" -- the smallest byte-level vocabulary at hand
+  local tokenizers = {}
+  local function gguf_tok(name)
+    local path = gguf_with_pre(BASE, name)
+    local tok, err = core.tokenizer(path)
+    os.remove(path)
+    return tok, err
+  end
+  local function json_tok(kind)
+    local path = os.tmpname()
+    write(path, '{"pre_tokenizer": ' .. PRE_TOKENIZER_JSON[kind] .. ', "model": {"type": "BPE", "vocab": {'
+      .. byte_vocab_json() .. '}, "merges": []}}')
+    local tok, err = core.tokenizer(path)
+    os.remove(path)
+    return tok, err
+  end
+  setup(function()
+    for _, kind in ipairs(TYPES) do
+      tokenizers[kind] = { gguf = assert(gguf_tok(GGUF_NAME[kind])), json = assert(json_tok(kind)) }
+    end
+  end)
+
+  -- Words derived by hand from each regex definition (tok_pretok.c's header),
+  -- on strings where the types differ: digit groups (1-3, one, runs, Falcon's
+  -- threes), case changes, contractions (case-blind, suffixed, or broken by
+  -- punctuation splits), newline runs, `/` after punctuation, CJK, cased
+  -- letters, Unicode punctuation against ASCII symbols.
+  local cases = {
+    { "I'm 12345 HelloWorld", {
+      gpt2 = { "I", "'m", " 12345", " HelloWorld" },
+      llama3 = { "I", "'m", " ", "123", "45", " HelloWorld" },
+      qwen2 = { "I", "'m", " ", "1", "2", "3", "4", "5", " HelloWorld" },
+      gpt4o = { "I'm", " ", "123", "45", " Hello", "World" },
+      tekken = { "I", "'m", " ", "1", "2", "3", "4", "5", " Hello", "World" },
+      starcoder = { "I", "'m", " ", "1", "2", "3", "4", "5", " HelloWorld" },
+      falcon = { "I", "'", "m", " ", "123", "45", " HelloWorld" },
+      ["deepseek-coder"] = { "I", "'", "m", " ", "1", "2", "3", "4", "5", " HelloWorld" },
+      ["deepseek-llm"] = { "I", "'", "m", " ", "1", "2", "3", "4", "5", " HelloWorld" } } },
+    { "I'M don't", {
+      gpt2 = { "I", "'", "M", " don", "'t" }, llama3 = { "I", "'M", " don", "'t" },
+      gpt4o = { "I'M", " don't" }, tekken = { "I", "'M", " don", "'t" },
+      falcon = { "I", "'", "M", " don", "'", "t" } } },
+    { "a\n\nb x.\n/y", {
+      gpt2 = { "a", "\n", "\n", "b", " x", ".", "\n", "/", "y" },
+      llama3 = { "a", "\n\n", "b", " x", ".\n", "/y" },
+      gpt4o = { "a", "\n\n", "b", " x", ".\n/", "y" },
+      tekken = { "a", "\n\n", "b", " x", ".\n/", "y" },
+      ["deepseek-coder"] = { "a", "\n", "\n", "b", " x", ".", "\n", "/", "y" } } },
+    { "x=1234567;", {
+      falcon = { "x", "=", "123", "456", "7", ";" },
+      gpt2 = { "x", "=", "1234567", ";" } } },
+    -- Falcon's digits are bytes: 你 is E4 BD A0 and 0xBD is ½ in Latin-1
+    { "Hello, world! 123 \u{4F60}", {
+      falcon = { "Hello", ",", " world", "!", " ", "123", " \xE4", "\xBD", "\xA0" },
+      llama3 = { "Hello", ",", " world", "!", " ", "123", " \u{4F60}" },
+      ["deepseek-coder"] = { "Hello", ",", " world", "!", " ", "1", "2", "3", " ", "\u{4F60}" },
+      ["deepseek-llm"] = { "Hello", ",", " world", "!", " ", "1", "2", "3", " ", "\u{4F60}" } } },
+    -- ʰ is a letter (Lm) but not cased; + is a symbol, - punctuation
+    { "a\u{2B0}b a+-b", {
+      ["deepseek-coder"] = { "a\u{2B0}b", " a", "+", "-", "b" },
+      ["deepseek-llm"] = { "a", "\u{2B0}", "b", " a", "+-", "b" } } },
+  }
+  for _, kind in ipairs(TYPES) do
+    it(kind .. ": hand-derived splits, from the GGUF name and the tokenizer.json shape", function()
+      local n = 0
+      for _, c in ipairs(cases) do
+        local want = c[2][kind]
+        if want then
+          n = n + 1
+          assert.are.same(want, tokenizers[kind].gguf:pretokenize(c[1]))
+          assert.are.same(want, tokenizers[kind].json:pretokenize(c[1]))
+        end
+      end
+      assert.is_true(n >= 1)
+    end)
+
+    it(kind .. ": 300 of 300 random hard strings split as Python's regex module splits them", function()
+      local inp = read_strings("spec/data/pretok-splits")
+      local out = split_plain(read("spec/data/pretok-splits." .. kind .. ".out"), "\n")
+      assert.are.equal(300, #inp)
+      local failed = {}
+      for i, s in ipairs(inp) do
+        local want = from_hex(out[i])
+        for _, form in ipairs({ "gguf", "json" }) do
+          local got = tokenizers[kind][form]:pretokenize(s)
+          if table.concat(got, "\0") ~= table.concat(want, "\0") or #got ~= #want then
+            failed[#failed + 1] = ("%s %q"):format(form, s)
+          end
+        end
+      end
+      assert.are.same({}, failed)
+    end)
+  end
+
+  it("every string in the random set is split differently by some two types", function()
+    -- a test that would pass with another type's rules would be no test
+    local inp = read_strings("spec/data/pretok-splits")
+    for a = 1, #TYPES do
+      for b = a + 1, #TYPES do
+        local differ = 0
+        for _, s in ipairs(inp) do
+          local x = tokenizers[TYPES[a]].gguf:pretokenize(s)
+          local y = tokenizers[TYPES[b]].gguf:pretokenize(s)
+          if table.concat(x, "\0") ~= table.concat(y, "\0") then differ = differ + 1 end
+        end
+        assert.is_true(differ >= 10, TYPES[a] .. " and " .. TYPES[b] .. " differ on only " .. differ .. " strings")
+      end
+    end
+  end)
+
+  it("takes the other names llama.cpp gives the same pre-tokenizers", function()
+    local s = "I'm 12345 HelloWorld"
+    for _, alias in ipairs({ { "mpt", "gpt2" }, { "default", "gpt2" }, { "refact", "starcoder" },
+                             { "smollm", "starcoder" }, { "command-r", "starcoder" }, { "falcon3", "llama3" },
+                             { "llama3", "llama3" } }) do
+      assert.are.same(tokenizers[alias[2]].gguf:pretokenize(s), assert(gguf_tok(alias[1])):pretokenize(s), alias[1])
+    end
+  end)
+
+  it("refuses an unknown pre-tokenizer, naming it", function()
+    local tok, err = gguf_tok("chameleon")
+    assert.is_nil(tok)
+    assert.matches("pre-tokenizer 'chameleon' is not supported", err, 1, true)
+    local path = os.tmpname()
+    write(path, '{"pre_tokenizer": {"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": '
+      .. 'false}, ' .. PRE_TOKENIZER_JSON.gpt2 .. ']}, "model": {"type": "BPE", "vocab": {' .. byte_vocab_json()
+      .. '}, "merges": []}}')
+    tok, err = core.tokenizer(path)
+    os.remove(path)
+    assert.is_nil(tok)
+    assert.matches("a byte-level pre_tokenizer that is none of", err, 1, true)
+  end)
+end)
+
+describe("added tokens' flags in tokenizer.json (as Hugging Face matches them)", function()
+  -- The expected ids follow the Rust tokenizers' AddedVocabulary
+  -- (find_matches, extract_and_normalize): non-normalized tokens first, then
+  -- normalized ones in the rest; single_word against \w on either side;
+  -- lstrip / rstrip take \s* beside the token. (The JS port, used elsewhere
+  -- to check vectors, ignores single_word and makes one pass: "x<W>" and
+  -- "abc" come out differently there.)
+  -- The vocabulary: the 256 byte tokens (id = byte, no merges: every byte of
+  -- plain text is its own id) and added tokens with each flag.
+  local tok
+  setup(function()
+    local path = os.tmpname()
+    local added = {
+      '{"id": 256, "content": "<L>", "lstrip": true, "normalized": false}',
+      '{"id": 257, "content": "<R>", "rstrip": true, "normalized": false}',
+      '{"id": 258, "content": "<W>", "single_word": true, "normalized": false}',
+      '{"id": 259, "content": "bc", "normalized": false}',
+      '{"id": 260, "content": "ab", "normalized": true}',
+      '{"id": 261, "content": "<s>", "special": true, "lstrip": true, "rstrip": true}',
+      '{"id": 262, "content": "<N>"}', -- Hugging Face's defaults: normalized, no stripping
+    }
+    write(path, '{"added_tokens": [' .. table.concat(added, ", ") .. '], "pre_tokenizer": {"type": "ByteLevel"}, '
+      .. '"model": {"type": "BPE", "vocab": {' .. byte_vocab_json() .. '}, "merges": []}}')
+    tok = assert(core.tokenizer(path))
+    os.remove(path)
+  end)
+  local function bytes(s) return { s:byte(1, -1) } end
+
+  it("lstrip takes the whitespace before the token, rstrip the whitespace after", function()
+    assert.are.same({ 97, 256, 98 }, tok:encode("a \t <L>b"))
+    assert.are.same({ 97, 257, 98 }, tok:encode("a<R> \n b"))
+    assert.are.same({ 97, 32, 32, 257, 98 }, tok:encode("a  <R>b"))   -- rstrip leaves the left alone
+    assert.are.same({ 256, 32, 98 }, tok:encode("  <L> b"))           -- and lstrip the right
+    assert.are.same({ 257, 256 }, tok:encode("<R>  <L>"))             -- the space is taken once
+    assert.are.same({ 32, 262, 32 }, tok:encode(" <N> "))              -- no flags: the spaces stay
+  end)
+
+  it("a single_word token is a token only where no word character touches it", function()
+    assert.are.same({ 258 }, tok:encode("<W>"))
+    assert.are.same({ 32, 258, 46 }, tok:encode(" <W>."))
+    assert.are.same(bytes("x<W>"), tok:encode("x<W>"))
+    assert.are.same(bytes("<W>_"), tok:encode("<W>_"))
+    assert.are.same(bytes("<W>\xC3\xA9"), tok:encode("<W>\xC3\xA9")) -- é is a letter
+    assert.are.same(bytes("1<W>"), tok:encode("1<W>"))
+  end)
+
+  it("tokens that are not normalized are found first, the normalized ones in what is left", function()
+    -- one leftmost pass would take "ab" then "c"; Hugging Face takes "bc" first
+    assert.are.same({ 97, 259 }, tok:encode("abc"))
+    assert.are.same({ 260, 100 }, tok:encode("abd"))
+  end)
+
+  it("a special token's flags apply when special texts are parsed", function()
+    assert.are.same({ 97, 261, 98 }, tok:encode("a <s> b", { special = true }))
+    assert.are.same(bytes("a <s> b"), tok:encode("a <s> b"))
+  end)
+end)
+
 -- A Hugging Face tokenizer.json in the layout transformers' converter gives
 -- sentencepiece models (LLaMA-2, 1bitLLM), made from the SentencePiece GGUF:
 -- merges are every split of a piece into two pieces, ordered by the piece's
 -- score. `layout` picks the legacy normalizers or the Metaspace pre-tokenizer.
 local function spm_json(layout)
   local spm = load(SPM_GGUF)
-  local function jstr(s)
-    return '"' .. s:gsub('[%c"\\]', function(c)
-      if c == '"' then return '\\"' elseif c == "\\" then return "\\\\" end
-      return ("\\u%04x"):format(c:byte())
-    end) .. '"'
-  end
   local vocab, merges, added = {}, {}, {}
   for id = 0, spm:n_vocab() - 1 do
     local text = spm:text(id)
-    vocab[#vocab + 1] = jstr(text) .. ": " .. id
+    vocab[#vocab + 1] = json_str(text) .. ": " .. id
     if spm:is_control(id) or id == 0 then
-      added[#added + 1] = ('{"id": %d, "content": %s, "special": true}'):format(id, jstr(text))
+      added[#added + 1] = ('{"id": %d, "content": %s, "special": true}'):format(id, json_str(text))
     elseif not text:match("^<0x%x%x>$") then
       for k = 2, #text do
         local b = text:byte(k)
@@ -196,7 +524,7 @@ local function spm_json(layout)
     if a[2] ~= b[2] then return a[2] < b[2] end
     return a[3] < b[3]
   end)
-  for i, m in ipairs(merges) do merges[i] = jstr(m[4]) end
+  for i, m in ipairs(merges) do merges[i] = json_str(m[4]) end
   local split
   if layout == "normalizers" then
     split = '"normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "\\u2581"}, '
@@ -461,18 +789,9 @@ describe("loading bad tokenizers", function()
   end
 
   it("loads a minimal byte-level vocabulary (256 bytes, no merges, no specials)", function()
-    local vocab, next_cp = {}, 256
-    for b = 0, 255 do -- GPT-2's byte-level alphabet
-      local printable = (b >= 0x21 and b <= 0x7E) or (b >= 0xA1 and b <= 0xAC) or b >= 0xAE
-      local cp = printable and b or next_cp
-      if not printable then next_cp = next_cp + 1 end
-      local ch = cp < 0x80 and string.char(cp) or string.char(0xC0 + math.floor(cp / 64), 0x80 + cp % 64)
-      if ch == '"' or ch == "\\" then ch = "\\" .. ch end
-      vocab[#vocab + 1] = ('"%s": %d'):format(ch, b)
-    end
     local path = dir .. "/bytes.json"
     write(path, '{"pre_tokenizer": {"type": "ByteLevel"}, "model": {"type": "BPE", "vocab": {'
-      .. table.concat(vocab, ", ") .. '}, "merges": []}}')
+      .. byte_vocab_json() .. '}, "merges": []}}')
     local tok = assert(core.tokenizer(path))
     assert.are.same({ 104, 105, 32, 0, 255 }, tok:encode("hi \0\255"))
     assert.are.equal("hi \0\255", tok:decode({ 104, 105, 32, 0, 255 }))

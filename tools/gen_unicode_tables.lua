@@ -1,6 +1,7 @@
 #!/usr/bin/env lua5.4
 -- gen_unicode_tables.lua: writes csrc/unicode_tables.c, the Unicode
--- properties the pre-tokenizers need (general category class and White_Space)
+-- properties the pre-tokenizers need (general category class, the case of
+-- letters, and White_Space)
 -- as sorted code point ranges, from Debian's `unicode-data` package.
 --
 --   apt-get install unicode-data
@@ -12,8 +13,11 @@ local dir = arg[1] or "/usr/share/unicode"
 -- flag bits; must match the BN_UC_* values in csrc/unicode.h
 local CLASS = { L = 1, N = 2, P = 4, S = 8, M = 16, Z = 32, C = 64 }
 local WHITESPACE = 128
+-- the letter subclasses GPT-4o's and Tekken's regexes tell apart: Lu and Lt
+-- (upper), Ll (lower); Lm and Lo carry neither
+local CASE = { Lu = 256, Lt = 256, Ll = 512 }
 
-local flags = {} -- code point -> flag byte (absent: unassigned, which is class C)
+local flags = {} -- code point -> flag bits (absent: unassigned, which is class C)
 
 local function read_lines(name)
   local f = assert(io.open(dir .. "/" .. name, "r"))
@@ -27,7 +31,7 @@ for line in read_lines("UnicodeData.txt") do
   local cp, name, gc = line:match("^(%x+);([^;]*);(%a%a);")
   assert(cp, "unexpected line in UnicodeData.txt: " .. line)
   cp = tonumber(cp, 16)
-  local class = assert(CLASS[gc:sub(1, 1)], "unknown category " .. gc)
+  local class = assert(CLASS[gc:sub(1, 1)], "unknown category " .. gc) | (CASE[gc] or 0)
   if name:match(", First>$") then
     range_first = cp
   elseif name:match(", Last>$") then
