@@ -9,15 +9,15 @@ LUA54_INC ?= /usr/include/lua5.4
 LUAJIT_INC ?= /usr/include/luajit-2.1
 BUSTED ?= /usr/bin/busted
 
-SRC = $(wildcard csrc/*.c csrc/kernels/*.c)
-HDR = $(wildcard csrc/*.h csrc/kernels/*.h)
+SRC = $(wildcard csrc/*/*.c)
+HDR = $(wildcard csrc/*/*.h)
 
 LIB54 = build/lua5.4/bitnet/core.so
 LIBJIT = build/luajit/bitnet/core.so
 LIBASAN = build/asan/bitnet/core.so
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all lua54 luajit asan tsan test test-states test-lua54 test-luajit test-asan test-kernels test-writer valgrind bench check-neon clean
+.PHONY: all lua54 luajit asan tsan test test-states check-layers test-lua54 test-luajit test-asan test-kernels test-writer valgrind bench check-neon clean
 
 all: lua54 luajit
 lua54: $(LIB54)
@@ -37,7 +37,12 @@ $(LIBASAN): $(SRC) $(HDR) Makefile
 	$(CC) $(WARN) -O1 -g $(SANITIZE) $(PIC) -I$(LUA54_INC) -Icsrc -shared -o $@ $(SRC) $(LIBS)
 
 # BUSTED_ARGS lets CI add an output handler; BITNET_BUILD picks the library.
-test: test-kernels test-writer test-lua54 test-luajit test-asan test-states
+test: check-layers test-kernels test-writer test-lua54 test-luajit test-asan test-states
+
+# The layering of csrc/ (README "Building"): no include from a lower folder
+# to a higher one, no include cycle between modules.
+check-layers:
+	lua5.4 tools/check_layers.lua csrc
 
 # One model shared by Lua states on several threads (tests/states_test.c),
 # against the ASan + UBSan build.
@@ -63,7 +68,7 @@ tsan: $(LIBTSAN) build/states_test.tsan
 
 # Every kernel path this CPU runs against the C reference, bit for bit.
 KTEST = build/kernels_test
-KTEST_SRC = tests/kernels_test.c $(wildcard csrc/kernels/*.c) csrc/floatfmt.c csrc/gguf.c csrc/errbuf.c csrc/mapfile.c
+KTEST_SRC = tests/kernels_test.c $(wildcard csrc/kernels/*.c) csrc/formats/floatfmt.c csrc/formats/gguf.c csrc/base/errbuf.c csrc/formats/mapfile.c
 $(KTEST): $(KTEST_SRC) $(HDR) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) -Icsrc -o $@ $(KTEST_SRC) -lm
@@ -73,7 +78,7 @@ test-kernels: $(KTEST)
 
 # The GGUF writer against the project's GGUF reader, under ASan + UBSan.
 WTEST = build/gguf_writer_test
-WTEST_SRC = tests/gguf_writer_test.c csrc/gguf_writer.c csrc/gguf.c csrc/errbuf.c
+WTEST_SRC = tests/gguf_writer_test.c csrc/formats/gguf_writer.c csrc/formats/gguf.c csrc/base/errbuf.c
 $(WTEST): $(WTEST_SRC) $(HDR) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) -O1 -g $(SANITIZE) -Icsrc -o $@ $(WTEST_SRC)
@@ -96,7 +101,7 @@ check-neon:
 # The speed benchmark (not part of CI): writes the synthetic 2B-4T-shaped
 # model into bench/cache once (about 1.2 GB, plus converted variants), then
 # measures; results in bench/RESULTS.md. BENCH_QUICK=1 for a smoke run.
-GEN_SRC = bench/gen_model.c csrc/gguf_writer.c csrc/gguf.c csrc/errbuf.c csrc/floatfmt.c
+GEN_SRC = bench/gen_model.c csrc/formats/gguf_writer.c csrc/formats/gguf.c csrc/base/errbuf.c csrc/formats/floatfmt.c
 build/gen_model: $(GEN_SRC) $(HDR) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) -Icsrc -o $@ $(GEN_SRC) -lm

@@ -33,11 +33,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "convert.h"
-#include "gguf.h"
-#include "lbitnet.h"
-#include "session.h"
-#include "tokenizer.h"
+#include "model/convert.h"
+#include "model/load.h"
+#include "formats/gguf.h"
+#include "lua/lbitnet.h"
+#include "runtime/session.h"
+#include "tokenizer/tokenizer.h"
 
 int luaopen_bitnet_core(lua_State *L);
 

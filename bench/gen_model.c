@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "floatfmt.h"
-#include "gguf.h"
-#include "gguf_writer.h"
+#include "formats/floatfmt.h"
+#include "formats/gguf.h"
+#include "formats/gguf_writer.h"
 
 enum { E = 2560, L_DEFAULT = 30, H = 20, KVH = 5, HD = 128, F = 6912, V = 128256 };
 

@@ -1,4 +1,4 @@
--- TQ2_0 tensors are repacked at load with a byte table (csrc/ternary.c);
+-- TQ2_0 tensors are repacked at load with a byte table (csrc/model/ternary.c);
 -- these check that table against the format's meaning on bytes the
 -- fixtures do not hold: code 3 (no ternary value) counts as code 2 (+1),
 -- as the per-element decoder of TQ1_0 and the other loaders clamp it.

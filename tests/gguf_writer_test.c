@@ -7,8 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gguf.h"
-#include "gguf_writer.h"
+#include "formats/gguf.h"
+#include "formats/gguf_writer.h"
 
 static int failures;
 

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "floatfmt.h"
-#include "gguf.h"
+#include "formats/floatfmt.h"
+#include "formats/gguf.h"
 #include "kernels/kernels.h"
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;

@@ -1,16 +1,16 @@
 #!/usr/bin/env lua5.4
--- gen_unicode_tables.lua: writes csrc/unicode_tables.c, the Unicode
+-- gen_unicode_tables.lua: writes csrc/tokenizer/unicode_tables.c, the Unicode
 -- properties the pre-tokenizers need (general category class, the case of
 -- letters, and White_Space)
 -- as sorted code point ranges, from Debian's `unicode-data` package.
 --
 --   apt-get install unicode-data
---   lua5.4 tools/gen_unicode_tables.lua [/usr/share/unicode] > csrc/unicode_tables.c
+--   lua5.4 tools/gen_unicode_tables.lua [/usr/share/unicode] > csrc/tokenizer/unicode_tables.c
 --
 -- The generated file is committed so builds do not need the package.
 local dir = arg[1] or "/usr/share/unicode"
 
--- flag bits; must match the BN_UC_* values in csrc/unicode.h
+-- flag bits; must match the BN_UC_* values in csrc/tokenizer/unicode.h
 local CLASS = { L = 1, N = 2, P = 4, S = 8, M = 16, Z = 32, C = 64 }
 local WHITESPACE = 128
 -- the letter subclasses GPT-4o's and Tekken's regexes tell apart: Lu and Lt

@@ -15,8 +15,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "../floatfmt.h"
-#include "kernels.h"
+#include "formats/floatfmt.h"
+#include "kernels/kernels.h"
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 #define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))

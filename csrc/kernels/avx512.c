@@ -16,8 +16,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "../floatfmt.h"
-#include "kernels.h"
+#include "formats/floatfmt.h"
+#include "kernels/kernels.h"
 
 #define TGT "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"
 #define AVX512 __attribute__((target(TGT)))

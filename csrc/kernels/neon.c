@@ -10,8 +10,8 @@
 #include <arm_neon.h>
 #include <string.h>
 
-#include "../floatfmt.h"
-#include "kernels.h"
+#include "formats/floatfmt.h"
+#include "kernels/kernels.h"
 
 #define DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
 

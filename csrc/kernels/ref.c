@@ -2,9 +2,9 @@
 #include <math.h>
 #include <string.h>
 
-#include "../floatfmt.h"
-#include "../gguf.h"
-#include "kernels.h"
+#include "formats/floatfmt.h"
+#include "formats/gguf.h"
+#include "kernels/kernels.h"
 
 float bn_quantize_act(const float *x, int64_t n, int8_t *q, int64_t npad) {
     float m = 0.0f;

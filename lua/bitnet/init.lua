@@ -61,19 +61,19 @@ bitnet.attach = core.attach
 --- bitnet.convert(src, dst [, opts]) -> true | nil, message
 -- Writes a GGUF file from any model bitnet.load reads (a path or a Model):
 -- opts.type "i2_s" (default) | "tq1_0" | "tq2_0" | "f16" | "f32",
--- embeddings, fallback, scale_convention, progress (csrc/lconvert.c).
+-- embeddings, fallback, scale_convention, progress (csrc/lua/lconvert.c).
 bitnet.convert = core.convert
 
 --- bitnet.tokenizer(path) -> Tokenizer | nil, message
 -- A tokenizer on its own: a tokenizer.json, a model directory holding one,
--- or a GGUF file (vocabulary-only files too). See csrc/ltokenizer.c.
+-- or a GGUF file (vocabulary-only files too). See csrc/lua/ltokenizer.c.
 bitnet.tokenizer = core.tokenizer
 
 require("bitnet.perplexity")
 bitnet.template = require("bitnet.template")
 
 --- bitnet.sampler([opts]) -> Sampler: the C sampling chain (see
--- csrc/lsampler.c and README "Sampling").
+-- csrc/lua/lsampler.c and README "Sampling").
 bitnet.sampler = core.sampler
 --- bitnet.sampling: presets and policy functions (lua/bitnet/sampling.lua).
 bitnet.sampling = require("bitnet.sampling")

@@ -1,0 +1,227 @@
+/* lsession.c: bitnet.Session userdata: feeding tokens, reading logits. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lua/lbitnet.h"
+#include "runtime/score.h"
+
+bn_session *bn_check_session(lua_State *L, int idx) {
+    bn_lsession *u = luaL_checkudata(L, idx, BN_SESSION_MT);
+    if (!u->s) luaL_error(L, "bitnet.Session: the session is closed");
+    return u->s;
+}
+
+bn_session *bn_claim_session(lua_State *L, int idx) {
+    bn_session *s = bn_check_session(L, idx);
+    if (bn_session_claim(s) != 0)
+        luaL_error(L, "bitnet.Session: session in use (by an async generation or another thread)");
+    return s;
+}
+
+/* Reads the Lua array at idx into a fresh int32 buffer after checking every
+ * id against the vocabulary; raises on misuse. */
+static int32_t *check_ids(lua_State *L, int idx, int n_vocab, int *n_out, const char *fname) {
+    luaL_checktype(L, idx, LUA_TTABLE);
+    size_t n = lua_rawlen(L, idx);
+    if (n > (1u << 24)) luaL_error(L, "%s: too many token ids (%d)", fname, (int)n);
+    int32_t *ids = malloc((n ? n : 1) * sizeof *ids);
+    if (!ids) luaL_error(L, "%s: out of memory", fname);
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, idx, (int)i + 1);
+        lua_Integer v = 0;
+        int ok = bn_isintegral(L, -1, &v);
+        lua_pop(L, 1);
+        if (!ok || v < 0 || v >= n_vocab) {
+            free(ids);
+            if (!ok) luaL_error(L, "%s: token id at index %d is not an integer", fname, (int)i + 1);
+            luaL_error(L, "%s: token id %d at index %d is out of range (vocabulary has %d ids, 0..%d)", fname,
+                       (int)v, (int)i + 1, n_vocab, n_vocab - 1);
+        }
+        ids[i] = (int32_t)v;
+    }
+    *n_out = (int)n;
+    return ids;
+}
+
+/* sess:feed(ids [, { max_tokens = N }]) -> number of tokens consumed.
+ * Evaluates the ids (0-based) after what the session holds; with max_tokens
+ * it consumes at most that many (chunked prefill for cooperative hosts). */
+static int l_feed(lua_State *L) {
+    static const char *const allowed[] = {"max_tokens", NULL};
+    bn_session *s = bn_check_session(L, 1);
+    bn_check_options(L, 3, "sess:feed", allowed);
+    lua_Integer max = bn_opt_integer(L, 3, "max_tokens", -1, "sess:feed");
+    int n;
+    int32_t *ids = check_ids(L, 2, s->model->hp.n_vocab, &n, "sess:feed");
+    if (bn_session_claim(s) != 0) {
+        free(ids);
+        luaL_error(L, "sess:feed: session in use (by an async generation or another thread)");
+    }
+    if (max >= 0 && max < n) n = (int)max;
+    if (n > s->n_ctx - s->pos) {
+        int pos = s->pos, ctx = s->n_ctx;
+        bn_session_unclaim(s);
+        free(ids);
+        luaL_error(L, "sess:feed: %d tokens at position %d exceed the context of %d (n_ctx)", n, pos, ctx);
+    }
+    int failed = n > 0 && bn_session_eval(s, ids, n, NULL) != 0;
+    bn_session_unclaim(s);
+    free(ids);
+    if (failed) luaL_error(L, "sess:feed: out of memory for the session's scratch");
+    lua_pushinteger(L, n);
+    return 1;
+}
+
+/* sess:nll(ids [, { from = k }]) -> nll, count
+ * Feeds ids like sess:feed and returns the summed negative log-likelihood
+ * (nats) of ids[k..#ids] given everything before each, and how many were
+ * scored. from defaults to 2 (the first id has no prediction) or to 1 when
+ * the session already holds tokens. The primitive behind perplexity. */
+static int l_nll(lua_State *L) {
+    static const char *const allowed[] = {"from", NULL};
+    bn_session *s = bn_check_session(L, 1);
+    bn_check_options(L, 3, "sess:nll", allowed);
+    int n;
+    int32_t *ids = check_ids(L, 2, s->model->hp.n_vocab, &n, "sess:nll");
+    const char *problem = NULL;
+    if (bn_session_claim(s) != 0) {
+        free(ids);
+        luaL_error(L, "sess:nll: session in use (by an async generation or another thread)");
+    }
+    lua_Integer from = s->have_logits ? 1 : 2;
+    if (!lua_isnoneornil(L, 3)) {
+        lua_getfield(L, 3, "from");
+        if (!lua_isnil(L, -1) && !bn_isintegral(L, -1, &from)) problem = "option 'from' must be an integer";
+        lua_pop(L, 1);
+    }
+    if (problem) {
+    } else if (from < 1 || from > (lua_Integer)n + 1) problem = "option 'from' must be within 1..#ids+1";
+    else if (from == 1 && !s->have_logits) problem = "option 'from' = 1 needs a session that already holds tokens";
+    else if (n > s->n_ctx - s->pos) problem = "the ids exceed the context (n_ctx)";
+    if (problem) {
+        bn_session_unclaim(s);
+        free(ids);
+        luaL_error(L, "sess:nll: %s", problem);
+    }
+    bn_err err = {{0}};
+    double nll = n ? bn_session_nll(s, ids, n, (int)from - 1, &err) : 0.0;
+    bn_session_unclaim(s);
+    free(ids);
+    if (err.msg[0]) luaL_error(L, "sess:nll: %s", err.msg);
+    lua_pushnumber(L, nll);
+    lua_pushinteger(L, n - (from - 1) < 0 ? 0 : n - (from - 1));
+    return 2;
+}
+
+/* sess:logits() -> array of n_vocab numbers for the last position fed
+ * (index id + 1). */
+static int l_logits(lua_State *L) {
+    bn_session *s = bn_check_session(L, 1);
+    int V = s->model->hp.n_vocab;
+    lua_createtable(L, V, 0);
+    bn_claim_session(L, 1);
+    if (!s->have_logits) {
+        bn_session_unclaim(s);
+        luaL_error(L, "sess:logits: no logits yet: feed tokens first");
+    }
+    for (int i = 0; i < V; i++) { /* rawseti into a presized array part does not allocate */
+        lua_pushnumber(L, s->logits[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    bn_session_unclaim(s);
+    return 1;
+}
+
+/* sess:pos() -> number of positions the session holds. */
+static int l_pos(lua_State *L) {
+    bn_session *s = bn_claim_session(L, 1);
+    int pos = s->pos;
+    bn_session_unclaim(s);
+    lua_pushinteger(L, pos);
+    return 1;
+}
+
+/* sess:tokens() -> the token ids the session holds, one per position. */
+static int l_tokens(lua_State *L) {
+    bn_session *s = bn_check_session(L, 1);
+    lua_createtable(L, s->n_ctx, 0);
+    bn_claim_session(L, 1);
+    for (int i = 0; i < s->pos; i++) {
+        lua_pushinteger(L, s->tokens[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    bn_session_unclaim(s);
+    return 1;
+}
+
+/* sess:n_ctx() -> the session's context size. */
+static int l_n_ctx(lua_State *L) {
+    lua_pushinteger(L, bn_check_session(L, 1)->n_ctx);
+    return 1;
+}
+
+/* sess:rewind(n): drops every position from n on (0 <= n <= pos). */
+static int l_rewind(lua_State *L) {
+    lua_Integer n = 0;
+    bn_check_session(L, 1);
+    if (!bn_isintegral(L, 2, &n)) luaL_error(L, "sess:rewind: argument 1 must be an integer position");
+    bn_session *s = bn_claim_session(L, 1);
+    int pos = s->pos;
+    if (n >= 0 && n <= pos) bn_session_rewind(s, (int)n);
+    bn_session_unclaim(s);
+    if (n < 0 || n > pos) luaL_error(L, "sess:rewind: position %d is outside 0..%d", (int)n, pos);
+    return 0;
+}
+
+/* sess:reset(): empties the session (same as rewind(0)). */
+static int l_reset(lua_State *L) {
+    bn_session *s = bn_claim_session(L, 1);
+    bn_session_rewind(s, 0);
+    bn_session_unclaim(s);
+    return 0;
+}
+
+/* sess:close(): frees the KV-cache now; __close and __gc do the same. Safe
+ * to call twice; any other use of a closed session raises. */
+static int l_close(lua_State *L) {
+    bn_lsession *u = luaL_checkudata(L, 1, BN_SESSION_MT);
+    if (u->s) bn_session_free(u->s);
+    u->s = NULL;
+    return 0;
+}
+
+/* sess:model() -> the Model this session runs. */
+static int l_model(lua_State *L) {
+    bn_session *s = bn_check_session(L, 1);
+    bn_model_retain(s->model);
+    bn_push_model(L, s->model);
+    return 1;
+}
+
+static int l_tostring(lua_State *L) {
+    bn_lsession *u = luaL_checkudata(L, 1, BN_SESSION_MT);
+    if (!u->s) lua_pushstring(L, "bitnet.Session<closed>");
+    else lua_pushfstring(L, "bitnet.Session<%d/%d positions, %s>", u->s->pos, u->s->n_ctx, u->s->model->arch);
+    return 1;
+}
+
+static const luaL_Reg session_methods[] = {
+    {"feed", l_feed},   {"nll", l_nll},       {"logits", l_logits}, {"pos", l_pos}, {"tokens", l_tokens},     {"n_ctx", l_n_ctx}, {"rewind", l_rewind},
+    {"reset", l_reset}, {"close", l_close},   {"model", l_model}, {NULL, NULL}};
+
+void bn_open_session(lua_State *L) {
+    luaL_newmetatable(L, BN_SESSION_MT);
+    lua_pushcfunction(L, l_close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, l_close);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, l_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushstring(L, BN_SESSION_MT);
+    lua_setfield(L, -2, "__name");
+    luaL_newlib(L, session_methods);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "__index");
+    lua_setfield(L, -3, "Session");
+    lua_pop(L, 1);
+}
