@@ -1,12 +1,8 @@
 -- A scripted chat: each reply goes back into the history, and one session
 -- keeps the KV-cache between turns so only the new part of the
 -- conversation is evaluated.
---   lua5.4 examples/chat.lua [MODEL]     (or luajit)
+--   bin/bitnet lua examples/chat.lua [MODEL]   (from a checkout; luajit bin/bitnet ... for LuaJIT)
 -- MODEL defaults to the shipped model.
-local here = (arg and arg[0] or ""):match("^(.*)/examples/[^/]*$") or "."
-package.path = here .. "/lua/?.lua;" .. here .. "/lua/?/init.lua;" .. package.path
-package.cpath = here .. "/build/" .. (jit and "luajit" or "lua5.4") .. "/?.so;" .. package.cpath
-
 local bitnet = require("bitnet")
 
 local model, err = bitnet.load(arg[1])

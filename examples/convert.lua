@@ -1,14 +1,10 @@
 -- Converts a BitNet model (a Hugging Face directory or a GGUF file) to a GGUF
 -- file that llama.cpp (tq1_0, tq2_0, f16) or bitnet.cpp (i2_s) loads.
---   lua5.4 examples/convert.lua SRC DST [--type i2_s|tq1_0|tq2_0|f16|f32]
+--   bin/bitnet lua examples/convert.lua SRC DST [--type i2_s|tq1_0|tq2_0|f16|f32]
 --       [--embeddings f16|bf16|f32|q8_0|q6_k] [--fallback f16|f32]
 --       [--scale-convention multiply|divide] [--quiet]
--- Runs from a checkout (after `make`) or with bitnet installed by luarocks.
+-- From a checkout after `make`; with bitnet installed by luarocks, plain lua5.4.
 -- Stands in for `bitnet convert` until the command-line tool exists.
-local here = (arg and arg[0] or ""):match("^(.*)/examples/[^/]*$") or "."
-package.path = here .. "/lua/?.lua;" .. here .. "/lua/?/init.lua;" .. package.path
-package.cpath = here .. "/build/" .. (jit and "luajit" or "lua5.4") .. "/?.so;" .. package.cpath
-
 local bitnet = require("bitnet")
 
 local usage = "usage: convert.lua SRC DST [--type T] [--embeddings T] [--fallback f16|f32] " ..

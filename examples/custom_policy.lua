@@ -2,12 +2,8 @@
 -- token (ids, logits, probabilities), here drops every candidate that would
 -- repeat one of the last three tokens, and lets the sampler pick from the
 -- rest. Also prints what the model considered for the first token.
---   lua5.4 examples/custom_policy.lua [MODEL] [PROMPT]     (or luajit)
+--   bin/bitnet lua examples/custom_policy.lua [MODEL] [PROMPT]   (from a checkout; luajit bin/bitnet ... for LuaJIT)
 -- MODEL defaults to the shipped model.
-local here = (arg and arg[0] or ""):match("^(.*)/examples/[^/]*$") or "."
-package.path = here .. "/lua/?.lua;" .. here .. "/lua/?/init.lua;" .. package.path
-package.cpath = here .. "/build/" .. (jit and "luajit" or "lua5.4") .. "/?.so;" .. package.cpath
-
 local bitnet = require("bitnet")
 
 local model, err = bitnet.load(arg[1])

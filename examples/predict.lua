@@ -1,14 +1,10 @@
 -- Next-token predictions of a BitNet model: feeds a few token ids and prints
 -- the five most likely next tokens after each.
---   lua5.4 examples/predict.lua [MODEL.gguf|HF_DIR] [id id ...]
--- Runs from a checkout (after `make`) or with bitnet installed by luarocks.
-local here = (arg and arg[0] or ""):match("^(.*)/examples/[^/]*$") or "."
-package.path = here .. "/lua/?.lua;" .. here .. "/lua/?/init.lua;" .. package.path
-package.cpath = here .. "/build/" .. (jit and "luajit" or "lua5.4") .. "/?.so;" .. package.cpath
-
+--   bin/bitnet lua examples/predict.lua [MODEL.gguf|HF_DIR] [id id ...]
+-- From a checkout after `make`; with bitnet installed by luarocks, plain lua5.4.
 local bitnet = require("bitnet")
 
-local path = arg[1] or (here .. "/../shared/fixtures/gguf/b158-relu2-i2_s/model.gguf")
+local path = arg[1] or "../shared/fixtures/gguf/b158-relu2-i2_s/model.gguf" -- from the checkout
 local model, err = bitnet.load(path)
 if not model then
   io.stderr:write(err, "\n")

@@ -1,12 +1,8 @@
 -- Streaming generation: prints text as the model produces it, then the
 -- finish reason and speed.
---   lua5.4 examples/stream.lua [MODEL] [PROMPT]     (or luajit)
+--   bin/bitnet lua examples/stream.lua [MODEL] [PROMPT]   (from a checkout; luajit bin/bitnet ... for LuaJIT)
 -- MODEL defaults to the shipped model. Runs from a checkout (after `make`)
 -- or with bitnet installed by luarocks.
-local here = (arg and arg[0] or ""):match("^(.*)/examples/[^/]*$") or "."
-package.path = here .. "/lua/?.lua;" .. here .. "/lua/?/init.lua;" .. package.path
-package.cpath = here .. "/build/" .. (jit and "luajit" or "lua5.4") .. "/?.so;" .. package.cpath
-
 local bitnet = require("bitnet")
 
 local model, err = bitnet.load(arg[1]) -- nil: the shipped model

@@ -1,8 +1,5 @@
 -- Chat templates: render a built-in template and a custom Jinja template.
---   lua5.4 examples/templates.lua      (or: luajit examples/templates.lua)
--- Pure Lua: needs no build.
-local here = (arg and arg[0] or ""):match("^(.*)/examples/[^/]*$") or "."
-package.path = here .. "/lua/?.lua;" .. here .. "/lua/?/init.lua;" .. package.path
+--   bin/bitnet lua examples/templates.lua   (from a checkout)
 
 local template = require("bitnet.template")
 

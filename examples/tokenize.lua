@@ -1,15 +1,11 @@
 -- Tokenizes text with any tokenizer (tokenizer.json, model directory or GGUF
 -- file) and shows each token: its id, its vocabulary text and its bytes.
---   lua5.4 examples/tokenize.lua TOKENIZER ["text" | -f FILE] [--special]
--- Runs from a checkout (after `make`) or with bitnet installed by luarocks.
-local here = (arg and arg[0] or ""):match("^(.*)/examples/[^/]*$") or "."
-package.path = here .. "/lua/?.lua;" .. here .. "/lua/?/init.lua;" .. package.path
-package.cpath = here .. "/build/" .. (jit and "luajit" or "lua5.4") .. "/?.so;" .. package.cpath
-
+--   bin/bitnet lua examples/tokenize.lua TOKENIZER ["text" | -f FILE] [--special]
+-- From a checkout after `make`; with bitnet installed by luarocks, plain lua5.4.
 local bitnet = require("bitnet")
 local load_tokenizer = bitnet.tokenizer or bitnet.core.tokenizer
 
-local path = arg[1] or (here .. "/../shared/tokenizer-tests/llama3")
+local path = arg[1] or "../shared/tokenizer-tests/llama3" -- from the checkout
 local text, special = "Hello, world! Tokenizers turn text into ids.", false
 local i = 2
 while arg[i] do

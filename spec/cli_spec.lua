@@ -285,7 +285,7 @@ describe("bitnet command", function()
   end)
 
   describe("examples", function()
-    it("stream.lua, chat.lua and custom_policy.lua run", function()
+    it("stream.lua, chat.lua and custom_policy.lua run through bitnet lua", function()
       local interp = jit and "luajit" or "lua5.4"
       local expect = {
         stream = "%[length: %d+ prompt tokens, 48 generated",
@@ -293,7 +293,7 @@ describe("bitnet command", function()
         custom_policy = "first%-token candidates:\n.*%[%a+, %d+ tokens%]",
       }
       for name, pattern in pairs(expect) do
-        local p = assert(io.popen(("%s examples/%s.lua %s 2>&1; echo \"status=$?\""):format(interp, name, MODEL)))
+        local p = assert(io.popen(("%s bin/bitnet lua examples/%s.lua %s 2>&1; echo \"status=$?\""):format(interp, name, MODEL)))
         local out = p:read("*a")
         p:close()
         assert(out:find("status=0\n", 1, true), name .. ": " .. out)

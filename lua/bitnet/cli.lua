@@ -17,6 +17,7 @@ commands:
   perplexity MODEL FILE     perplexity of the model on a text file
   convert SRC DST --type T  write a model as GGUF with another weight type
   bench [MODEL]             prefill and decode speed in tokens per second
+  lua FILE [ARGS...]        run a Lua script with bitnet found (from a checkout too)
   help [COMMAND]            this text, or a command's options
 
 MODEL is a GGUF file or a Hugging Face directory; without it, the shipped
@@ -426,6 +427,34 @@ function commands.bench(pos, opts, io_)
 end
 
 --- cli.main(args [, streams]) -> exit status (see the module header).
+--- M.run_script(args, io_) -> status: `bitnet lua FILE [ARGS...]` runs FILE
+-- with `arg` set as lua would (arg[0] = FILE), on the package paths the
+-- command itself found bitnet on: the one way to run the examples, or any
+-- script, from a checkout without setting LUA_PATH / LUA_CPATH.
+function M.run_script(args, io_)
+  local file = args[1]
+  if not file then
+    io_.stderr:write("usage: bitnet lua FILE [ARGS...]\n")
+    return 2
+  end
+  local chunk, err = loadfile(file)
+  if not chunk then
+    io_.stderr:write("bitnet lua: ", err, "\n")
+    return 1
+  end
+  local script_arg = { [0] = file }
+  for i = 2, #args do script_arg[i - 1] = args[i] end
+  local saved = rawget(_G, "arg")
+  rawset(_G, "arg", script_arg)
+  local ok, e = xpcall(chunk, debug.traceback, (unpack or table.unpack)(script_arg, 1, #script_arg))
+  rawset(_G, "arg", saved)
+  if not ok then
+    io_.stderr:write("bitnet lua: ", tostring(e), "\n")
+    return 1
+  end
+  return 0
+end
+
 function M.main(args, streams)
   streams = streams or {}
   local io_ = {
@@ -452,6 +481,7 @@ function M.main(args, streams)
     io_.stdout:write(("bitnet %s\n"):format(bitnet.version))
     return 0
   end
+  if command == "lua" then return M.run_script(list, io_) end
   if not commands[command] then
     io_.stderr:write(("bitnet: unknown command '%s'\n\n%s"):format(command, USAGE))
     return 2

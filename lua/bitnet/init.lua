@@ -23,6 +23,24 @@ local function exists(path)
   return f ~= nil
 end
 
+--- bitnet.normalize_path(path) -> path without "." segments, repeated
+-- slashes or "dir/.." pairs (as far as they can be folded textually), so
+-- messages show "models/x.gguf", not "bin/../lua/bitnet/../../models/x.gguf".
+function bitnet.normalize_path(path)
+  local absolute = path:sub(1, 1) == "/"
+  local parts = {}
+  for part in path:gmatch("[^/]+") do
+    if part == ".." and #parts > 0 and parts[#parts] ~= ".." then
+      parts[#parts] = nil
+    elseif part ~= "." then
+      parts[#parts + 1] = part
+    end
+  end
+  local joined = table.concat(parts, "/")
+  if absolute then return "/" .. joined end
+  return joined ~= "" and joined or "."
+end
+
 --- bitnet.default_model() -> path | nil, message
 -- The GGUF file of the shipped model: from a luarocks installation
 -- (<module dir>/models/) or from a checkout (models/<name>/ beside lua/).
@@ -33,7 +51,7 @@ function bitnet.default_model()
     dir .. "/models/" .. file,
     dir .. "/../../models/" .. DEFAULT_MODEL .. "/" .. file,
   }) do
-    if exists(candidate) then return candidate end
+    if exists(candidate) then return bitnet.normalize_path(candidate) end
   end
   return nil, "the shipped model " .. file .. " is not installed (looked in " .. dir .. "/models and the checkout's models/)"
 end
