@@ -21,9 +21,10 @@ static bn_job *check_job(lua_State *L, int idx) {
  * Starts generating on the session's model's engine: the session (which
  * must hold ids[1..n_prefix]) is claimed until the job is closed; the job
  * samples with a copy of sampler (job:sampler_into copies the state back).
- * opts: max_tokens (default 256), n_draft, ngram (speculative decoding). */
+ * opts: max_tokens (default 256), n_draft, ngram (speculative decoding),
+ * context_shift and keep (see engine.h). */
 static int l_job(lua_State *L) {
-    static const char *const allowed[] = {"max_tokens", "n_draft", "ngram", NULL};
+    static const char *const allowed[] = {"max_tokens", "n_draft", "ngram", "context_shift", "keep", NULL};
     bn_session *s = bn_check_session(L, 1);
     bn_sampler *smp = bn_check_sampler(L, 2);
     luaL_checktype(L, 3, LUA_TTABLE);
@@ -34,6 +35,8 @@ static int l_job(lua_State *L) {
     o.max_tokens = (int)bn_opt_integer(L, 5, "max_tokens", 256, "bitnet.job");
     o.n_draft = (int)bn_opt_integer(L, 5, "n_draft", 0, "bitnet.job");
     o.ngram = (int)bn_opt_integer(L, 5, "ngram", 3, "bitnet.job");
+    o.context_shift = bn_opt_boolean(L, 5, "context_shift", 0, "bitnet.job");
+    o.keep = (int)bn_opt_integer(L, 5, "keep", 0, "bitnet.job");
     if (o.max_tokens < 0) luaL_error(L, "bitnet.job: option 'max_tokens' must be >= 0");
     size_t n = lua_rawlen(L, 3);
     if (n == 0 || n > (size_t)s->n_ctx) luaL_error(L, "bitnet.job: the prompt must hold 1..%d ids", s->n_ctx);

@@ -4,6 +4,7 @@
 
 #include "lua/lbitnet.h"
 #include "model/model_cache.h"
+#include "runtime/session_file.h"
 
 bn_model *bn_check_model(lua_State *L, int idx) {
     bn_lmodel *u = luaL_checkudata(L, idx, BN_MODEL_MT);
@@ -174,6 +175,32 @@ static int l_session(lua_State *L) {
     return 1;
 }
 
+/* model:load_session(path [, { n_ctx = N }]) -> Session | nil, message
+ * A session saved by sess:save, for this model: it continues exactly as
+ * the saved one would. n_ctx (default: the saved size) must hold the saved
+ * positions. A missing, truncated, corrupt, newer or other model's file
+ * returns nil and a message naming the file and the problem. */
+static int l_load_session(lua_State *L) {
+    static const char *const allowed[] = {"n_ctx", NULL};
+    bn_model *m = bn_check_model(L, 1);
+    const char *path = luaL_checkstring(L, 2);
+    bn_check_options(L, 3, "model:load_session", allowed);
+    lua_Integer n_ctx = bn_opt_integer(L, 3, "n_ctx", 0, "model:load_session");
+    if (n_ctx < 0 || n_ctx > (1 << 20)) luaL_error(L, "model:load_session: option 'n_ctx' must be 1..1048576");
+    bn_lsession *u = lua_newuserdata(L, sizeof *u);
+    u->s = NULL;
+    bn_err err = {{0}};
+    bn_session *s = bn_session_load(m, path, (int)n_ctx, &err);
+    if (!s) {
+        lua_pushnil(L);
+        lua_pushstring(L, err.msg);
+        return 2;
+    }
+    u->s = s;
+    luaL_setmetatable(L, BN_SESSION_MT);
+    return 1;
+}
+
 /* model:chat_template() -> the Jinja chat template the model's files carry
  * (GGUF tokenizer.chat_template or tokenizer_config.json), or nil. */
 static int l_chat_template(lua_State *L) {
@@ -208,7 +235,7 @@ static int l_gc(lua_State *L) {
 }
 
 static const luaL_Reg model_methods[] = {
-    {"info", l_info}, {"session", l_session}, {"chat_template", l_chat_template}, {"close", l_gc}, {"id", l_id}, {NULL, NULL}};
+    {"info", l_info}, {"session", l_session}, {"chat_template", l_chat_template}, {"close", l_gc}, {"id", l_id}, {"load_session", l_load_session}, {NULL, NULL}};
 
 void bn_open_model(lua_State *L) {
     luaL_newmetatable(L, BN_MODEL_MT);

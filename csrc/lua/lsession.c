@@ -4,6 +4,7 @@
 
 #include "lua/lbitnet.h"
 #include "runtime/score.h"
+#include "runtime/session_file.h"
 
 bn_session *bn_check_session(lua_State *L, int idx) {
     bn_lsession *u = luaL_checkudata(L, idx, BN_SESSION_MT);
@@ -181,6 +182,69 @@ static int l_reset(lua_State *L) {
     return 0;
 }
 
+/* sess:save(path) -> true | nil, message: writes the session (tokens, the
+ * KV-cache of the positions held, the last logits) to path, atomically
+ * (through path.part); model:load_session reads it back. */
+static int l_save(lua_State *L) {
+    bn_check_session(L, 1);
+    const char *path = luaL_checkstring(L, 2);
+    bn_session *s = bn_claim_session(L, 1);
+    bn_err err = {{0}};
+    int rc = bn_session_save(s, path, &err);
+    bn_session_unclaim(s);
+    if (rc != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err.msg);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* sess:shift(keep, n): context shift: drops positions keep+1..keep+n (the
+ * first keep stay), moves the rest down with their keys re-rotated to their
+ * new positions (csrc/runtime/kv_shift.c says what is approximate). */
+static int l_shift(lua_State *L) {
+    lua_Integer keep = 0, n = 0;
+    bn_check_session(L, 1);
+    if (!bn_isintegral(L, 2, &keep) || !bn_isintegral(L, 3, &n))
+        luaL_error(L, "sess:shift: arguments keep and n must be integers");
+    bn_session *s = bn_claim_session(L, 1);
+    int pos = s->pos;
+    int ok = keep >= 0 && n >= 1 && keep + n <= pos && bn_session_shift(s, (int)keep, (int)n) == 0;
+    bn_session_unclaim(s);
+    if (!ok) luaL_error(L, "sess:shift: keep (%d) >= 0, n (%d) >= 1 and keep + n <= pos (%d) are needed", (int)keep, (int)n, pos);
+    return 0;
+}
+
+/* sess:kv(layer, head, pos) -> k, v: the cached key and value vectors of
+ * KV head `head` of layer `layer` at position `pos` (all 1-based), as
+ * arrays of head_dim numbers; for inspection and tests. */
+static int l_kv(lua_State *L) {
+    lua_Integer l = 0, h = 0, p = 0;
+    bn_session *s = bn_check_session(L, 1);
+    const bn_hparams *hp = &s->model->hp;
+    if (!bn_isintegral(L, 2, &l) || !bn_isintegral(L, 3, &h) || !bn_isintegral(L, 4, &p))
+        luaL_error(L, "sess:kv: layer, head and pos must be integers");
+    float k[1024], v[1024];
+    s = bn_claim_session(L, 1);
+    int pos = s->pos, bad = l < 1 || l > hp->n_layers || h < 1 || h > hp->n_kv_heads || p < 1 || p > pos;
+    if (!bad) {
+        bn_session_kv_read(s, 0, (int)l - 1, (int)h - 1, (int)p - 1, k);
+        bn_session_kv_read(s, 1, (int)l - 1, (int)h - 1, (int)p - 1, v);
+    }
+    bn_session_unclaim(s);
+    if (bad) luaL_error(L, "sess:kv: layer 1..%d, head 1..%d, pos 1..%d", hp->n_layers, hp->n_kv_heads, pos);
+    for (int which = 0; which < 2; which++) {
+        lua_createtable(L, hp->head_dim, 0);
+        for (int d = 0; d < hp->head_dim; d++) {
+            lua_pushnumber(L, which ? v[d] : k[d]);
+            lua_rawseti(L, -2, d + 1);
+        }
+    }
+    return 2;
+}
+
 /* sess:close(): frees the KV-cache now; __close and __gc do the same. Safe
  * to call twice; any other use of a closed session raises. */
 static int l_close(lua_State *L) {
@@ -206,7 +270,7 @@ static int l_tostring(lua_State *L) {
 }
 
 static const luaL_Reg session_methods[] = {
-    {"feed", l_feed},   {"nll", l_nll},       {"logits", l_logits}, {"pos", l_pos}, {"tokens", l_tokens},     {"n_ctx", l_n_ctx}, {"rewind", l_rewind},
+    {"feed", l_feed},   {"nll", l_nll},       {"logits", l_logits}, {"pos", l_pos}, {"tokens", l_tokens}, {"save", l_save}, {"shift", l_shift}, {"kv", l_kv},     {"n_ctx", l_n_ctx}, {"rewind", l_rewind},
     {"reset", l_reset}, {"close", l_close},   {"model", l_model}, {NULL, NULL}};
 
 void bn_open_session(lua_State *L) {

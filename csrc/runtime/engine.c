@@ -88,6 +88,16 @@ static void end_job(bn_job *j, bn_job_end end, const char *msg) {
     if (msg) snprintf(j->fresh_error, sizeof j->fresh_error, "%s", msg);
 }
 
+/* With context_shift, makes room when the context is full: keeps `keep`
+ * positions and drops half of the rest. 0 when it does not (off, or no
+ * room to drop). */
+static int shift_context(bn_job *j) {
+    bn_session *s = j->s;
+    int n = (s->pos - j->o.keep) / 2;
+    if (!j->o.context_shift || n < 1) return 0;
+    return bn_session_shift(s, j->o.keep, n) == 0;
+}
+
 /* Chooses the next token from logits, as the synchronous loop does: the
  * length check first, then the sampler, the end-of-generation check, and
  * the context check. Returns the token kept, or -1 when the job ended. */
@@ -112,7 +122,7 @@ static int32_t choose(bn_job *j, const float *logits) {
     j->fresh[j->n_fresh++] = id;
     j->pending = id;
     if (j->n_tokens + j->n_fresh >= j->o.max_tokens) end_job(j, BN_JOB_LENGTH, NULL);
-    else if (j->s->pos >= j->s->n_ctx) end_job(j, BN_JOB_LENGTH, NULL);
+    else if (j->s->pos >= j->s->n_ctx && !shift_context(j)) end_job(j, BN_JOB_LENGTH, NULL);
     return id;
 }
 
@@ -344,6 +354,10 @@ bn_job *bn_job_start(bn_session *s, bn_sampler *smp, const int32_t *ids, int n, 
     if (n_prefix < 0 || n_prefix >= n || n > s->n_ctx || s->pos != n_prefix) {
         bn_errf(err, "the prompt (%d tokens, %d held) does not fit the session (%d held, %d positions)", n, n_prefix,
                 s->pos, s->n_ctx);
+        goto fail;
+    }
+    if (o->context_shift && (o->keep < 0 || o->keep > s->n_ctx - 2)) {
+        bn_errf(err, "context shift: keep (%d) must be within 0..n_ctx - 2 (%d)", o->keep, s->n_ctx - 2);
         goto fail;
     }
     if (o->n_draft < 0 || o->n_draft > MAX_DRAFT || o->ngram < 0) {

@@ -24,6 +24,10 @@ typedef struct {
     /* speculative decoding by prompt lookup: draft up to n_draft tokens
      * that followed the last `ngram` tokens earlier in the text; 0: off */
     int n_draft, ngram;
+    /* context shift: when the context is full, keep the first `keep`
+     * positions, drop half of the rest (bn_session_shift) and go on;
+     * 0: the job ends with BN_JOB_LENGTH instead */
+    int context_shift, keep;
 } bn_job_opts;
 
 typedef struct {

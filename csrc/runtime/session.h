@@ -118,6 +118,15 @@ int bn_session_eval(bn_session *s, const int32_t *ids, int n, float *all_logits)
 /* Drops everything after position n (0 <= n <= pos); logits become stale. */
 void bn_session_rewind(bn_session *s, int n);
 
+/* Context shift (kv_shift.c): drops positions keep..keep+n-1, moves the
+ * later ones down by n with their keys re-rotated to their new positions;
+ * logits become stale. -1 (nothing done) unless 0 <= keep, 1 <= n and
+ * keep + n <= pos. */
+int bn_session_shift(bn_session *s, int keep, int n);
+/* K (v = 0) or V (v = 1) of (layer l, KV head h) at position pos as floats
+ * (head_dim of them), for inspection. */
+void bn_session_kv_read(const bn_session *s, int v, int l, int h, int pos, float *out);
+
 /* Elements of (layer l, KV head h)'s K or V region (see kv_head_elems). */
 void *bn_session_kv(const bn_session *s, int v, int l, int h);
 

@@ -48,7 +48,7 @@ local clock = core.clock
 M.DEFAULT_MAX_TOKENS = 256
 
 local GENERATE_KEYS = { "max_tokens", "stop", "policy", "on_token", "session", "n_ctx", "sampler", "stream",
-  "async", "speculative", "pool" }
+  "async", "speculative", "pool", "context_shift" }
 local allowed_generate, allowed_chat = {}, {}
 for _, k in ipairs(GENERATE_KEYS) do allowed_generate[k] = true end
 for _, k in ipairs(sampling.SAMPLER_KEYS) do allowed_generate[k] = true end
@@ -271,6 +271,7 @@ local function start(model, prompt, opts, fname)
     error(("%s: the prompt is %d tokens but the context holds %d (n_ctx)"):format(fname, #ids, ctx), 3)
   end
 
+  local shift_keep = M.check_context_shift(opts.context_shift, ids, tok, ctx, fname)
   local cached = reuse_prefix(sess, ids)
   smp:accept(ids)
 
@@ -281,15 +282,41 @@ local function start(model, prompt, opts, fname)
     n_vocab = tok:n_vocab(), policy_k = policy_k,
     tokens = {}, text = {}, pending = "", queue = {}, to_feed = nil, n_sampled = 0,
     prompt = ids, prompt_n = #ids, cached = cached, prefilled = cached, t_prefill = 0, t_decode_start = nil,
+    shift_keep = shift_keep,
   }, on_engine and M.AsyncGeneration or Generation)
   if on_engine then
     gen.speculative = spec
     gen.user_sampler = opts.sampler
     gen.job = core.job(sess, smp, ids, cached,
-      { max_tokens = max_tokens, n_draft = spec and spec.n_draft or 0, ngram = spec and spec.ngram or 0 })
+      { max_tokens = max_tokens, n_draft = spec and spec.n_draft or 0, ngram = spec and spec.ngram or 0,
+        context_shift = shift_keep ~= nil, keep = shift_keep or 0 })
   end
   if slot then slot.holder.gen = gen end
   return gen
+end
+
+--- M.check_context_shift(v, ids, tok, n_ctx, fname) -> keep | nil: the
+-- option `context_shift`: true (keep the prompt's BOS, if it starts with
+-- one) or { keep = N }; nil when off. When the context fills up, the first
+-- keep positions stay, half of the rest is dropped, and generation goes on
+-- (sess:shift) instead of ending with "length".
+function M.check_context_shift(v, ids, tok, n_ctx, fname)
+  if v == nil or v == false then return nil end
+  local keep
+  if v == true then
+    keep = (tok:bos() and ids[1] == tok:bos()) and 1 or 0
+  elseif type(v) == "table" then
+    for k in pairs(v) do
+      if k ~= "keep" then error(("%s: option 'context_shift' has an unknown key '%s'"):format(fname, tostring(k)), 4) end
+    end
+    keep = v.keep or 0
+  else
+    error(("%s: option 'context_shift' must be true or a table { keep = N }"):format(fname), 4)
+  end
+  if type(keep) ~= "number" or keep ~= math.floor(keep) or keep < 0 or keep > n_ctx - 2 then
+    error(("%s: context_shift keep must be an integer within 0..%d (n_ctx - 2)"):format(fname, n_ctx - 2), 4)
+  end
+  return keep
 end
 
 local SPEC_KEYS = { n_draft = true, ngram = true }
@@ -402,7 +429,11 @@ function Generation:advance()
   if #self.tokens >= self.max_tokens then return self:finish("length") end
   local sess = self.sess
   if self.to_feed then
-    if sess:pos() >= sess:n_ctx() then return self:finish("length") end
+    if sess:pos() >= sess:n_ctx() then
+      local n = math.floor((sess:pos() - (self.shift_keep or 0)) / 2)
+      if not self.shift_keep or n < 1 then return self:finish("length") end
+      sess:shift(self.shift_keep, n)
+    end
     sess:feed({ self.to_feed })
     self.to_feed = nil
   end
