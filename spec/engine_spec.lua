@@ -4,12 +4,8 @@
 local bitnet = require("bitnet")
 local core = require("bitnet.core")
 
-local function assert_raises(fn, want)
-  local ok, err = pcall(fn)
-  assert(not ok, "expected an error containing: " .. want)
-  err = tostring(err)
-  assert(err:find(want, 1, true), ("error %q does not contain %q"):format(err, want))
-end
+local checks = require("support.checks")
+local assert_raises = checks.assert_raises
 
 -- All of an async generation's text, read by polling (never blocking).
 local function drain(gen)

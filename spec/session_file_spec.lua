@@ -3,31 +3,10 @@
 local bitnet = require("bitnet")
 local fx = require("support.fixtures")
 
-local function assert_raises(fn, want)
-  local ok, err = pcall(fn)
-  assert(not ok, "expected an error containing: " .. want)
-  err = tostring(err)
-  assert(err:find(want, 1, true), ("error %q does not contain %q"):format(err, want))
-end
+local checks = require("support.checks")
+local assert_raises = checks.assert_raises
 
-local function tmpname()
-  local p = os.tmpname()
-  os.remove(p)
-  return p
-end
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local d = f:read("*a")
-  f:close()
-  return d
-end
-
-local function write(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
+local tmpname, read, write = checks.tmpname, checks.read_file, checks.write_file
 
 local PROMPT = "And God said, Let there be light: and there was light. And God saw the light, that it was good"
 

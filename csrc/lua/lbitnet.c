@@ -7,6 +7,26 @@
 
 int luaopen_bitnet_core(lua_State *L);
 
+void bn_open_class(lua_State *L, const char *name, const char *field, const luaL_Reg *methods, lua_CFunction close,
+                   lua_CFunction tostring) {
+    luaL_newmetatable(L, name);
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "__name");
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "__index");
+    if (field) lua_setfield(L, -3, field);
+    else lua_pop(L, 1);
+    lua_pop(L, 1);
+}
+
 /* core.clock() -> seconds on a monotonic wall clock (for timings; os.clock
  * counts CPU time of every thread, os.time whole seconds). */
 static int l_clock(lua_State *L) {

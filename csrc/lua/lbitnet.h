@@ -34,6 +34,13 @@ bn_session *bn_claim_session(lua_State *L, int idx);
 /* Returns the sampler of the Sampler userdata at idx (raises if not one). */
 struct bn_sampler *bn_check_sampler(lua_State *L, int idx);
 
+/* Registers a userdata class on the module table at the top of the stack:
+ * the metatable `name` (__gc and __close = close, __tostring, __name,
+ * __index = the methods table), and module[field] = the methods when field
+ * is not NULL (for the Lua layer to extend). Leaves the stack as it was. */
+void bn_open_class(lua_State *L, const char *name, const char *field, const luaL_Reg *methods, lua_CFunction close,
+                   lua_CFunction tostring);
+
 /* Pushes a new Model userdata that owns one reference to m. */
 void bn_push_model(lua_State *L, bn_model *m);
 

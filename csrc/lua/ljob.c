@@ -164,16 +164,7 @@ static const luaL_Reg job_methods[] = {{"poll", l_poll},     {"cancel", l_cancel
                                        {"close", l_close},   {NULL, NULL}};
 
 void bn_open_job(lua_State *L) {
-    luaL_newmetatable(L, BN_JOB_MT);
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, l_tostring);
-    lua_setfield(L, -2, "__tostring");
-    luaL_newlib(L, job_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    bn_open_class(L, BN_JOB_MT, NULL, job_methods, l_close, l_tostring);
     lua_pushcfunction(L, l_job);
     lua_setfield(L, -2, "job");
 }

@@ -238,20 +238,8 @@ static const luaL_Reg model_methods[] = {
     {"info", l_info}, {"session", l_session}, {"chat_template", l_chat_template}, {"close", l_gc}, {"id", l_id}, {"load_session", l_load_session}, {NULL, NULL}};
 
 void bn_open_model(lua_State *L) {
-    luaL_newmetatable(L, BN_MODEL_MT);
-    lua_pushcfunction(L, l_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_gc);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, l_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pushstring(L, BN_MODEL_MT);
-    lua_setfield(L, -2, "__name");
-    luaL_newlib(L, model_methods);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -3, "__index");
-    lua_setfield(L, -3, "Model"); /* module.Model: the methods, for the Lua layer to extend */
-    lua_pop(L, 1);
+    /* module.Model: the methods, for the Lua layer to extend */
+    bn_open_class(L, BN_MODEL_MT, "Model", model_methods, l_gc, l_tostring);
     lua_pushcfunction(L, l_load);
     lua_setfield(L, -2, "load");
     lua_pushcfunction(L, l_attach);

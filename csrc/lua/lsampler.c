@@ -331,18 +331,7 @@ static const luaL_Reg sampler_methods[] = {{"sample", l_sample}, {"candidates", 
                                            {"greedy", l_greedy}, {"options", l_options},       {NULL, NULL}};
 
 void bn_open_sampler(lua_State *L) {
-    luaL_newmetatable(L, BN_SAMPLER_MT);
-    lua_pushcfunction(L, l_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pushstring(L, BN_SAMPLER_MT);
-    lua_setfield(L, -2, "__name");
-    luaL_newlib(L, sampler_methods);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -3, "__index");
-    lua_setfield(L, -3, "Sampler");
-    lua_pop(L, 1);
+    bn_open_class(L, BN_SAMPLER_MT, "Sampler", sampler_methods, l_gc, l_tostring);
     lua_pushcfunction(L, l_sampler);
     lua_setfield(L, -2, "sampler");
 }

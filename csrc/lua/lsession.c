@@ -270,22 +270,10 @@ static int l_tostring(lua_State *L) {
 }
 
 static const luaL_Reg session_methods[] = {
-    {"feed", l_feed},   {"nll", l_nll},       {"logits", l_logits}, {"pos", l_pos}, {"tokens", l_tokens}, {"save", l_save}, {"shift", l_shift}, {"kv", l_kv},     {"n_ctx", l_n_ctx}, {"rewind", l_rewind},
-    {"reset", l_reset}, {"close", l_close},   {"model", l_model}, {NULL, NULL}};
+    {"feed", l_feed},   {"nll", l_nll},     {"logits", l_logits}, {"pos", l_pos},       {"tokens", l_tokens},
+    {"save", l_save},   {"shift", l_shift}, {"kv", l_kv},         {"n_ctx", l_n_ctx},   {"rewind", l_rewind},
+    {"reset", l_reset}, {"close", l_close}, {"model", l_model},   {NULL, NULL}};
 
 void bn_open_session(lua_State *L) {
-    luaL_newmetatable(L, BN_SESSION_MT);
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, l_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pushstring(L, BN_SESSION_MT);
-    lua_setfield(L, -2, "__name");
-    luaL_newlib(L, session_methods);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -3, "__index");
-    lua_setfield(L, -3, "Session");
-    lua_pop(L, 1);
+    bn_open_class(L, BN_SESSION_MT, "Session", session_methods, l_close, l_tostring);
 }

@@ -1,0 +1,34 @@
+-- Small helpers the specs share.
+local M = {}
+
+--- M.assert_raises(fn, want): fn must raise an error whose text contains
+-- want (plain text).
+function M.assert_raises(fn, want)
+  local ok, err = pcall(fn)
+  assert(not ok, "expected an error containing: " .. want)
+  err = tostring(err)
+  assert(err:find(want, 1, true), ("error %q does not contain %q"):format(err, want))
+end
+
+--- M.read_file(path) -> the file's bytes; M.write_file(path, bytes).
+function M.read_file(path)
+  local f = assert(io.open(path, "rb"))
+  local data = f:read("*a")
+  f:close()
+  return data
+end
+
+function M.write_file(path, data)
+  local f = assert(io.open(path, "wb"))
+  f:write(data)
+  f:close()
+end
+
+--- M.tmpname() -> a fresh path that does not exist yet.
+function M.tmpname()
+  local p = os.tmpname()
+  os.remove(p)
+  return p
+end
+
+return M
