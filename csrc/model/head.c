@@ -82,9 +82,21 @@ void bn_head_rows(const bn_model *m, const bn_head_token *tok, int n, int64_t r0
     /* the types with a row kernel; the others are decoded row by row */
     int own = m->head_i8 || d->type == GGML_F16 || d->type == GGML_BF16 || d->type == GGML_Q8_0 ||
               d->type == GGML_Q6_K || d->type == GGML_F32;
+    /* F16 and BF16 with several tokens: each block of rows is widened once
+     * for up to BN_DOT_ROWS_NX tokens (the same bits as one at a time) */
+    int multi = n > 1 && !m->head_i8 && (d->type == GGML_F16 || d->type == GGML_BF16);
     for (int64_t b0 = r0; b0 < r1; b0 += BN_HEAD_ROWS) {
         int64_t nb = r1 - b0 < BN_HEAD_ROWS ? r1 - b0 : BN_HEAD_ROWS;
-        for (int t = 0; own && t < n; t++) {
+        const uint16_t *w16 = (const uint16_t *)(d->data + (size_t)b0 * d->row_bytes);
+        for (int t0 = 0; multi && t0 < n; t0 += BN_DOT_ROWS_NX) {
+            int nx = n - t0 < BN_DOT_ROWS_NX ? n - t0 : BN_DOT_ROWS_NX;
+            const float *xs[BN_DOT_ROWS_NX];
+            float *outs[BN_DOT_ROWS_NX];
+            for (int t = 0; t < nx; t++) xs[t] = tok[t0 + t].x, outs[t] = tok[t0 + t].out + b0;
+            if (d->type == GGML_F16) k->dot_rows_f16_n(w16, d->row_bytes / 2, nb, xs, nx, E, outs);
+            else k->dot_rows_bf16_n(w16, d->row_bytes / 2, nb, xs, nx, E, outs);
+        }
+        for (int t = 0; own && !multi && t < n; t++) {
             float *out = tok[t].out + b0;
             if (m->head_i8) {
                 const bn_head_i8 *h = m->head_i8;
