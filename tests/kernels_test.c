@@ -156,6 +156,45 @@ static void test_float(const bn_kernels *k) {
     }
 }
 
+/* dot_rows_f16_n / dot_rows_bf16_n: for every nx, each token's row sums
+ * bit for bit those of the same path's single-token kernel (a batched
+ * session decodes as alone), and close to the reference. */
+static void test_rows_n(const bn_kernels *k) {
+    static const int ns[] = {1, 7, 15, 16, 17, 33, 63, 64, 65, 100, 129, 2560, 2567};
+    for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
+        for (int bf16 = 0; bf16 < 2; bf16++) {
+            int n = ns[a], nr = 7, stride = n + 3; /* odd rows, a stride past the row */
+            uint16_t *h = malloc(2 * (size_t)stride * (size_t)nr);
+            float *xs = malloc(sizeof(float) * (size_t)n * BN_DOT_ROWS_NX);
+            float got[BN_DOT_ROWS_NX][7], one[7], want[7];
+            const float *x[BN_DOT_ROWS_NX];
+            float *out[BN_DOT_ROWS_NX];
+            for (int i = 0; i < stride * nr; i++) {
+                float v = frand();
+                uint32_t bits;
+                memcpy(&bits, &v, 4);
+                h[i] = bf16 ? (uint16_t)(bits >> 16) : bn_f32_to_f16(v);
+            }
+            for (int i = 0; i < n * BN_DOT_ROWS_NX; i++) xs[i] = frand();
+            for (int t = 0; t < BN_DOT_ROWS_NX; t++) x[t] = xs + (size_t)t * n, out[t] = got[t];
+            for (int nx = 1; nx <= BN_DOT_ROWS_NX; nx++) {
+                memset(got, 0xff, sizeof got);
+                (bf16 ? k->dot_rows_bf16_n : k->dot_rows_f16_n)(h, (size_t)stride, nr, x, nx, n, out);
+                for (int t = 0; t < nx; t++) {
+                    (bf16 ? k->dot_rows_bf16 : k->dot_rows_f16)(h, (size_t)stride, nr, x[t], n, one);
+                    (bf16 ? bn_kernels_ref.dot_rows_bf16 : bn_kernels_ref.dot_rows_f16)(h, (size_t)stride, nr, x[t],
+                                                                                         n, want);
+                    CHECK(memcmp(got[t], one, sizeof one) == 0, "%s dot_rows_%s_n n=%d nx=%d tok=%d: not the 1-token bits",
+                          k->name, bf16 ? "bf16" : "f16", n, nx, t);
+                    for (int r = 0; r < nr; r++)
+                        CHECK(close_enough(got[t][r], want[r], (float)n), "%s dot_rows_%s_n n=%d nx=%d tok=%d row=%d",
+                              k->name, bf16 ? "bf16" : "f16", n, nx, t, r);
+                }
+            }
+            free(h), free(xs);
+        }
+}
+
 /* Q6_K rows of random bytes (any byte pattern is a valid block) with a
  * small f16 scale, against 15-bit activations: every path gives the
  * reference's bits, and the reference stays within the activation rounding
@@ -318,6 +357,7 @@ int main(int argc, char **argv) {
         test_ternary(paths[i]);
         test_i8(paths[i]);
         test_float(paths[i]);
+        test_rows_n(paths[i]);
         test_q6k(paths[i]);
         test_quantize(paths[i]);
         test_attention(paths[i]);

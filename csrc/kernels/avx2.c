@@ -171,6 +171,66 @@ static AVX2 void avx2_dot_rows_bf16(const uint16_t *w, size_t row_stride, int64_
     dot_rows_16(w, row_stride, nrows, x, n, out, 1);
 }
 
+/* dot_rows_16 for T tokens, as in avx512.c: each weight vector widened
+ * once, and token t keeps dot_rows_16's two accumulators and their order,
+ * so its bits are the single-token call's. J of the two at a time keeps
+ * T*J accumulators within the 16 registers. */
+AVX2_INLINE void dot_rows_16_n(const uint16_t *w, size_t row_stride, int64_t nrows, const float *const *x, int64_t n,
+                               float *const *out, int bf16, const int T, const int J) {
+    int64_t n16 = n / 16 * 16;
+    for (int64_t r = 0; r < nrows; r++) {
+        const uint16_t *row = w + (size_t)r * row_stride;
+        __m256 keep[BN_DOT_ROWS_NX][2];
+        for (int j0 = 0; j0 < 2; j0 += J) {
+            __m256 a[BN_DOT_ROWS_NX][2];
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++)
+#pragma GCC unroll 2
+                for (int j = 0; j < J; j++) a[t][j] = _mm256_setzero_ps();
+            for (int64_t i = 0; i < n16; i += 16) {
+                if (j0 == 0 && i % 32 == 0) _mm_prefetch((const char *)(row + i) + 4096, _MM_HINT_T0);
+#pragma GCC unroll 2
+                for (int j = 0; j < J; j++) {
+                    int64_t o = i + 8 * (j0 + j);
+                    __m256 v = half8(row + o, bf16);
+#pragma GCC unroll 8
+                    for (int t = 0; t < T; t++) a[t][j] = _mm256_fmadd_ps(v, _mm256_loadu_ps(x[t] + o), a[t][j]);
+                }
+            }
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++)
+#pragma GCC unroll 2
+                for (int j = 0; j < J; j++) keep[t][j0 + j] = a[t][j];
+        }
+        float s[BN_DOT_ROWS_NX];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) s[t] = hsum_f32(_mm256_add_ps(keep[t][0], keep[t][1]));
+        for (int64_t i = n16; i < n; i++) {
+            float v = bf16 ? bn_bf16_to_f32(row[i]) : bn_f16_to_f32(row[i]);
+            for (int t = 0; t < T; t++) s[t] += v * x[t][i];
+        }
+        for (int t = 0; t < T; t++) out[t][r] = s[t];
+    }
+}
+
+/* One instance per token count: both accumulators at once up to 4 tokens. */
+#define ROWS16_N(NAME, BF16)                                                                                      \
+    static AVX2 void NAME(const uint16_t *w, size_t row_stride, int64_t nrows, const float *const *x, int nx,    \
+                          int64_t n, float *const *out) {                                                         \
+        switch (nx) {                                                                                             \
+        case 1: dot_rows_16_n(w, row_stride, nrows, x, n, out, BF16, 1, 2); break;                                \
+        case 2: dot_rows_16_n(w, row_stride, nrows, x, n, out, BF16, 2, 2); break;                                \
+        case 3: dot_rows_16_n(w, row_stride, nrows, x, n, out, BF16, 3, 2); break;                                \
+        case 4: dot_rows_16_n(w, row_stride, nrows, x, n, out, BF16, 4, 2); break;                                \
+        case 5: dot_rows_16_n(w, row_stride, nrows, x, n, out, BF16, 5, 1); break;                                \
+        case 6: dot_rows_16_n(w, row_stride, nrows, x, n, out, BF16, 6, 1); break;                                \
+        case 7: dot_rows_16_n(w, row_stride, nrows, x, n, out, BF16, 7, 1); break;                                \
+        default: dot_rows_16_n(w, row_stride, nrows, x, n, out, BF16, 8, 1); break;                               \
+        }                                                                                                         \
+    }
+ROWS16_N(avx2_dot_rows_f16_n, 0)
+ROWS16_N(avx2_dot_rows_bf16_n, 1)
+
 /* Q8_0 rows (34-byte blocks: f16 d, int8 q[32]), as in avx512.c. */
 static AVX2 void avx2_dot_rows_q8_0(const uint8_t *w, size_t row_bytes, int64_t nrows, const float *x, int64_t n,
                                     float *out) {
@@ -333,6 +393,8 @@ const bn_kernels bn_kernels_avx2 = {
     avx2_dot_f32,
     avx2_dot_rows_f16,
     avx2_dot_rows_bf16,
+    avx2_dot_rows_f16_n,
+    avx2_dot_rows_bf16_n,
     avx2_dot_rows_q8_0,
     bn_dot_rows_q6k_ref,
     avx2_dot_rows_i8,

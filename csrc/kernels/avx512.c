@@ -301,6 +301,80 @@ static AVX512 void avx512_dot_rows_bf16(const uint16_t *w, size_t row_stride, in
     dot_rows_16(w, row_stride, nrows, x, n, out, 1);
 }
 
+/* dot_rows_16 for T tokens: each 16-value weight vector is widened once
+ * and fused into every token's accumulators. Token t keeps dot_rows_16's
+ * four accumulators, each summed from i = 0 up with the same FMAs, so its
+ * bits are the single-token call's. The four are done J at a time (passes
+ * over the row, which is in L1 by then), so that T*J accumulators stay in
+ * registers. T and J are constants where this is inlined. */
+AVX512_INLINE void dot_rows_16_n(const uint16_t *w, size_t row_stride, int64_t nrows, const float *const *x,
+                                 int64_t n, float *const *out, int bf16, const int T, const int J) {
+    int64_t n64 = n / 64 * 64, n16 = n / 16 * 16;
+    for (int64_t r = 0; r < nrows; r++) {
+        const uint16_t *row = w + (size_t)r * row_stride;
+        __m512 keep[BN_DOT_ROWS_NX][4];
+        for (int j0 = 0; j0 < 4; j0 += J) {
+            __m512 a[BN_DOT_ROWS_NX][4];
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++)
+#pragma GCC unroll 4
+                for (int j = 0; j < J; j++) a[t][j] = _mm512_setzero_ps();
+            for (int64_t i = 0; i < n64; i += 64) {
+                if (j0 == 0) {
+                    _mm_prefetch((const char *)(row + i) + 4096, _MM_HINT_T0);
+                    _mm_prefetch((const char *)(row + i) + 4096 + 64, _MM_HINT_T0);
+                }
+#pragma GCC unroll 4
+                for (int j = 0; j < J; j++) {
+                    int64_t o = i + 16 * (j0 + j);
+                    __m512 v = half16(row + o, bf16);
+#pragma GCC unroll 8
+                    for (int t = 0; t < T; t++) a[t][j] = _mm512_fmadd_ps(v, _mm512_loadu_ps(x[t] + o), a[t][j]);
+                }
+            }
+            if (j0 == 0) /* the 16-value tail goes to accumulator 0 */
+                for (int64_t i = n64; i < n16; i += 16) {
+                    __m512 v = half16(row + i, bf16);
+#pragma GCC unroll 8
+                    for (int t = 0; t < T; t++) a[t][0] = _mm512_fmadd_ps(v, _mm512_loadu_ps(x[t] + i), a[t][0]);
+                }
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++)
+#pragma GCC unroll 4
+                for (int j = 0; j < J; j++) keep[t][j0 + j] = a[t][j];
+        }
+        float s[BN_DOT_ROWS_NX];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++)
+            s[t] = _mm512_reduce_add_ps(
+                _mm512_add_ps(_mm512_add_ps(keep[t][0], keep[t][1]), _mm512_add_ps(keep[t][2], keep[t][3])));
+        for (int64_t i = n16; i < n; i++) {
+            float v = bf16 ? bn_bf16_to_f32(row[i]) : bn_f16_to_f32(row[i]);
+            for (int t = 0; t < T; t++) s[t] += v * x[t][i];
+        }
+        for (int t = 0; t < T; t++) out[t][r] = s[t];
+    }
+}
+
+/* One instance per token count: 4 accumulators a token up to 4 tokens,
+ * then 2 (at most 16 of the 32 registers). */
+#define ROWS16_N(NAME, BF16)                                                                                      \
+    static AVX512 void NAME(const uint16_t *w, size_t row_stride, int64_t nrows, const float *const *x, int nx,  \
+                            int64_t n, float *const *out) {                                                       \
+        switch (nx) {                                                                                             \
+        case 1: dot_rows_16_n(w, row_stride, nrows, x, n, out, BF16, 1, 4); break;                                \
+        case 2: dot_rows_16_n(w, row_stride, nrows, x, n, out, BF16, 2, 4); break;                                \
+        case 3: dot_rows_16_n(w, row_stride, nrows, x, n, out, BF16, 3, 4); break;                                \
+        case 4: dot_rows_16_n(w, row_stride, nrows, x, n, out, BF16, 4, 4); break;                                \
+        case 5: dot_rows_16_n(w, row_stride, nrows, x, n, out, BF16, 5, 2); break;                                \
+        case 6: dot_rows_16_n(w, row_stride, nrows, x, n, out, BF16, 6, 2); break;                                \
+        case 7: dot_rows_16_n(w, row_stride, nrows, x, n, out, BF16, 7, 2); break;                                \
+        default: dot_rows_16_n(w, row_stride, nrows, x, n, out, BF16, 8, 2); break;                               \
+        }                                                                                                         \
+    }
+ROWS16_N(avx512_dot_rows_f16_n, 0)
+ROWS16_N(avx512_dot_rows_bf16_n, 1)
+
 /* Q8_0 rows (34-byte blocks: f16 d, int8 q[32]): each block's 32 products
  * in two vectors, scaled by d into two accumulators. Floats are fast
  * enough here: the head stays memory-bound (the generic decode-then-dot
@@ -651,6 +725,8 @@ const bn_kernels bn_kernels_avx512 = {
     avx512_dot_f32,
     avx512_dot_rows_f16,
     avx512_dot_rows_bf16,
+    avx512_dot_rows_f16_n,
+    avx512_dot_rows_bf16_n,
     avx512_dot_rows_q8_0,
     avx512_dot_rows_q6k,
     avx512_dot_rows_i8,

@@ -20,6 +20,9 @@
  * that one vector load holds one dimension of many positions. */
 #define BN_KV_TILE 16
 
+/* Most tokens one dot_rows_f16_n / dot_rows_bf16_n call takes. */
+#define BN_DOT_ROWS_NX 8
+
 typedef struct bn_kernels {
     const char *name;
     /* out[r] = sum over the row's nblocks*128 elements of (code - 1) * q[e],
@@ -43,6 +46,14 @@ typedef struct bn_kernels {
     /* The same over BF16 rows (row_stride elements apart). */
     void (*dot_rows_bf16)(const uint16_t *w, size_t row_stride, int64_t nrows, const float *x, int64_t n,
                           float *out);
+    /* dot_rows_f16 and dot_rows_bf16 for nx tokens at once (1 <= nx <=
+     * BN_DOT_ROWS_NX): out[t][r] for x[t]. Each weight vector is widened
+     * once for every token, and each token gets the same bits as the
+     * path's single-token call (a batched session must decode as alone). */
+    void (*dot_rows_f16_n)(const uint16_t *w, size_t row_stride, int64_t nrows, const float *const *x, int nx,
+                           int64_t n, float *const *out);
+    void (*dot_rows_bf16_n)(const uint16_t *w, size_t row_stride, int64_t nrows, const float *const *x, int nx,
+                            int64_t n, float *const *out);
     /* The same over Q8_0 rows (row_bytes apart; n a multiple of 32): per
      * 32-block, its f16 scale times the sum of int8 * x. */
     void (*dot_rows_q8_0)(const uint8_t *w, size_t row_bytes, int64_t nrows, const float *x, int64_t n, float *out);
@@ -105,6 +116,8 @@ float bn_quantize_act(const float *x, int64_t n, int8_t *q, int64_t npad);
 
 /* The reference BF16 and Q8_0 row dots, for paths without their own. */
 void bn_dot_rows_bf16_ref(const uint16_t *w, size_t row_stride, int64_t nrows, const float *x, int64_t n, float *out);
+void bn_dot_rows_bf16_n_ref(const uint16_t *w, size_t row_stride, int64_t nrows, const float *const *x, int nx,
+                            int64_t n, float *const *out);
 void bn_dot_rows_q8_0_ref(const uint8_t *w, size_t row_bytes, int64_t nrows, const float *x, int64_t n, float *out);
 
 /* The reference Q6_K row dot, for paths without their own. */

@@ -128,6 +128,64 @@ static void neon_dot_rows_f16(const uint16_t *w, size_t row_stride, int64_t nrow
     }
 }
 
+/* neon_dot_rows_f16 for T tokens: each 4-value weight vector widened
+ * once, and token t keeps the four accumulators and their order, so its
+ * bits are the single-token call's. J of the four at a time (passes over
+ * the row) keeps T*J accumulators in registers. */
+static inline __attribute__((always_inline)) void dot_rows_f16_n(const uint16_t *w, size_t row_stride,
+                                                                 int64_t nrows, const float *const *x, int64_t n,
+                                                                 float *const *out, const int T, const int J) {
+    int64_t n16 = n / 16 * 16;
+    for (int64_t r = 0; r < nrows; r++) {
+        const uint16_t *row = w + (size_t)r * row_stride;
+        float32x4_t keep[BN_DOT_ROWS_NX][4];
+        for (int j0 = 0; j0 < 4; j0 += J) {
+            float32x4_t a[BN_DOT_ROWS_NX][4];
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++)
+#pragma GCC unroll 4
+                for (int j = 0; j < J; j++) a[t][j] = vdupq_n_f32(0.0f);
+            for (int64_t i = 0; i < n16; i += 16) {
+#pragma GCC unroll 4
+                for (int j = 0; j < J; j++) {
+                    int64_t o = i + 4 * (j0 + j);
+                    float32x4_t v = h4(row + o);
+#pragma GCC unroll 8
+                    for (int t = 0; t < T; t++) a[t][j] = vfmaq_f32(a[t][j], v, vld1q_f32(x[t] + o));
+                }
+            }
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++)
+#pragma GCC unroll 4
+                for (int j = 0; j < J; j++) keep[t][j0 + j] = a[t][j];
+        }
+        float s[BN_DOT_ROWS_NX];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++)
+            s[t] = vaddvq_f32(vaddq_f32(vaddq_f32(keep[t][0], keep[t][1]), vaddq_f32(keep[t][2], keep[t][3])));
+        for (int64_t i = n16; i < n; i++) {
+            float v = bn_f16_to_f32(row[i]);
+            for (int t = 0; t < T; t++) s[t] += v * x[t][i];
+        }
+        for (int t = 0; t < T; t++) out[t][r] = s[t];
+    }
+}
+
+/* One instance per token count: all four accumulators up to 4 tokens. */
+static void neon_dot_rows_f16_n(const uint16_t *w, size_t row_stride, int64_t nrows, const float *const *x, int nx,
+                                int64_t n, float *const *out) {
+    switch (nx) {
+    case 1: dot_rows_f16_n(w, row_stride, nrows, x, n, out, 1, 4); break;
+    case 2: dot_rows_f16_n(w, row_stride, nrows, x, n, out, 2, 4); break;
+    case 3: dot_rows_f16_n(w, row_stride, nrows, x, n, out, 3, 4); break;
+    case 4: dot_rows_f16_n(w, row_stride, nrows, x, n, out, 4, 4); break;
+    case 5: dot_rows_f16_n(w, row_stride, nrows, x, n, out, 5, 2); break;
+    case 6: dot_rows_f16_n(w, row_stride, nrows, x, n, out, 6, 2); break;
+    case 7: dot_rows_f16_n(w, row_stride, nrows, x, n, out, 7, 2); break;
+    default: dot_rows_f16_n(w, row_stride, nrows, x, n, out, 8, 2); break;
+    }
+}
+
 static inline float32x4_t load4(const void *base, int kv_f16, size_t i) {
     return kv_f16 ? h4((const uint16_t *)base + i) : vld1q_f32((const float *)base + i);
 }
@@ -187,6 +245,8 @@ const bn_kernels bn_kernels_neon = {
     neon_dot_f32,
     neon_dot_rows_f16,
     bn_dot_rows_bf16_ref,
+    neon_dot_rows_f16_n,
+    bn_dot_rows_bf16_n_ref,
     bn_dot_rows_q8_0_ref,
     bn_dot_rows_q6k_ref,
     dot_rows_i8_neon,
@@ -205,6 +265,8 @@ const bn_kernels bn_kernels_neondot = {
     neon_dot_f32,
     neon_dot_rows_f16,
     bn_dot_rows_bf16_ref,
+    neon_dot_rows_f16_n,
+    bn_dot_rows_bf16_n_ref,
     bn_dot_rows_q8_0_ref,
     bn_dot_rows_q6k_ref,
     dot_rows_i8_neondot,

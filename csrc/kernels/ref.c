@@ -77,6 +77,30 @@ void bn_dot_rows_bf16_ref(const uint16_t *w, size_t row_stride, int64_t nrows, c
     dot_rows_16(w, row_stride, nrows, x, n, out, bn_bf16_to_f32);
 }
 
+/* dot_rows_16 for nx tokens: one running sum per token, in the same order. */
+static void dot_rows_16_n(const uint16_t *w, size_t row_stride, int64_t nrows, const float *const *x, int nx,
+                          int64_t n, float *const *out, float (*cvt)(uint16_t)) {
+    for (int64_t r = 0; r < nrows; r++) {
+        const uint16_t *row = w + (size_t)r * row_stride;
+        float s[BN_DOT_ROWS_NX] = {0};
+        for (int64_t i = 0; i < n; i++) {
+            float v = cvt(row[i]);
+            for (int t = 0; t < nx; t++) s[t] += v * x[t][i];
+        }
+        for (int t = 0; t < nx; t++) out[t][r] = s[t];
+    }
+}
+
+static void ref_dot_rows_f16_n(const uint16_t *w, size_t row_stride, int64_t nrows, const float *const *x, int nx,
+                               int64_t n, float *const *out) {
+    dot_rows_16_n(w, row_stride, nrows, x, nx, n, out, bn_f16_to_f32);
+}
+
+void bn_dot_rows_bf16_n_ref(const uint16_t *w, size_t row_stride, int64_t nrows, const float *const *x, int nx,
+                            int64_t n, float *const *out) {
+    dot_rows_16_n(w, row_stride, nrows, x, nx, n, out, bn_bf16_to_f32);
+}
+
 void bn_dot_rows_q8_0_ref(const uint8_t *w, size_t row_bytes, int64_t nrows, const float *x, int64_t n, float *out) {
     for (int64_t r = 0; r < nrows; r++) {
         const uint8_t *b = w + (size_t)r * row_bytes;
@@ -219,6 +243,8 @@ const bn_kernels bn_kernels_ref = {
     ref_dot_f32,
     ref_dot_rows_f16,
     bn_dot_rows_bf16_ref,
+    ref_dot_rows_f16_n,
+    bn_dot_rows_bf16_n_ref,
     bn_dot_rows_q8_0_ref,
     bn_dot_rows_q6k_ref,
     ref_dot_rows_i8,
