@@ -1,0 +1,219 @@
+-- The bitnet Neovim plugin's logic: generation streamed into a buffer from
+-- the background engine, without ever blocking the UI. The engine's fd wakes
+-- the event loop (vim.loop.new_poll); the callback only calls gen:poll(),
+-- which never waits, and the buffer is edited from vim.schedule.
+local M = {}
+
+local uv = vim.loop
+local api = vim.api
+
+-- Options that go to bitnet.load; every other setup option goes to generate.
+local LOAD_KEYS = { model = true, threads = true, n_ctx = true, kernel = true, hugepages = true }
+
+local config = { max_tokens = 256 }
+local model, model_key
+local current -- the running generation's job, if any
+local last_job -- the last one started
+local ns = api.nvim_create_namespace("bitnet")
+
+--- M.library() -> the bitnet module. `require "bitnet"` when it works (a
+-- luarocks tree, or package paths set by the user); otherwise the checkout
+-- this plugin lives in: <checkout>/lua and <checkout>/build/luajit.
+function M.library()
+  local ok, bitnet = pcall(require, "bitnet")
+  if ok then return bitnet end
+  local src = debug.getinfo(1, "S").source:gsub("^@", "")
+  local root = vim.fn.fnamemodify(src, ":p:h:h:h:h") -- nvim/lua/bitnet_nvim/init.lua
+  package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
+  package.cpath = root .. "/build/luajit/?.so;" .. package.cpath
+  return require("bitnet")
+end
+
+--- M.setup(opts): `model` (a GGUF file or Hugging Face directory; default the
+-- shipped model), `threads`, `n_ctx`, `kernel`, `hugepages` go to bitnet.load;
+-- the rest (`max_tokens` (default 256), `temperature`, `seed`, `top_k`,
+-- `top_p`, `min_p`, `stop`, ...) are generate options. Each call replaces the
+-- previous configuration; the model is loaded on first use.
+function M.setup(opts)
+  config = vim.tbl_extend("force", { max_tokens = 256 }, opts or {})
+end
+
+--- M.model() -> the configured model (loaded on first call; loading the same
+-- file with the same options again returns the one already loaded).
+function M.model()
+  local key = vim.inspect({ config.model, config.threads, config.n_ctx, config.kernel, config.hugepages })
+  if not model or model_key ~= key then
+    local load_opts = {}
+    for k in pairs(LOAD_KEYS) do
+      if k ~= "model" then load_opts[k] = config[k] end
+    end
+    model = assert(M.library().load(config.model, load_opts))
+    model_key = key
+  end
+  return model
+end
+
+local function gen_options(extra)
+  local o = {}
+  for k, v in pairs(config) do
+    if not LOAD_KEYS[k] then o[k] = v end
+  end
+  for k, v in pairs(extra or {}) do o[k] = v end
+  o.async = true
+  return o
+end
+
+local function user_event(name)
+  vim.cmd("doautocmd <nomodeline> User " .. name)
+end
+
+-- Inserts text at the job's extmark (which moves past it), joined to the
+-- job's undo block after the first insertion.
+local function insert(job, text)
+  if text == "" or not api.nvim_buf_is_valid(job.buf) then return end
+  local pos = api.nvim_buf_get_extmark_by_id(job.buf, ns, job.mark, {})
+  local row, col = pos[1], pos[2]
+  local lines = vim.split(text, "\n", true)
+  api.nvim_buf_call(job.buf, function()
+    if job.inserted then
+      pcall(vim.cmd, "undojoin") -- fails only right after a user's undo
+    end
+    api.nvim_buf_set_text(job.buf, row, col, row, col, lines)
+  end)
+  job.inserted = true
+end
+
+-- On the main loop: the text polled so far goes into the buffer; once the
+-- generation has finished, the job ends.
+local function flush(job)
+  job.scheduled = false
+  local text = table.concat(job.pending)
+  job.pending = {}
+  job.text = job.text .. text
+  if job.on_text then
+    job.on_text(job, text)
+  else
+    insert(job, text)
+  end
+  if text ~= "" then
+    job.pieces = job.pieces + 1
+    user_event("BitnetPiece")
+  end
+  if job.finished and not job.ended then
+    job.ended = true
+    if current == job then current = nil end
+    M.last = { info = job.info, text = job.text, pieces = job.pieces }
+    if job.on_done then job.on_done(job) end
+    if job.buf and api.nvim_buf_is_valid(job.buf) and job.mark then
+      api.nvim_buf_del_extmark(job.buf, ns, job.mark)
+    end
+    user_event("BitnetDone")
+  end
+end
+
+-- In the event loop's callback (a fast context: no editor API here): take the
+-- new text, never waiting; the buffer edit is scheduled.
+local function pump(job)
+  if job.finished then return end
+  -- poll again after text: the fd does not wake us once more for the nil
+  -- that follows the last text of a finished generation
+  local piece = job.gen:poll()
+  while piece and piece ~= "" do
+    job.pending[#job.pending + 1] = piece
+    piece = job.gen:poll()
+  end
+  if piece == nil then
+    job.finished = true
+    job.info = job.gen.info
+    job.watcher:stop()
+    job.watcher:close()
+    job.gen:close()
+  end
+  if (job.finished or #job.pending > 0) and not job.scheduled then
+    job.scheduled = true
+    vim.schedule(function() flush(job) end)
+  end
+end
+
+-- Starts an async generation and its watcher: the engine's fd through
+-- vim.loop.new_poll, or a 10 ms timer when there is no fd.
+local function start(job, gen)
+  job.gen, job.pending, job.text, job.pieces = gen, {}, "", 0
+  local ok, fd = pcall(gen.fd, gen)
+  local watcher = ok and type(fd) == "number" and uv.new_poll(fd)
+  if watcher then
+    job.watcher = watcher
+    watcher:start("r", function() pump(job) end)
+  else
+    job.watcher = uv.new_timer()
+    job.watcher:start(10, 10, function() pump(job) end)
+  end
+  current, last_job = job, job
+  return job
+end
+
+local function check_idle()
+  if current then error("a generation is running (:BitnetStop cancels it)", 0) end
+end
+
+--- M.generate([range], [opts]): continues the current buffer's text up to
+-- the cursor (the character under it included), or the lines
+-- range.line1..range.line2, inserting the generated text after it as it
+-- arrives; one `u` undoes the whole generation. opts override the setup
+-- options for this generation. Returns at once; `User BitnetPiece` fires after
+-- each insertion and `User BitnetDone` at the end (M.last = { info, text }).
+function M.generate(range, opts)
+  check_idle()
+  local buf = api.nvim_get_current_buf()
+  local row, col -- 0-based insertion point
+  local lines
+  if range then
+    lines = api.nvim_buf_get_lines(buf, range.line1 - 1, range.line2, true)
+    row, col = range.line2 - 1, #lines[#lines]
+  else
+    local cur = api.nvim_win_get_cursor(0)
+    lines = api.nvim_buf_get_lines(buf, 0, cur[1], true)
+    local line = lines[#lines]
+    local under = vim.fn.matchstr(line, "\\%" .. (cur[2] + 1) .. "c.")
+    row, col = cur[1] - 1, math.min(#line, cur[2] + #under)
+    lines[#lines] = line:sub(1, col)
+  end
+  local prompt = table.concat(lines, "\n")
+  -- a change of its own for the undo history, not joined to the user's last
+  vim.cmd("let &undolevels = &undolevels")
+  local gen = M.model():generate(prompt, gen_options(opts))
+  local job = { buf = buf, mark = api.nvim_buf_set_extmark(buf, ns, row, col, {}) }
+  return start(job, gen)
+end
+
+--- M.stop(): cancels the running generation (its text so far stays).
+function M.stop()
+  local job = current
+  if not job then return false end
+  job.gen:cancel()
+  pump(job) -- the final text and the end, without waiting for a wake-up
+  return true
+end
+
+--- M.pieces() -> how many insertions the running (or last) generation made.
+function M.pieces()
+  local job = current or last_job
+  return job and job.pieces or 0
+end
+
+--- M.running() -> whether a generation is running.
+function M.running()
+  return current ~= nil
+end
+
+--- M.info() -> the model's summary (also echoed).
+function M.info()
+  local i = M.model():info()
+  local msg = ("%s: %s, %.1fM parameters, %d layers, n_embd %d, %d heads, vocab %d, context %d, kernel %s, %d threads"):format(
+    vim.fn.fnamemodify(i.path, ":t"), i.arch, i.n_params / 1e6, i.n_layers, i.n_embd, i.n_heads,
+    i.n_vocab, i.n_ctx_train, i.kernel, i.threads)
+  api.nvim_echo({ { msg } }, true, {})
+  return msg
+end
+
+return M
