@@ -1,7 +1,8 @@
 -- The Neovim plugin (nvim/) in a real headless Neovim: nvim/test/generate_test.lua
 -- loads it from the checkout with the shipped model and checks :BitnetGenerate
 -- against model:generate, one `u` undoing a whole generation, :BitnetStop
--- mid-way, and the UI's responsiveness while a generation streams.
+-- mid-way, two :BitnetChat turns against model:chat, and the UI's
+-- responsiveness while a generation streams.
 local checks = require("support.checks")
 
 local function have_nvim()

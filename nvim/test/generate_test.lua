@@ -103,6 +103,25 @@ local function run()
   check(buffer_text() == PROMPT .. got.text, "after stop the buffer differs from the text kept")
   check(full:sub(1, #got.text) == got.text, "the text kept is not a prefix of the whole generation")
   check(vim.fn.exists(":BitnetStop") == 2 and not nv.stop(), "stop with nothing running")
+
+  -- 4. :BitnetChat: two turns, each reply model:chat's with the history
+  nv.setup({ temperature = 0, max_tokens = 24 })
+  vim.cmd("BitnetChat")
+  check(api.nvim_buf_get_name(0):find("bitnet://chat", 1, true), "not in the chat buffer")
+  api.nvim_buf_set_lines(0, 0, -1, true, { ">>> Who made the heaven", "and the earth?" })
+  local msgs = { { role = "user", content = "Who made the heaven\nand the earth?" } }
+  for turn = 1, 2 do
+    local reply = nv.model():chat(msgs, { temperature = 0, max_tokens = 24 })
+    vim.cmd("BitnetChat")
+    wait_done(nv)
+    check(nv.last.text == reply, ("turn %d: reply %q, want %q"):format(turn, nv.last.text, reply))
+    local lines = api.nvim_buf_get_lines(0, 0, -1, true)
+    check(lines[#lines] == ">>> ", "no new >>> line after the reply")
+    msgs[#msgs + 1] = { role = "assistant", content = vim.trim(reply) }
+    msgs[#msgs + 1] = { role = "user", content = "And the sea?" }
+    api.nvim_buf_set_lines(0, -2, -1, true, { ">>> And the sea?" })
+  end
+  figures.chat = "2 turns"
 end
 
 local ok, err = xpcall(run, debug.traceback)

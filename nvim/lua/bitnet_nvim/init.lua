@@ -206,6 +206,90 @@ function M.running()
   return current ~= nil
 end
 
+-- The chat buffer's turns: a user message is the paragraph starting at a
+-- `>>> ` line (up to the first blank line); what follows, up to the next
+-- `>>> ` line, is the model's reply.
+local PREFIX = ">>> "
+
+local function parse_chat(lines)
+  local messages, cur, in_user = {}, nil, false
+  for _, line in ipairs(lines) do
+    if line:sub(1, #PREFIX) == PREFIX or line == vim.trim(PREFIX) then
+      cur = { role = "user", content = { line:sub(#PREFIX + 1) } }
+      messages[#messages + 1] = cur
+      in_user = true
+    elseif cur and in_user and line ~= "" then
+      cur.content[#cur.content + 1] = line
+    elseif cur then
+      if in_user then
+        in_user = false
+        cur = { role = "assistant", content = {} }
+        messages[#messages + 1] = cur
+      end
+      cur.content[#cur.content + 1] = line
+    end
+  end
+  for i = #messages, 1, -1 do
+    local m = messages[i]
+    m.content = vim.trim(table.concat(m.content, "\n"))
+    if m.role == "assistant" and m.content == "" then table.remove(messages, i) end
+  end
+  return messages
+end
+
+local function chat_buffer()
+  for _, b in ipairs(api.nvim_list_bufs()) do
+    if api.nvim_buf_is_loaded(b) and vim.b[b].bitnet_chat then return b end
+  end
+end
+
+--- M.chat([opts]): in the chat buffer, sends its last `>>> ` message with the
+-- conversation before it (model:chat, the model's chat template) and streams
+-- the reply below it, then a new `>>> ` line; elsewhere, opens the chat buffer
+-- (a scratch buffer, `bitnet://chat`). opts override the setup options.
+function M.chat(opts)
+  local buf = api.nvim_get_current_buf()
+  if not vim.b[buf].bitnet_chat then
+    local existing = chat_buffer()
+    if existing then
+      vim.cmd("sbuffer " .. existing)
+      return
+    end
+    vim.cmd("new")
+    buf = api.nvim_get_current_buf()
+    vim.bo[buf].buftype, vim.bo[buf].bufhidden, vim.bo[buf].swapfile = "nofile", "hide", false
+    api.nvim_buf_set_name(buf, "bitnet://chat")
+    vim.b[buf].bitnet_chat = true
+    api.nvim_buf_set_lines(buf, 0, -1, true, { PREFIX })
+    api.nvim_win_set_cursor(0, { 1, #PREFIX })
+    return
+  end
+  check_idle()
+  local lines = api.nvim_buf_get_lines(buf, 0, -1, true)
+  local messages = parse_chat(lines)
+  local last = messages[#messages]
+  if not last or last.role ~= "user" or last.content == "" then
+    error("write your message on a `>>> ` line at the end of the chat buffer", 0)
+  end
+  local n = #lines
+  while n > 0 and lines[n] == "" do n = n - 1 end
+  vim.cmd("let &undolevels = &undolevels")
+  api.nvim_buf_set_lines(buf, n, -1, true, { "", "" })
+  local gen = M.model():chat(messages, gen_options(opts))
+  local job = { buf = buf, mark = api.nvim_buf_set_extmark(buf, ns, n + 1, 0, {}), inserted = true }
+  job.on_done = function()
+    if not api.nvim_buf_is_valid(buf) then return end
+    api.nvim_buf_call(buf, function()
+      pcall(vim.cmd, "undojoin")
+      api.nvim_buf_set_lines(buf, -1, -1, true, { "", PREFIX })
+    end)
+    for _, win in ipairs(vim.fn.win_findbuf(buf)) do
+      api.nvim_win_set_cursor(win, { api.nvim_buf_line_count(buf), #PREFIX })
+    end
+  end
+  return start(job, gen)
+end
+
 --- M.info() -> the model's summary (also echoed).
 function M.info()
   local i = M.model():info()
