@@ -121,8 +121,9 @@ bench-engine: build/gen_model $(LIB54)
 	@test -f bench/cache/synth-2b-i2_s-f16.gguf || build/gen_model bench/cache/synth-2b-i2_s-f16.gguf
 	BENCH_OUT=bench/cache/engine-results.md lua5.4 bench/engine_bench.lua
 
+# spec/nvim_spec.lua (tag nvim) starts Neovim on build/luajit: the LuaJIT run has it.
 test-lua54: $(LIB54)
-	BITNET_BUILD=build/lua5.4 lua5.4 $(BUSTED) $(BUSTED_ARGS)
+	BITNET_BUILD=build/lua5.4 lua5.4 $(BUSTED) --exclude-tags=nvim $(BUSTED_ARGS)
 
 test-luajit: $(LIBJIT)
 	BITNET_BUILD=build/luajit luajit $(BUSTED) $(BUSTED_ARGS)
@@ -135,7 +136,7 @@ test-asan: $(LIBASAN)
 
 valgrind: $(LIB54)
 	BITNET_BUILD=build/lua5.4 valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
-	  lua5.4 $(BUSTED) --exclude-tags=slow $(BUSTED_ARGS)
+	  lua5.4 $(BUSTED) --exclude-tags=slow,nvim $(BUSTED_ARGS)
 
 clean:
 	rm -rf build

@@ -50,6 +50,44 @@ local function run()
   vim.cmd("normal! u")
   check(buffer_text() == PROMPT, "after one u: " .. buffer_text())
 
+  -- 1b. a range: its lines are the prompt, the text goes after its last line
+  local short = { temperature = 0, max_tokens = 12 }
+  nv.setup(short)
+  local first = "And God said, Let there be light"
+  vim.cmd("enew!")
+  api.nvim_buf_set_lines(0, 0, -1, true, { first, "and there was light." })
+  want = nv.model():generate(first, short)
+  vim.cmd("1BitnetGenerate")
+  wait_done(nv)
+  local lines = api.nvim_buf_get_lines(0, 0, -1, true)
+  check(table.concat(lines, "\n") == first .. want .. "\nand there was light.",
+    "range: " .. table.concat(lines, "\n"))
+
+  -- 1c. a charwise visual selection: exactly its text, continued after it
+  vim.cmd("enew!")
+  api.nvim_buf_set_lines(0, 0, -1, true, { first })
+  want = nv.model():generate("God said", short)
+  vim.cmd([[exe "normal! 0wvee\<Esc>"]])
+  vim.cmd("'<,'>BitnetGenerate")
+  wait_done(nv)
+  check(buffer_text() == "And God said" .. want .. ", Let there be light", "selection: " .. buffer_text())
+
+  -- 1d. M.stream with a handle that has no fd: the timer fallback streams
+  -- the same text
+  want = nv.model():generate(PROMPT, short)
+  local gen = nv.model():generate(PROMPT, { temperature = 0, max_tokens = 12, async = true })
+  local no_fd = setmetatable({ fd = false }, { __index = function(_, k)
+    local v = gen[k]
+    if type(v) == "function" then return function(_, ...) return v(gen, ...) end end
+    return v
+  end })
+  fresh_buffer()
+  nv.stream(no_fd)
+  check(nv.running(), "stream blocked until the end")
+  wait_done(nv)
+  check(buffer_text() == PROMPT .. want, "timer fallback: " .. buffer_text())
+  check(nv.last.info.completion_tokens == 12, "timer fallback info")
+
   -- 2. a long generation: many insertions, one u, and the UI's largest gap
   nv.setup({ temperature = 0, max_tokens = 2000, context_shift = true })
   fresh_buffer()
@@ -112,7 +150,11 @@ local function run()
   local msgs = { { role = "user", content = "Who made the heaven\nand the earth?" } }
   for turn = 1, 2 do
     local reply = nv.model():chat(msgs, { temperature = 0, max_tokens = 24 })
-    vim.cmd("BitnetChat")
+    if turn == 1 then
+      vim.cmd("BitnetChat")
+    else -- the chat buffer's <CR> mapping
+      vim.cmd([[exe "normal \<CR>"]])
+    end
     wait_done(nv)
     check(nv.last.text == reply, ("turn %d: reply %q, want %q"):format(turn, nv.last.text, reply))
     local lines = api.nvim_buf_get_lines(0, 0, -1, true)

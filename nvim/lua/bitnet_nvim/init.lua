@@ -103,6 +103,9 @@ local function flush(job)
     job.ended = true
     if current == job then current = nil end
     M.last = { info = job.info, text = job.text, pieces = job.pieces }
+    if job.info.error then
+      vim.notify("bitnet: the generation failed: " .. tostring(job.info.error), vim.log.levels.ERROR)
+    end
     if job.on_done then job.on_done(job) end
     if job.buf and api.nvim_buf_is_valid(job.buf) and job.mark then
       api.nvim_buf_del_extmark(job.buf, ns, job.mark)
@@ -156,34 +159,69 @@ local function check_idle()
   if current then error("a generation is running (:BitnetStop cancels it)", 0) end
 end
 
---- M.generate([range], [opts]): continues the current buffer's text up to
--- the cursor (the character under it included), or the lines
--- range.line1..range.line2, inserting the generated text after it as it
--- arrives; one `u` undoes the whole generation. opts override the setup
--- options for this generation. Returns at once; `User BitnetPiece` fires after
--- each insertion and `User BitnetDone` at the end (M.last = { info, text }).
+-- The byte just past the character starting at 1-based byte i of line
+-- (the line's end when i is past it).
+local function char_end(line, i)
+  local under = vim.fn.matchstr(line, "\\%" .. i .. "c.")
+  return math.min(#line, i - 1 + #under)
+end
+
+-- The prompt and the 0-based insertion point for M.generate: the text of the
+-- last charwise visual selection when the range is its lines (`:'<,'>` from
+-- `v`), the range's whole lines otherwise, or without a range the text up to
+-- the cursor, the character under it included.
+local function prompt_at(buf, range)
+  if range then
+    local lines = api.nvim_buf_get_lines(buf, range.line1 - 1, range.line2, true)
+    local vs, ve = vim.fn.getpos("'<"), vim.fn.getpos("'>")
+    if vim.fn.visualmode() == "v" and vs[2] == range.line1 and ve[2] == range.line2 then
+      local stop = char_end(lines[#lines], ve[3])
+      lines[#lines] = lines[#lines]:sub(1, stop)
+      lines[1] = lines[1]:sub(vs[3])
+      return table.concat(lines, "\n"), range.line2 - 1, stop
+    end
+    return table.concat(lines, "\n"), range.line2 - 1, #lines[#lines]
+  end
+  local cur = api.nvim_win_get_cursor(0)
+  local lines = api.nvim_buf_get_lines(buf, 0, cur[1], true)
+  local col = char_end(lines[#lines], cur[2] + 1)
+  lines[#lines] = lines[#lines]:sub(1, col)
+  return table.concat(lines, "\n"), cur[1] - 1, col
+end
+
+--- M.stream(gen, [at]) -> job: streams an async generation into a buffer
+-- as M.generate does (one `u` undoes it, :BitnetStop cancels it, the same
+-- events): gen is what model:generate or model:chat return with async = true,
+-- or any handle with the same poll / fd / cancel / close / info (e.g. one
+-- made with a session pool of your own). at = { buf, row, col } (0-based;
+-- default: the current buffer, after the character under the cursor).
+function M.stream(gen, at)
+  check_idle()
+  at = at or {}
+  local buf = at.buf or api.nvim_get_current_buf()
+  local row, col = at.row, at.col
+  if not row then
+    local cur = api.nvim_win_get_cursor(0)
+    row, col = cur[1] - 1, char_end(api.nvim_get_current_line(), cur[2] + 1)
+  end
+  -- a change of its own for the undo history, not joined to the user's last
+  api.nvim_buf_call(buf, function() vim.cmd("let &undolevels = &undolevels") end)
+  return start({ buf = buf, mark = api.nvim_buf_set_extmark(buf, ns, row, col, {}) }, gen)
+end
+
+--- M.generate([range], [opts]) -> job: continues the current buffer's text
+-- up to the cursor (the character under it included), or the lines
+-- range.line1..range.line2 (the exact text when they are the last charwise
+-- visual selection's), inserting the generated text after it as it arrives;
+-- one `u` undoes the whole generation. opts override the setup options for
+-- this generation. Returns at once; `User BitnetPiece` fires after each
+-- insertion and `User BitnetDone` at the end (M.last = { info, text, pieces }).
 function M.generate(range, opts)
   check_idle()
   local buf = api.nvim_get_current_buf()
-  local row, col -- 0-based insertion point
-  local lines
-  if range then
-    lines = api.nvim_buf_get_lines(buf, range.line1 - 1, range.line2, true)
-    row, col = range.line2 - 1, #lines[#lines]
-  else
-    local cur = api.nvim_win_get_cursor(0)
-    lines = api.nvim_buf_get_lines(buf, 0, cur[1], true)
-    local line = lines[#lines]
-    local under = vim.fn.matchstr(line, "\\%" .. (cur[2] + 1) .. "c.")
-    row, col = cur[1] - 1, math.min(#line, cur[2] + #under)
-    lines[#lines] = line:sub(1, col)
-  end
-  local prompt = table.concat(lines, "\n")
-  -- a change of its own for the undo history, not joined to the user's last
-  vim.cmd("let &undolevels = &undolevels")
+  local prompt, row, col = prompt_at(buf, range)
   local gen = M.model():generate(prompt, gen_options(opts))
-  local job = { buf = buf, mark = api.nvim_buf_set_extmark(buf, ns, row, col, {}) }
-  return start(job, gen)
+  return M.stream(gen, { buf = buf, row = row, col = col })
 end
 
 --- M.stop(): cancels the running generation (its text so far stays).
@@ -246,7 +284,8 @@ end
 --- M.chat([opts]): in the chat buffer, sends its last `>>> ` message with the
 -- conversation before it (model:chat, the model's chat template) and streams
 -- the reply below it, then a new `>>> ` line; elsewhere, opens the chat buffer
--- (a scratch buffer, `bitnet://chat`). opts override the setup options.
+-- (a scratch buffer, `bitnet://chat`, where <CR> in normal mode sends). opts
+-- override the setup options.
 function M.chat(opts)
   local buf = api.nvim_get_current_buf()
   if not vim.b[buf].bitnet_chat then
@@ -261,6 +300,8 @@ function M.chat(opts)
     api.nvim_buf_set_name(buf, "bitnet://chat")
     vim.b[buf].bitnet_chat = true
     api.nvim_buf_set_lines(buf, 0, -1, true, { PREFIX })
+    api.nvim_buf_set_keymap(buf, "n", "<CR>", "<Cmd>BitnetChat<CR>",
+      { noremap = true, desc = "bitnet: send the last >>> message" })
     api.nvim_win_set_cursor(0, { 1, #PREFIX })
     return
   end
