@@ -14,6 +14,7 @@ packages=(
   luarocks                        # `luarocks make` packaging
   lua-busted lua-dkjson           # specs
   valgrind                        # `make valgrind`
+  neovim                          # spec/nvim_spec.lua: the plugin in nvim/
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user   # `make check-neon`: ARM kernels
 )
 # apt-get update is slow: skip everything when all packages are present
