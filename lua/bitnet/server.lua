@@ -328,7 +328,7 @@ function M.init_worker(settings)
     s[k] = v
   end
   for k, v in pairs(s) do if v == false then s[k] = nil end end
-  state = { settings = s, waiting = 0, running = 0, served = 0 }
+  state = { settings = s, waiting = 0, running = 0, served = 0, aborted = 0, cancelled = 0, refused = 0 }
   local bitnet = require("bitnet")
   local model, err = bitnet.load(s.model or nil, { threads = s.threads })
   if not model then
@@ -381,6 +381,7 @@ end
 local function admit()
   local s = state.settings
   if state.sema:count() <= 0 and state.waiting >= s.queue then
+    state.refused = state.refused + 1
     fail(503, ("the server is busy: %d generations running and %d waiting (queue full)"):format(
       state.running, state.waiting), nil, "server_busy", "server_error")
   end
@@ -388,6 +389,7 @@ local function admit()
   local ok, err = state.sema:wait(s.queue_timeout)
   state.waiting = state.waiting - 1
   if not ok then
+    state.refused = state.refused + 1
     fail(503, ("the server is busy: no generation slot within %g s (%s)"):format(s.queue_timeout, tostring(err)),
       nil, "server_busy", "server_error")
   end
@@ -516,6 +518,8 @@ local function handle_generation(kind)
   if gen then gen:close() end
   release()
   state.served = state.served + 1
+  if aborted.yes then state.aborted = state.aborted + 1 end
+  if gen and gen.info and gen.info.finish_reason == "cancelled" then state.cancelled = state.cancelled + 1 end
   if not ok then error(err, 0) end
   if aborted.yes then return ngx.exit(499) end
 end
@@ -533,7 +537,8 @@ end
 local function handle_health()
   local body = { status = state.model and "ok" or "error", model = state.id, instance = state.settings.instance,
     worker = ngx.worker.pid(), running = state.running, waiting = state.waiting,
-    slots = state.settings.slots, queue = state.settings.queue, served = state.served }
+    slots = state.settings.slots, queue = state.settings.queue, served = state.served,
+    aborted = state.aborted, cancelled = state.cancelled, refused = state.refused }
   if state.pool then body.pool = state.pool:stats() end
   if not state.model then body.error = tostring(state.load_error) end
   return send_json(state.model and 200 or 503, body)
