@@ -17,7 +17,7 @@ LIBJIT = build/luajit/bitnet/core.so
 LIBASAN = build/asan/bitnet/core.so
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all lua54 luajit asan tsan test test-states test-lua54 test-luajit test-asan test-kernels test-writer valgrind bench check-neon clean
+.PHONY: all lua54 luajit asan tsan test test-states test-lua54 test-luajit test-asan test-kernels test-writer valgrind bench check-neon load-test clean
 
 all: lua54 luajit
 lua54: $(LIB54)
@@ -109,6 +109,11 @@ bench: build/gen_model build/bench
 	@mkdir -p bench/cache
 	@test -f bench/cache/synth-2b-i2_s-f16.gguf || build/gen_model bench/cache/synth-2b-i2_s-f16.gguf
 	build/bench
+
+# The OpenResty server under load (not part of CI): 4 workers, 32 concurrent
+# streams for 60 s, loopback only; tools/load_test.sh has the settings.
+load-test: $(LIBJIT) $(LIB54)
+	bash tools/load_test.sh
 
 test-lua54: $(LIB54)
 	BITNET_BUILD=build/lua5.4 lua5.4 $(BUSTED) $(BUSTED_ARGS)

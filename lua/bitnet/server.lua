@@ -336,10 +336,16 @@ function M.init_worker(settings)
     ngx.log(ngx.ERR, "bitnet: cannot load the model: ", err)
     return
   end
+  local has_tok, tok = pcall(model.tokenizer, model)
+  if not has_tok then
+    state.load_error = "the model has no tokenizer, and the API is text in, text out: " .. tostring(tok)
+    ngx.log(ngx.ERR, "bitnet: ", state.load_error)
+    return
+  end
   state.model = model
   state.path = model:info().path
   state.id = model_id(s, s.model or state.path)
-  state.n_vocab = model:tokenizer():n_vocab()
+  state.n_vocab = tok:n_vocab()
   state.pool = model:session_pool({ slots = s.slots, n_ctx = s.n_ctx })
   state.sema = require("ngx.semaphore").new(s.slots)
 end
