@@ -3,7 +3,8 @@
 // check every stream: 200 and complete (a finish_reason chunk, a usage chunk,
 // then `data: [DONE]`), or a clean 503 with an OpenAI-style error body when the
 // bounded queue is full. Reports requests/s, aggregate tokens/s, p50/p99 time to
-// first token, and the workers' RSS and PIDs before and after (restarts).
+// first token, and the workers' RSS (at start, after a warm-up of 5 s, at the
+// end) and PIDs before and after (restarts).
 // usage: node load.mjs --base URL --prefix NGINX_PREFIX [--concurrency 32]
 //        [--duration 60] [--max-tokens 64] [--label NAME]
 // Exit status 1 when any stream was dropped or truncated, any other 5xx came,
@@ -101,9 +102,12 @@ const before = workers();
 const start = performance.now();
 const deadline = start + duration * 1000;
 let n = 0;
+let warm = null; // after the slots' sessions exist: growth past this would be a leak
+const warmTimer = setTimeout(() => { warm = workers(); }, Math.min(5, duration / 4) * 1000);
 await Promise.all(Array.from({ length: concurrency }, async () => {
   while (performance.now() < deadline) await one(PROMPTS[n++ % PROMPTS.length]);
 }));
+clearTimeout(warmTimer);
 const elapsed = (performance.now() - start) / 1000;
 const after = workers();
 
@@ -119,7 +123,7 @@ const report = {
   requests_per_s: Number((stats.ok / elapsed).toFixed(2)),
   tokens_per_s: Number((stats.tokens / elapsed).toFixed(1)),
   ttft_ms_p50: Number(pct(0.5).toFixed(1)), ttft_ms_p99: Number(pct(0.99).toFixed(1)),
-  workers_rss_kb_start: before, workers_rss_kb_end: after, worker_restarts: restarts,
+  workers_rss_kb_start: before, workers_rss_kb_warm: warm, workers_rss_kb_end: after, worker_restarts: restarts,
   problems: stats.problems,
 };
 console.log(JSON.stringify(report, null, 2));
