@@ -117,11 +117,14 @@ end
 
 -- Starts `bitnet serve ARGS` in the background on a free port; waits until
 -- /health answers. Returns { base, port, prefix, pid, log }.
-local function start(args)
+-- The launcher is `luajit bin/bitnet`, or with plain = true bin/bitnet as
+-- README shows it (Lua 5.4, writing the LuaJIT build's path for nginx).
+local function start(args, plain)
+  local launcher = plain and "env -u BITNET_BUILD bin/bitnet" or "luajit bin/bitnet"
   for _ = 1, 3 do
     local port, prefix = free_port(), tmpdir()
     local log = prefix .. ".log"
-    sh(("%s luajit bin/bitnet serve %s --port %d --prefix %s > %s 2>&1 &"):format(ENV, args or "", port, prefix, log))
+    sh(("%s %s serve %s --port %d --prefix %s > %s 2>&1 &"):format(ENV, launcher, args or "", port, prefix, log))
     local base = "http://127.0.0.1:" .. port
     for _ = 1, 200 do
       local code = curl("GET", base .. "/health")
@@ -237,6 +240,7 @@ describe("OpenResty server", function()
   assert(sh("test -x /usr/sbin/nginx && test -f /usr/lib/nginx/modules/ngx_http_lua_module.so"),
     "nginx and libnginx-mod-http-lua are not installed: run tools/setup-debian.sh")
   assert(sh("test -f build/luajit/bitnet/core.so"), "the LuaJIT build is missing: make luajit")
+  assert(sh("test -f build/lua5.4/bitnet/core.so"), "the Lua 5.4 build (bin/bitnet's) is missing: make lua54")
 
   local model = assert(bitnet.load())
   local MODEL_ID = "kjv-bitnet-6m"
@@ -512,8 +516,8 @@ describe("OpenResty server", function()
 
   it("scales out: a front nginx keeps each conversation key on one instance", function()
     local a = start("--instance A")
-    local b = start("--instance B")
-    local front = start(("--upstream 127.0.0.1:%d --upstream 127.0.0.1:%d"):format(a.port, b.port))
+    local b = start("--instance B", true)
+    local front = start(("--upstream 127.0.0.1:%d --upstream 127.0.0.1:%d"):format(a.port, b.port), true)
     local ok, e = pcall(function()
       local seen, count = {}, { A = 0, B = 0 }
       for round = 1, 3 do

@@ -504,7 +504,7 @@ local function serve_paths()
   local cli_path = package.searchpath and package.searchpath("bitnet.cli", package.path)
   if not cli_path then error({ msg = "cannot find the bitnet Lua modules on package.path" }, 0) end
   local luadir = absolute(cli_path):match("^(.*)/bitnet/cli%.lua$")
-  local root = luadir .. "/.."
+  local root = luadir:match("^(.*)/[^/]+$") or (luadir .. "/..")
   local cpath
   if rawget(_G, "jit") then
     local core_path = package.searchpath("bitnet.core", package.cpath)
