@@ -448,6 +448,20 @@ local function drive(gen, emit, aborted)
   end
 end
 
+-- Lets go of a generation without blocking the worker: a cancelled one keeps
+-- the engine (and its pool slot) until the engine's current step ends, which
+-- gen:close() would wait for (a 64-token prompt chunk of a 2B model is a
+-- few hundred ms), so poll until the engine has let go (gen.job is cleared
+-- then; there is no public non-blocking way to ask), at most 10 s, then close.
+local function settle(gen)
+  for _ = 1, 2000 do
+    if not gen.job then break end
+    gen:poll()
+    if gen.job then ngx.sleep(0.005) end
+  end
+  gen:close()
+end
+
 local function sse(cjson, obj)
   local ok = ngx.print("data: ", type(obj) == "string" and obj or cjson.encode(obj), "\n\n")
   if not ok then return false end
@@ -521,7 +535,7 @@ local function handle_generation(kind)
         choices = { choice }, usage = usage(info) }))
     end
   end)
-  if gen then gen:close() end
+  if gen then settle(gen) end
   release()
   state.served = state.served + 1
   if aborted.yes then state.aborted = state.aborted + 1 end
