@@ -27,6 +27,7 @@ local function capture(cmd)
   return out
 end
 
+-- the file's text, or nil when it is not there (yet)
 local function read(path)
   local f = io.open(path, "rb")
   if not f then return nil end
@@ -35,11 +36,7 @@ local function read(path)
   return s
 end
 
-local function write(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
+local write = require("support.gguf_bytes").write -- (path, string)
 
 local function tmpdir()
   local d = os.tmpname()
