@@ -227,6 +227,30 @@ describe("OpenResty server", function()
       assert.are.equal(2, status)
       assert.matches("--port must be within 1..65535", err, 1, true)
     end)
+
+    it("keeps the workers root only when user nobody cannot read the model", function()
+      if capture("id -u"):match("%d+") ~= "0" or not sh("test -x /usr/sbin/runuser && test -x /usr/sbin/nginx") then
+        return -- only root's nginx changes user
+      end
+      local private, prefix = tmpdir(), tmpdir()
+      assert.is_true(sh("chmod 700 " .. private .. " && cp " .. bitnet.default_model() .. " " .. private .. "/m.gguf"))
+      local status, _, err = run_cli({ "serve", private .. "/m.gguf", "--config-only", "--prefix", prefix })
+      assert.are.equal(0, status, err)
+      assert.matches("\nuser root;\n", read(prefix .. "/conf/nginx.conf"), 1, true)
+      assert.matches("user nobody cannot read " .. private .. "/m.gguf", err, 1, true)
+      local shared = tmpdir()
+      assert.is_true(sh("chmod 755 " .. shared .. " && cp " .. bitnet.default_model() .. " " .. shared .. "/m.gguf"))
+      status, _, err = run_cli({ "serve", shared .. "/m.gguf", "--config-only", "--prefix", prefix })
+      assert.are.equal(0, status, err)
+      local checkout_readable = sh("runuser -u nobody -- test -r lua/bitnet/server.lua")
+        and sh("runuser -u nobody -- test -r build/luajit/bitnet/core.so")
+      assert.are.equal(checkout_readable, read(prefix .. "/conf/nginx.conf"):find("\nuser ", 1, true) == nil)
+      sh("rm -rf " .. shared)
+      sh("rm -rf " .. private .. " " .. prefix)
+      status, _, err = run_cli({ "serve", "--port", "0" })
+      assert.are.equal(2, status)
+      assert.matches("--port must be within 1..65535", err, 1, true)
+    end)
   end)
 
   if not rawget(_G, "jit") then

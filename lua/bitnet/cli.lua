@@ -205,11 +205,17 @@ end
 
 -- ---- helpers ----
 
--- Whether file descriptor fd (0 stdin, 2 stderr) is a terminal.
-local function is_tty(fd)
-  local ok, how, code = os.execute("test -t " .. fd)
+-- Whether a shell command exits with status 0 (os.execute differs between
+-- Lua 5.1 / LuaJIT and 5.2+).
+local function succeeds(cmd)
+  local ok, how, code = os.execute(cmd)
   if type(ok) == "number" then return ok == 0 end -- Lua 5.1 / LuaJIT
   return ok == true and how == "exit" and code == 0
+end
+
+-- Whether file descriptor fd (0 stdin, 2 stderr) is a terminal.
+local function is_tty(fd)
+  return succeeds("test -t " .. fd)
 end
 
 -- A progress callback drawing "label [####....] 40%" on the terminal, or
@@ -546,6 +552,23 @@ local function lua_modules(nginx, dir)
   return table.concat(lines, "\n")
 end
 
+-- The `user` line: nginx started by root runs its workers as nobody, who
+-- must read the Lua modules, the LuaJIT build and the model; when nobody
+-- cannot (a checkout under /root, say), the workers stay root, with a note.
+local function worker_user(files, io_)
+  local p = io.popen("id -u 2>/dev/null")
+  local uid = p and p:read("*l")
+  if p then p:close() end
+  if uid ~= "0" or not find_program("runuser") then return "" end
+  for _, f in ipairs(files) do
+    if not succeeds("runuser -u nobody -- test -r " .. shell_quote(f) .. " 2>/dev/null") then
+      io_.stderr:write(("bitnet: the workers run as root: user nobody cannot read %s\n"):format(f))
+      return "user root;"
+    end
+  end
+  return ""
+end
+
 local function lua_literal(v)
   if type(v) == "string" then return ("%q"):format(v) end
   return tostring(v)
@@ -599,6 +622,12 @@ function commands.serve(pos, opts, io_)
     MODULES = modules, WORKERS = tostring(workers), LISTEN = listen, LUA_PATH = paths.lua_path,
     LUA_CPATH = paths.lua_cpath,
   }
+  local readable = { paths.lua_path:match("^(.-)/%?%.lua") .. "/bitnet/server.lua" }
+  if not upstreams then
+    readable[2] = paths.lua_cpath:match("^(.-)/%?%.so") .. "/bitnet/core.so"
+    readable[3] = model or bitnet.default_model()
+  end
+  fields.USER = worker_user(readable, io_)
   local template_name = upstreams and "front.conf" or "nginx.conf"
   if upstreams then
     local lines = {}
@@ -629,9 +658,8 @@ function commands.serve(pos, opts, io_)
     os.remove(prefix)
   end
   prefix = absolute(prefix)
-  local ok = os.execute("mkdir -p " .. shell_quote(prefix .. "/conf") .. " " .. shell_quote(prefix .. "/logs") .. " "
-    .. shell_quote(prefix .. "/tmp"))
-  if not (ok == true or ok == 0) then error({ msg = "cannot make the directories of " .. prefix }, 0) end
+  if not succeeds("mkdir -p " .. shell_quote(prefix .. "/conf") .. " " .. shell_quote(prefix .. "/logs") .. " "
+    .. shell_quote(prefix .. "/tmp")) then error({ msg = "cannot make the directories of " .. prefix }, 0) end
   local f, err = io.open(prefix .. "/conf/nginx.conf", "wb")
   if not f then error({ msg = err }, 0) end
   f:write(conf)
