@@ -17,7 +17,7 @@ LIBJIT = build/luajit/bitnet/core.so
 LIBASAN = build/asan/bitnet/core.so
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all lua54 luajit asan tsan bench-engine nvim-bench test test-states check-layers test-lua54 test-luajit test-asan test-kernels test-writer valgrind bench check-neon clean
+.PHONY: all lua54 luajit asan tsan bench-engine nvim-bench test test-states check-layers test-lua54 test-luajit test-asan test-kernels test-writer valgrind bench check-neon load-test clean
 
 all: lua54 luajit
 lua54: $(LIB54)
@@ -132,6 +132,11 @@ nvim-bench: $(NVIM_BENCH_MODEL) $(LIBJIT)
 	  --cmd "set rtp+=$(CURDIR)/nvim" -c "luafile bench/nvim_bench.lua"
 
 # spec/nvim_spec.lua (tag nvim) starts Neovim on build/luajit: the LuaJIT run has it.
+# The OpenResty server under load (not part of CI): 4 workers, 32 concurrent
+# streams for 60 s, loopback only; tools/load_test.sh has the settings.
+load-test: $(LIBJIT) $(LIB54)
+	bash tools/load_test.sh
+
 test-lua54: $(LIB54)
 	BITNET_BUILD=build/lua5.4 lua5.4 $(BUSTED) --exclude-tags=nvim $(BUSTED_ARGS)
 

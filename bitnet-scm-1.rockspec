@@ -87,6 +87,7 @@ build = {
       ["bitnet.perplexity"] = "lua/bitnet/perplexity.lua",
       ["bitnet.pool"] = "lua/bitnet/pool.lua",
       ["bitnet.sampling"] = "lua/bitnet/sampling.lua",
+      ["bitnet.server"] = "lua/bitnet/server.lua",
       ["bitnet.template"] = "lua/bitnet/template/init.lua",
       ["bitnet.template.access"] = "lua/bitnet/template/access.lua",
       ["bitnet.template.budget"] = "lua/bitnet/template/budget.lua",
@@ -101,6 +102,11 @@ build = {
    install = {
       bin = { bitnet = "bin/bitnet" },
       -- the shipped model, found by bitnet.default_model() beside the module
-      lua = { ["bitnet.models.kjv-bitnet-6m"] = "models/kjv-bitnet-6m/kjv-bitnet-6m.gguf" },
+      -- and the nginx templates `bitnet serve` fills in (bitnet/openresty/)
+      lua = {
+         ["bitnet.models.kjv-bitnet-6m"] = "models/kjv-bitnet-6m/kjv-bitnet-6m.gguf",
+         ["bitnet.openresty.nginx"] = "openresty/nginx.conf",
+         ["bitnet.openresty.front"] = "openresty/front.conf",
+      },
    },
 }

@@ -83,9 +83,13 @@ describe("rockspec", function()
     local out = p:read("*a")
     p:close()
     local has_bin = io.open(tree .. "/bin/bitnet") ~= nil
+    -- where `bitnet serve` looks for its nginx templates in a tree
+    local has_conf = io.open(tree .. "/share/lua/5.4/bitnet/openresty/nginx.conf") ~= nil
+      and io.open(tree .. "/share/lua/5.4/bitnet/openresty/front.conf") ~= nil
     -- luarocks builds in place: leave the checkout as it was
     os.execute("rm -rf bitnet csrc/*/*.o " .. tree .. " " .. tree .. ".log")
     assert.are.equal("bitnet-b1.58 4096", out)
     assert.is_true(has_bin, "bin/bitnet was not installed")
+    assert.is_true(has_conf, "the nginx templates were not installed in bitnet/openresty/")
   end)
 end)

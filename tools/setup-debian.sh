@@ -15,8 +15,15 @@ packages=(
   lua-busted lua-dkjson           # specs
   valgrind                        # `make valgrind`
   neovim                          # spec/nvim_spec.lua: the plugin in nvim/
+  nginx libnginx-mod-http-lua lua-resty-core lua-cjson curl   # `bitnet serve` and spec/openresty_spec.lua
+  wrk                             # not needed by the load test (openresty/test/load.mjs); handy by hand
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user   # `make check-neon`: ARM kernels
 )
+# node and npm (the openai client in spec/openresty_spec.lua): Debian's unless
+# a node is already installed (NodeSource's nodejs carries its own npm)
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
 # apt-get update is slow: skip everything when all packages are present
 missing=0
 for p in "${packages[@]}"; do

@@ -1,5 +1,9 @@
 /* lbitnet.c: luaopen_bitnet_core, the module table of the C core. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lua/lbitnet.h"
 
@@ -36,6 +40,31 @@ static int l_clock(lua_State *L) {
     return 1;
 }
 
+/* core.exec(file, args) -> nil, message: replaces this process with
+ * `file` (searched on PATH when it has no slash) run with the argument list
+ * args (args[1] is argv[0]); returns only when that fails. `bitnet serve`
+ * uses it so that nginx itself receives Ctrl-C and SIGTERM. */
+static int l_exec(lua_State *L) {
+    const char *file = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    size_t n = lua_rawlen(L, 2);
+    if (n < 1) return luaL_argerror(L, 2, "needs at least argv[0]");
+    if (n > 4096) return luaL_argerror(L, 2, "more than 4096 arguments");
+    const char **argv = lua_newuserdata(L, (n + 1) * sizeof *argv);
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, 2, (int)(i + 1));
+        if (lua_type(L, -1) != LUA_TSTRING) return luaL_error(L, "exec: argument %d must be a string", (int)(i + 1));
+        argv[i] = lua_tostring(L, -1);
+        lua_pop(L, 1); /* still referenced by the table */
+    }
+    argv[n] = NULL;
+    fflush(NULL);
+    execvp(file, (char *const *)argv);
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot run %s: %s", file, strerror(errno));
+    return 2;
+}
+
 int luaopen_bitnet_core(lua_State *L) {
     lua_newtable(L);
     lua_pushstring(L, BN_VERSION);
@@ -48,5 +77,7 @@ int luaopen_bitnet_core(lua_State *L) {
     bn_open_job(L);
     lua_pushcfunction(L, l_clock);
     lua_setfield(L, -2, "clock");
+    lua_pushcfunction(L, l_exec);
+    lua_setfield(L, -2, "exec");
     return 1;
 }

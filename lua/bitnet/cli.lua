@@ -18,6 +18,7 @@ commands:
   convert SRC DST --type T  write a model as GGUF with another weight type
   bench [MODEL]             prefill and decode speed in tokens per second
   lua FILE [ARGS...]        run a Lua script with bitnet found (from a checkout too)
+  serve [MODEL]             an OpenAI-compatible HTTP server (nginx + its Lua module)
   help [COMMAND]            this text, or a command's options
 
 MODEL is a GGUF file or a Hugging Face directory; without it, the shipped
@@ -69,6 +70,29 @@ local HELP = {
     .. "  -n, --decode-tokens N   tokens decoded one by one (default 64)\n"
     .. "  -r, --reps N            repetitions; the best is reported (default 3)\n"
     .. LOAD_HELP .. "\n",
+  serve = "usage: bitnet serve [MODEL] [options]\n\n"
+    .. "Writes an nginx configuration (openresty/nginx.conf filled in) into a prefix\n"
+    .. "directory and runs nginx with its Lua module in the foreground, serving\n"
+    .. "/v1/completions, /v1/chat/completions, /v1/models and /health. Ctrl-C or\n"
+    .. "SIGTERM stops it. Needs nginx, libnginx-mod-http-lua and lua-cjson (Debian)\n"
+    .. "and the LuaJIT build of bitnet.core (make luajit).\n\n"
+    .. "      --host ADDR         address to listen on (default 127.0.0.1)\n"
+    .. "      --port N            port (default 8080)\n"
+    .. "      --workers N         nginx worker processes, each with the model (default 1)\n"
+    .. "      --slots N           generations at once per worker: session pool size (default 4)\n"
+    .. "      --queue N           requests waiting for a slot per worker, then 503 (default 16)\n"
+    .. "      --queue-timeout S   seconds a request may wait for a slot, then 503 (default 30)\n"
+    .. "  -n, --max-tokens N      tokens when a request gives no max_tokens (default 256)\n"
+    .. "      --name ID           the model id in the API (default: the file name)\n"
+    .. "      --instance NAME     X-Bitnet-Instance response header (default HOST:PORT)\n"
+    .. "      --upstream ADDR     run a front nginx balancing these servers instead\n"
+    .. "                          (repeatable; consistent hash on the conversation key)\n"
+    .. "      --prefix DIR        nginx prefix directory (default: a new temporary one)\n"
+    .. "      --config-only       write the configuration and print the nginx command\n"
+    .. "      --nginx PATH        the nginx program (default: nginx on PATH)\n"
+    .. "      --modules DIR       nginx's dynamic modules (default /usr/lib/nginx/modules)\n"
+    .. "  -t, --threads N         threads per worker (default: one per core)\n"
+    .. "  -c, --ctx N             context of each slot (default: the model's)\n",
 }
 
 -- ---- arguments ----
@@ -107,6 +131,14 @@ local COMMAND_OPTS = {
     ["prompt-tokens"] = { "prompt_tokens", "integer", "p" }, ["decode-tokens"] = { "decode_tokens", "integer", "n" },
     reps = { "reps", "integer", "r" },
   }),
+  serve = {
+    threads = { "threads", "integer", "t" }, ctx = { "n_ctx", "integer", "c" },
+    host = { "host", "string" }, port = { "port", "integer" }, workers = { "workers", "integer" },
+    slots = { "slots", "integer" }, queue = { "queue", "integer" }, ["queue-timeout"] = { "queue_timeout", "number" },
+    ["max-tokens"] = { "max_tokens", "integer", "n" }, name = { "name", "string" }, instance = { "instance", "string" },
+    upstream = { "upstream", "list" }, prefix = { "prefix", "string" }, ["config-only"] = { "config_only", "flag" },
+    nginx = { "nginx", "string" }, modules = { "modules", "string" },
+  },
 }
 
 local UsageError = {}
@@ -174,11 +206,17 @@ end
 
 -- ---- helpers ----
 
--- Whether file descriptor fd (0 stdin, 2 stderr) is a terminal.
-local function is_tty(fd)
-  local ok, how, code = os.execute("test -t " .. fd)
+-- Whether a shell command exits with status 0 (os.execute differs between
+-- Lua 5.1 / LuaJIT and 5.2+).
+local function succeeds(cmd)
+  local ok, how, code = os.execute(cmd)
   if type(ok) == "number" then return ok == 0 end -- Lua 5.1 / LuaJIT
   return ok == true and how == "exit" and code == 0
+end
+
+-- Whether file descriptor fd (0 stdin, 2 stderr) is a terminal.
+local function is_tty(fd)
+  return succeeds("test -t " .. fd)
 end
 
 -- A progress callback drawing "label [####....] 40%" on the terminal, or
@@ -424,6 +462,223 @@ function commands.bench(pos, opts, io_)
   io_.stdout:write(("prefill: %8.1f tokens/s (%d tokens)\n"):format(best_prefill, n_prompt))
   io_.stdout:write(("decode:  %8.1f tokens/s (%d tokens)\n"):format(best_decode, n_decode))
   return 0
+end
+
+-- ---- serve ----
+
+local function file_exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+local function absolute(path)
+  if path:sub(1, 1) == "/" then
+    local n
+    repeat path, n = path:gsub("/[^/]+/%.%./", "/", 1) until n == 0 -- .../bin/../lua -> .../lua
+    return path
+  end
+  local pwd = os.getenv("PWD")
+  if not pwd then
+    local p = io.popen("pwd")
+    pwd = p and p:read("*l")
+    if p then p:close() end
+  end
+  return absolute((pwd or ".") .. "/" .. path:gsub("^%./", ""))
+end
+
+local function shell_quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+-- The program `name` on PATH (or the path given), or nil.
+local function find_program(name)
+  if name:find("/", 1, true) then return file_exists(name) and name or nil end
+  for dir in (os.getenv("PATH") or "/usr/sbin:/usr/bin:/sbin:/bin"):gmatch("[^:]+") do
+    if file_exists(dir .. "/" .. name) then return dir .. "/" .. name end
+  end
+  -- Debian's nginx is in /usr/sbin, often not on a user's PATH
+  for _, dir in ipairs({ "/usr/sbin", "/usr/local/sbin", "/usr/local/openresty/nginx/sbin" }) do
+    if file_exists(dir .. "/" .. name) then return dir .. "/" .. name end
+  end
+  return nil
+end
+
+-- Where the Lua modules, the LuaJIT build of bitnet.core and the nginx
+-- templates are: from a checkout (lua/, build/luajit, openresty/) or a
+-- luarocks tree (the templates installed beside the module).
+local function serve_paths()
+  local cli_path = package.searchpath and package.searchpath("bitnet.cli", package.path)
+  if not cli_path then error({ msg = "cannot find the bitnet Lua modules on package.path" }, 0) end
+  local luadir = absolute(cli_path):match("^(.*)/bitnet/cli%.lua$")
+  local root = luadir:match("^(.*)/[^/]+$") or (luadir .. "/..")
+  local cpath
+  if rawget(_G, "jit") then
+    local core_path = package.searchpath("bitnet.core", package.cpath)
+    if core_path then cpath = absolute(core_path):match("^(.*)/bitnet/core%.so$") end
+  end
+  if not cpath and file_exists(root .. "/build/luajit/bitnet/core.so") then cpath = root .. "/build/luajit" end
+  if not cpath then
+    error({ msg = "nginx's Lua is LuaJIT and needs the LuaJIT build of bitnet.core: run `make luajit` in the "
+      .. "checkout (build/luajit/bitnet/core.so), or run `luajit bin/bitnet serve` with a LuaJIT install of bitnet" }, 0)
+  end
+  local templates
+  for _, dir in ipairs({ root .. "/openresty", luadir .. "/bitnet/openresty" }) do
+    if file_exists(dir .. "/nginx.conf") then templates = dir break end
+  end
+  if not templates then error({ msg = "cannot find the nginx configuration template (openresty/nginx.conf)" }, 0) end
+  return {
+    lua_path = luadir .. "/?.lua;" .. luadir .. "/?/init.lua", lua_cpath = cpath .. "/?.so", templates = templates,
+  }
+end
+
+-- The load_module lines for nginx's Lua module, or a clear error naming the
+-- missing package. OpenResty's nginx has it built in.
+local function lua_modules(nginx, dir)
+  local p = io.popen(shell_quote(nginx) .. " -V 2>&1")
+  local version = p and p:read("*a") or ""
+  if p then p:close() end
+  if version:find("openresty", 1, true) or version:find("lua-nginx-module", 1, true) then return "" end
+  local lines = {}
+  for _, m in ipairs({
+    { "ndk_http_module.so", "libnginx-mod-http-ndk" }, { "ngx_http_lua_module.so", "libnginx-mod-http-lua" },
+  }) do
+    local path = dir .. "/" .. m[1]
+    if not file_exists(path) then
+      error({ msg = ("nginx's Lua module is not installed: %s is missing (Debian: apt-get install %s lua-resty-core "
+        .. "lua-cjson; or use OpenResty's nginx with --nginx)"):format(path, m[2]) }, 0)
+    end
+    lines[#lines + 1] = ("load_module %s;"):format(path)
+  end
+  return table.concat(lines, "\n")
+end
+
+-- The `user` line: nginx started by root runs its workers as nobody, who
+-- must read the Lua modules, the LuaJIT build and the model; when nobody
+-- cannot (a checkout under /root, say), the workers stay root, with a note.
+local function worker_user(files, io_)
+  local p = io.popen("id -u 2>/dev/null")
+  local uid = p and p:read("*l")
+  if p then p:close() end
+  if uid ~= "0" or not find_program("runuser") then return "" end
+  for _, f in ipairs(files) do
+    if not succeeds("runuser -u nobody -- test -r " .. shell_quote(f) .. " 2>/dev/null") then
+      io_.stderr:write(("bitnet: the workers run as root: user nobody cannot read %s\n"):format(f))
+      return "user root;"
+    end
+  end
+  return ""
+end
+
+local function lua_literal(v)
+  if type(v) == "string" then return ("%q"):format(v) end
+  return tostring(v)
+end
+
+-- Fills the @NAME@ fields of a template outside its comment lines; every
+-- field must be given.
+local function fill(template, fields)
+  local out = {}
+  for line in (template .. "\n"):gmatch("(.-)\n") do
+    if not line:match("^%s*#") then
+      line = line:gsub("@([%u_]+)@", function(name)
+        local v = fields[name]
+        if v == nil then error({ msg = "the nginx template has an unknown field @" .. name .. "@" }, 0) end
+        return v
+      end)
+    end
+    out[#out + 1] = line
+  end
+  return table.concat(out, "\n")
+end
+
+function commands.serve(pos, opts, io_)
+  if #pos > 1 then usage_error("serve takes at most one MODEL") end
+  local upstreams = opts.upstream
+  if upstreams and #pos > 0 then usage_error("--upstream runs a front nginx: it takes no MODEL") end
+  local host, port = opts.host or "127.0.0.1", opts.port or 8080
+  if port < 1 or port > 65535 then usage_error("--port must be within 1..65535") end
+  local workers = opts.workers or 1
+  if workers < 1 or workers > 64 then usage_error("--workers must be within 1..64") end
+  for _, k in ipairs({ "slots", "queue" }) do
+    if opts[k] and opts[k] < (k == "slots" and 1 or 0) then usage_error("--" .. k .. " is too small") end
+  end
+  if opts.queue_timeout and opts.queue_timeout < 0 then usage_error("--queue-timeout must be >= 0") end
+  if host:find("[%s;{}]") then usage_error("--host must be an address") end
+
+  local nginx = find_program(opts.nginx or "nginx")
+  if not nginx then
+    error({ msg = ("%s is not installed (Debian: apt-get install nginx libnginx-mod-http-lua lua-resty-core "
+      .. "lua-cjson)"):format(opts.nginx or "nginx") }, 0)
+  end
+  local modules = lua_modules(nginx, opts.modules or "/usr/lib/nginx/modules")
+  local paths = serve_paths()
+  local model = pos[1] and absolute(pos[1])
+  if model and not file_exists(model) and not file_exists(model .. "/config.json") then
+    error({ msg = "cannot open " .. model }, 0)
+  end
+
+  local listen = (host:find(":", 1, true) and "[" .. host .. "]" or host) .. ":" .. port
+  local fields = {
+    MODULES = modules, WORKERS = tostring(workers), LISTEN = listen, LUA_PATH = paths.lua_path,
+    LUA_CPATH = paths.lua_cpath,
+  }
+  local readable = { paths.lua_path:match("^(.-)/%?%.lua") .. "/bitnet/server.lua" }
+  if not upstreams then
+    readable[2] = paths.lua_cpath:match("^(.-)/%?%.so") .. "/bitnet/core.so"
+    readable[3] = model or bitnet.default_model()
+  end
+  fields.USER = worker_user(readable, io_)
+  local template_name = upstreams and "front.conf" or "nginx.conf"
+  if upstreams then
+    local lines = {}
+    for _, u in ipairs(upstreams) do
+      if u:find("[%s;{}]") then usage_error("--upstream must be an address:port") end
+      lines[#lines + 1] = "    server " .. u .. ";"
+    end
+    fields.UPSTREAMS = table.concat(lines, "\n")
+  else
+    local settings = {}
+    local function put(k, v) if v ~= nil then settings[#settings + 1] = k .. " = " .. lua_literal(v) end end
+    put("model", model)
+    put("name", opts.name)
+    put("threads", opts.threads)
+    put("n_ctx", opts.n_ctx)
+    put("slots", opts.slots)
+    put("queue", opts.queue)
+    put("queue_timeout", opts.queue_timeout)
+    put("max_tokens", opts.max_tokens)
+    put("instance", opts.instance or listen)
+    fields.SETTINGS = "{ " .. table.concat(settings, ", ") .. " }"
+  end
+  local conf = fill(read_file(paths.templates .. "/" .. template_name, io_), fields)
+
+  local prefix = opts.prefix
+  if not prefix then
+    prefix = os.tmpname()
+    os.remove(prefix)
+  end
+  prefix = absolute(prefix)
+  if not succeeds("mkdir -p " .. shell_quote(prefix .. "/conf") .. " " .. shell_quote(prefix .. "/logs") .. " "
+    .. shell_quote(prefix .. "/tmp")) then error({ msg = "cannot make the directories of " .. prefix }, 0) end
+  local f, err = io.open(prefix .. "/conf/nginx.conf", "wb")
+  if not f then error({ msg = err }, 0) end
+  f:write(conf)
+  f:close()
+
+  local argv = { nginx, "-p", prefix .. "/", "-c", "conf/nginx.conf", "-e", "stderr", "-g", "daemon off;" }
+  if opts.config_only then
+    local quoted = {}
+    for i, a in ipairs(argv) do quoted[i] = a:find("[^%w/._:-]") and shell_quote(a) or a end
+    io_.stdout:write(table.concat(quoted, " ") .. "\n")
+    return 0
+  end
+  io_.stderr:write(("bitnet: %s on http://%s/ (nginx prefix %s); Ctrl-C stops it\n"):format(
+    upstreams and "balancing " .. table.concat(upstreams, ", ") or "serving " .. (model or "the shipped model"),
+    listen, prefix))
+  io_.stderr:flush()
+  local _, exec_err = bitnet.core.exec(nginx, argv) -- nginx itself then gets Ctrl-C and SIGTERM
+  error({ msg = exec_err }, 0)
 end
 
 --- cli.main(args [, streams]) -> exit status (see the module header).

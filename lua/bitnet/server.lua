@@ -1,0 +1,620 @@
+--- bitnet.server: an OpenAI-compatible HTTP API inside nginx's Lua module
+-- (OpenResty, or Debian's nginx + libnginx-mod-http-lua). openresty/nginx.conf
+-- wires it up; `bitnet serve` writes that configuration and starts nginx.
+--
+--   POST /v1/completions, POST /v1/chat/completions (stream = true: server-sent
+--   events ending with `data: [DONE]`), GET /v1/models[/ID], GET /health.
+--
+-- Each nginx worker loads the model once (init_worker) and runs every
+-- generation on the model's engine (async = true), so the worker goes on
+-- serving other connections while tokens are computed, and the engine batches
+-- the worker's concurrent generations into one forward pass per step. The
+-- handler polls its generation and sleeps 5 ms when nothing is new: nginx's
+-- cosockets can only wait on sockets they own, not on the engine's eventfd
+-- (gen:fd()), so a short timer is the only non-blocking wait available.
+--
+-- Admission: at most `slots` generations run per worker (the session pool's
+-- size: each holds a KV-cache), at most `queue` more wait for a slot (FIFO,
+-- at most `queue_timeout` seconds); beyond that a request gets 503 at once.
+-- The pool gives each generation the slot caching the longest prefix of its
+-- prompt, so a chat's next turn reuses the history already computed.
+--
+-- Request validation (M.completion_request, M.chat_request) is plain Lua and
+-- needs no nginx; the rest uses the `ngx` API and lua-cjson.
+local M = {}
+
+--- M.DEFAULTS: the settings init_worker accepts and their defaults.
+-- model (a path; nil = the shipped model), name (the model id clients send;
+-- default: the file name without .gguf), threads (0 = one per core), n_ctx
+-- (each slot's context; nil = the model's), slots, queue, queue_timeout
+-- (seconds), max_tokens (when a request gives none), instance (the value of
+-- the X-Bitnet-Instance response header; nil = none).
+M.DEFAULTS = {
+  model = false, name = false, threads = 0, n_ctx = false, slots = 4, queue = 16, queue_timeout = 30,
+  max_tokens = 256, instance = false,
+}
+
+-- ---- errors ----
+
+local RequestError = {}
+
+-- Raises an OpenAI-style error: status, message, param, code, type.
+local function fail(status, message, param, code, etype)
+  error(setmetatable({
+    status = status, message = message, param = param, code = code,
+    type = etype or (status >= 500 and "server_error" or "invalid_request_error"),
+  }, RequestError), 0)
+end
+
+--- M.is_request_error(e) -> boolean: whether e is an error raised by the
+-- validators (with fields status, message, param, code, type).
+function M.is_request_error(e)
+  return getmetatable(e) == RequestError
+end
+
+-- ---- validation ----
+
+local function is_null(v, null)
+  return v == nil or (null ~= nil and v == null)
+end
+
+local function finite(v)
+  return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge
+end
+
+local function integer(v)
+  return finite(v) and v == math.floor(v)
+end
+
+local function number_in(req, key, lo, hi, null)
+  local v = req[key]
+  if is_null(v, null) then return nil end
+  if not finite(v) or v < lo or v > hi then
+    fail(400, ("'%s' must be a number between %s and %s"):format(key, lo, hi), key, "invalid_value")
+  end
+  return v
+end
+
+local function integer_in(req, key, lo, hi, null)
+  local v = req[key]
+  if is_null(v, null) then return nil end
+  if not integer(v) or v < lo or (hi and v > hi) then
+    fail(400, hi and ("'%s' must be an integer between %d and %d"):format(key, lo, hi)
+      or ("'%s' must be an integer >= %d"):format(key, lo), key, "invalid_value")
+  end
+  return v
+end
+
+-- Fields both endpoints take; the value says how to read it.
+local COMMON = {
+  model = true, max_tokens = true, temperature = true, top_p = true, top_k = true, min_p = true,
+  repeat_penalty = true, stop = true, seed = true, presence_penalty = true, frequency_penalty = true,
+  logit_bias = true, n = true, stream = true, stream_options = true, user = true,
+}
+-- Fields accepted only with the value that means "off" (we cannot do more).
+local OFF_ONLY = {
+  completion = { echo = false, best_of = 1, logprobs = "null", suffix = "null" },
+  chat = { logprobs = false, top_logprobs = "null", response_format = "text", parallel_tool_calls = "any",
+    tool_choice = "none", tools = "empty" },
+}
+local ONLY = { completion = { prompt = true }, chat = { messages = true, max_completion_tokens = true } }
+
+local function check_off(req, key, want, null)
+  local v = req[key]
+  if is_null(v, null) or want == "any" then return end
+  local ok
+  if want == "null" then ok = false
+  elseif want == "text" then ok = type(v) == "table" and v.type == "text"
+  elseif want == "empty" then ok = type(v) == "table" and next(v) == nil
+  else ok = v == want end
+  if not ok then
+    fail(400, ("'%s' is not supported by this server (only %s)"):format(key,
+      want == "null" and "null" or want == "text" and '{"type": "text"}' or want == "empty" and "[]"
+      or tostring(want)), key, "unsupported_parameter")
+  end
+end
+
+local function check_stop(req, null)
+  local v = req.stop
+  if is_null(v, null) then return nil end
+  if type(v) == "string" then
+    if v == "" then fail(400, "'stop' must not be empty", "stop", "invalid_value") end
+    return { v }
+  end
+  if type(v) ~= "table" or #v > 4 then
+    fail(400, "'stop' must be a string or an array of at most 4 strings", "stop", "invalid_type")
+  end
+  for k in pairs(v) do
+    if not integer(k) or k < 1 or k > #v then
+      fail(400, "'stop' must be a string or an array of at most 4 strings", "stop", "invalid_type")
+    end
+  end
+  local out = {}
+  for i, s in ipairs(v) do
+    if type(s) ~= "string" or s == "" then
+      fail(400, ("'stop' entry %d must be a non-empty string"):format(i - 1), "stop", "invalid_value")
+    end
+    out[i] = s
+  end
+  return #out > 0 and out or nil
+end
+
+local function check_logit_bias(req, n_vocab, null)
+  local v = req.logit_bias
+  if is_null(v, null) then return nil end
+  if type(v) ~= "table" then fail(400, "'logit_bias' must be an object of token id -> bias", "logit_bias", "invalid_type") end
+  local out, any = {}, false
+  for k, bias in pairs(v) do
+    local id = tonumber(k)
+    if not integer(id) or id < 0 or id >= n_vocab then
+      fail(400, ("'logit_bias' key '%s' is not a token id (0..%d)"):format(tostring(k), n_vocab - 1),
+        "logit_bias", "invalid_value")
+    end
+    if not finite(bias) or bias < -100 or bias > 100 then
+      fail(400, ("'logit_bias' value for token %s must be a number between -100 and 100"):format(tostring(k)),
+        "logit_bias", "invalid_value")
+    end
+    out[id] = bias <= -100 and -math.huge or bias -- -100 bans, as OpenAI documents
+    any = true
+  end
+  return any and out or nil
+end
+
+-- The options of a request that both endpoints share; ctx: { kind, n_vocab,
+-- model_id, max_tokens, null }. Returns opts (for model:generate/chat) and
+-- meta { stream, include_usage }.
+local function common(req, ctx)
+  local null = ctx.null
+  if type(req) ~= "table" or req[1] ~= nil then fail(400, "the request body must be a JSON object", nil, "invalid_type") end
+  for k in pairs(req) do
+    if type(k) ~= "string" or not (COMMON[k] or ONLY[ctx.kind][k] or OFF_ONLY[ctx.kind][k] ~= nil) then
+      fail(400, ("Unrecognized request argument supplied: %s"):format(tostring(k)), tostring(k), "unknown_parameter")
+    end
+  end
+  for key, want in pairs(OFF_ONLY[ctx.kind]) do check_off(req, key, want, null) end
+  if not is_null(req.model, null) then
+    if type(req.model) ~= "string" then fail(400, "'model' must be a string", "model", "invalid_type") end
+    if ctx.model_id and req.model ~= ctx.model_id then
+      fail(404, ("The model '%s' does not exist (this server has '%s')"):format(req.model, ctx.model_id),
+        "model", "model_not_found")
+    end
+  end
+  integer_in(req, "n", 1, 1, null)
+  if not is_null(req.stream, null) and type(req.stream) ~= "boolean" then
+    fail(400, "'stream' must be a boolean", "stream", "invalid_type")
+  end
+  local stream = req.stream == true
+  local include_usage = false
+  if not is_null(req.stream_options, null) then
+    local so = req.stream_options
+    if not stream then fail(400, "'stream_options' is only allowed when 'stream' is true", "stream_options", "invalid_value") end
+    if type(so) ~= "table" then fail(400, "'stream_options' must be an object", "stream_options", "invalid_type") end
+    for k, v in pairs(so) do
+      if k ~= "include_usage" or (v ~= null and type(v) ~= "boolean") then
+        fail(400, ("'stream_options' has an unsupported key '%s'"):format(tostring(k)), "stream_options", "invalid_value")
+      end
+    end
+    include_usage = so.include_usage == true
+  end
+  if not is_null(req.user, null) and type(req.user) ~= "string" then fail(400, "'user' must be a string", "user", "invalid_type") end
+  local opts = {
+    max_tokens = integer_in(req, "max_tokens", 0, nil, null),
+    temperature = number_in(req, "temperature", 0, 2, null),
+    top_p = number_in(req, "top_p", 0, 1, null),
+    top_k = integer_in(req, "top_k", 0, nil, null),
+    min_p = number_in(req, "min_p", 0, 1, null),
+    repeat_penalty = number_in(req, "repeat_penalty", 0, 10, null),
+    presence_penalty = number_in(req, "presence_penalty", -2, 2, null),
+    frequency_penalty = number_in(req, "frequency_penalty", -2, 2, null),
+    seed = integer_in(req, "seed", -2 ^ 53, 2 ^ 53, null),
+    stop = check_stop(req, null),
+    logit_bias = check_logit_bias(req, ctx.n_vocab or math.huge, null),
+  }
+  if ctx.kind == "chat" then
+    local mct = integer_in(req, "max_completion_tokens", 0, nil, null)
+    if mct and opts.max_tokens and mct ~= opts.max_tokens then
+      fail(400, "give 'max_tokens' or 'max_completion_tokens', not both", "max_completion_tokens", "invalid_value")
+    end
+    opts.max_tokens = opts.max_tokens or mct
+  end
+  opts.max_tokens = opts.max_tokens or ctx.max_tokens
+  return opts, { stream = stream, include_usage = include_usage }
+end
+
+--- M.completion_request(req, ctx) -> prompt, opts, meta: a decoded POST
+-- /v1/completions body checked and mapped to model:generate's arguments.
+-- ctx: { n_vocab, model_id, max_tokens (default), null (cjson.null) }.
+-- Raises a request error (M.is_request_error) naming the field.
+function M.completion_request(req, ctx)
+  ctx = setmetatable({ kind = "completion" }, { __index = ctx })
+  local opts, meta = common(req, ctx)
+  local p = req.prompt
+  if is_null(p, ctx.null) then fail(400, "'prompt' is required", "prompt", "missing_required_parameter") end
+  local bad = "'prompt' must be a string, an array of one string, or an array of token ids"
+  if type(p) == "table" then
+    if #p == 1 and type(p[1]) == "string" then
+      p = p[1]
+    else
+      if #p == 0 then fail(400, bad, "prompt", "invalid_type") end
+      for k, id in pairs(p) do
+        if not integer(k) or k < 1 or k > #p then fail(400, bad, "prompt", "invalid_type") end
+        if type(id) == "string" then
+          fail(400, "only one prompt per request is supported (n = 1)", "prompt", "invalid_value")
+        end
+        if not integer(id) or id < 0 or id >= (ctx.n_vocab or math.huge) then
+          fail(400, ("'prompt' token %d is not a token id"):format(k - 1), "prompt", "invalid_value")
+        end
+      end
+    end
+  elseif type(p) ~= "string" then
+    fail(400, bad, "prompt", "invalid_type")
+  end
+  return p, opts, meta
+end
+
+local ROLES = { system = "system", developer = "system", user = "user", assistant = "assistant" }
+
+--- M.chat_request(req, ctx) -> messages, opts, meta: a decoded POST
+-- /v1/chat/completions body checked and mapped to model:chat's arguments
+-- (text content parts are joined; "developer" is read as "system").
+function M.chat_request(req, ctx)
+  ctx = setmetatable({ kind = "chat" }, { __index = ctx })
+  local opts, meta = common(req, ctx)
+  local msgs = req.messages
+  if is_null(msgs, ctx.null) then fail(400, "'messages' is required", "messages", "missing_required_parameter") end
+  if type(msgs) ~= "table" or #msgs == 0 then
+    fail(400, "'messages' must be a non-empty array", "messages", "invalid_type")
+  end
+  local out = {}
+  for i, m in ipairs(msgs) do
+    local param = ("messages[%d]"):format(i - 1)
+    if type(m) ~= "table" then fail(400, param .. " must be an object", param, "invalid_type") end
+    for k in pairs(m) do
+      if k ~= "role" and k ~= "content" and k ~= "name" then
+        fail(400, ("%s has an unsupported field '%s'"):format(param, tostring(k)), param, "unsupported_parameter")
+      end
+    end
+    local role = ROLES[m.role]
+    if not role then
+      fail(400, ("%s.role must be one of system, developer, user, assistant"):format(param), param .. ".role",
+        "invalid_value")
+    end
+    local content = m.content
+    if type(content) == "table" then
+      local parts = {}
+      for j, part in ipairs(content) do
+        if type(part) ~= "table" or part.type ~= "text" or type(part.text) ~= "string" then
+          fail(400, ("%s.content[%d]: only text parts are supported"):format(param, j - 1), param .. ".content",
+            "invalid_value")
+        end
+        parts[j] = part.text
+      end
+      content = table.concat(parts)
+    end
+    if type(content) ~= "string" then
+      fail(400, ("%s.content must be a string or an array of text parts"):format(param), param .. ".content",
+        "invalid_type")
+    end
+    out[i] = { role = role, content = content }
+  end
+  return out, opts, meta
+end
+
+-- ---- nginx side ----
+
+local ngx = rawget(_G, "ngx")
+local state = nil -- this worker's: settings, model, pool, sema, waiting, load error
+
+local function json()
+  local cjson = require("cjson.safe")
+  if cjson.encode_escape_forward_slash then cjson.encode_escape_forward_slash(false) end
+  return cjson
+end
+
+local function model_id(settings, path)
+  if settings.name then return settings.name end
+  local base = (path or "model"):match("([^/]+)$") or path
+  return (base:gsub("%.gguf$", ""))
+end
+
+--- M.init_worker(settings): loads the model and makes the session pool and
+-- the admission queue of this worker (settings: see M.DEFAULTS). Called from
+-- init_worker_by_lua; a load failure is logged and answered with 503.
+function M.init_worker(settings)
+  local s = {}
+  for k, v in pairs(M.DEFAULTS) do s[k] = v end
+  for k, v in pairs(settings or {}) do
+    if M.DEFAULTS[k] == nil then error(("bitnet.server: unknown setting '%s'"):format(tostring(k)), 2) end
+    s[k] = v
+  end
+  for k, v in pairs(s) do if v == false then s[k] = nil end end
+  state = { settings = s, waiting = 0, running = 0, served = 0, aborted = 0, cancelled = 0, refused = 0 }
+  local bitnet = require("bitnet")
+  local model, err = bitnet.load(s.model or nil, { threads = s.threads })
+  if not model then
+    state.load_error = err
+    ngx.log(ngx.ERR, "bitnet: cannot load the model: ", err)
+    return
+  end
+  local has_tok, tok = pcall(model.tokenizer, model)
+  if not has_tok then
+    state.load_error = "the model has no tokenizer, and the API is text in, text out: " .. tostring(tok)
+    ngx.log(ngx.ERR, "bitnet: ", state.load_error)
+    return
+  end
+  state.model = model
+  state.path = model:info().path
+  state.id = model_id(s, s.model or state.path)
+  state.n_vocab = tok:n_vocab()
+  state.pool = model:session_pool({ slots = s.slots, n_ctx = s.n_ctx })
+  state.sema = require("ngx.semaphore").new(s.slots)
+end
+
+local function send_json(status, body)
+  local cjson = json()
+  ngx.status = status
+  ngx.header["Content-Type"] = "application/json"
+  ngx.print(cjson.encode(body))
+  return ngx.exit(status)
+end
+
+local function send_error(e)
+  local cjson = json()
+  if e.status == 503 then ngx.header["Retry-After"] = "1" end
+  return send_json(e.status, { error = {
+    message = e.message, type = e.type, param = e.param or cjson.null, code = e.code or cjson.null,
+  } })
+end
+
+local function request_id(prefix)
+  return ("%s-%x%x%04x"):format(prefix, ngx.worker.pid(), math.floor(ngx.now() * 1000), math.random(0, 0xffff))
+end
+
+local function read_json_body()
+  ngx.req.read_body()
+  local body = ngx.req.get_body_data()
+  if not body then
+    if ngx.req.get_body_file() then fail(413, "the request body is too large", nil, "request_too_large") end
+    fail(400, "the request needs a JSON body", nil, "invalid_json")
+  end
+  local req, err = json().decode(body)
+  if req == nil then fail(400, "the body is not valid JSON: " .. tostring(err), nil, "invalid_json") end
+  return req
+end
+
+-- Waits for a generation slot (FIFO, bounded); raises 503 when the queue is
+-- full or the wait timed out.
+local function admit()
+  local s = state.settings
+  if state.sema:count() <= 0 and state.waiting >= s.queue then
+    state.refused = state.refused + 1
+    fail(503, ("the server is busy: %d generations running and %d waiting (queue full)"):format(
+      state.running, state.waiting), nil, "server_busy", "server_error")
+  end
+  state.waiting = state.waiting + 1
+  local ok, err = state.sema:wait(s.queue_timeout)
+  state.waiting = state.waiting - 1
+  if not ok then
+    state.refused = state.refused + 1
+    fail(503, ("the server is busy: no generation slot within %g s (%s)"):format(s.queue_timeout, tostring(err)),
+      nil, "server_busy", "server_error")
+  end
+  state.running = state.running + 1
+end
+
+local function release()
+  state.running = state.running - 1
+  state.sema:post(1)
+end
+
+local function usage(info)
+  return {
+    prompt_tokens = info.prompt_tokens, completion_tokens = info.completion_tokens,
+    total_tokens = info.prompt_tokens + info.completion_tokens,
+    prompt_tokens_details = { cached_tokens = info.cached_tokens or 0 },
+  }
+end
+
+local FINISH = { stop = "stop", length = "length", cancelled = "stop" }
+
+-- Starts the generation on the engine; maps the module's errors.
+local function start(kind, input, opts)
+  opts.async, opts.pool = true, state.pool
+  local ok, gen = pcall(kind == "chat" and state.model.chat or state.model.generate, state.model, input, opts)
+  if ok then return gen end
+  local msg = tostring(gen):gsub("^.-model:%a+: ", "")
+  if msg:find("slots are busy", 1, true) then fail(503, "the server is busy: " .. msg, nil, "server_busy", "server_error") end
+  if msg:find("context holds", 1, true) then
+    fail(400, "This model's maximum context length is exceeded: " .. msg, kind == "chat" and "messages" or "prompt",
+      "context_length_exceeded")
+  end
+  if msg:find("^the prompt is empty") then fail(400, msg, "prompt", "invalid_value") end
+  ngx.log(ngx.ERR, "bitnet: ", tostring(gen))
+  fail(500, "the generation could not start: " .. msg, nil, "internal_error")
+end
+
+-- Runs one generation to its end, calling emit(piece) for each new piece;
+-- emit returns false when the client is gone. Cancels on abort.
+local function drive(gen, emit, aborted)
+  while true do
+    if aborted.yes then gen:cancel() end
+    local piece = gen:poll()
+    if piece == nil then return end
+    if piece ~= "" then
+      if not aborted.yes and emit(piece) == false then aborted.yes = true end
+    else
+      ngx.sleep(0.005) -- cosockets cannot watch the engine's eventfd: a short timer yields instead
+    end
+  end
+end
+
+-- Lets go of a generation without blocking the worker: a cancelled one keeps
+-- the engine (and its pool slot) until the engine's current step ends, which
+-- gen:close() would wait for (a 64-token prompt chunk of a 2B model is a
+-- few hundred ms), so poll until the engine has let go (gen.job is cleared
+-- then; there is no public non-blocking way to ask), at most 10 s, then close.
+local function settle(gen)
+  for _ = 1, 2000 do
+    if not gen.job then break end
+    gen:poll()
+    if gen.job then ngx.sleep(0.005) end
+  end
+  gen:close()
+end
+
+local function sse(cjson, obj)
+  local ok = ngx.print("data: ", type(obj) == "string" and obj or cjson.encode(obj), "\n\n")
+  if not ok then return false end
+  local flushed = ngx.flush(true)
+  return flushed ~= nil
+end
+
+local function handle_generation(kind)
+  if not state.model then fail(503, "the model is not loaded: " .. tostring(state.load_error), nil, "model_not_loaded") end
+  local cjson = json()
+  local req = read_json_body()
+  local ctx = { n_vocab = state.n_vocab, model_id = state.id, max_tokens = state.settings.max_tokens, null = cjson.null }
+  local input, opts, meta
+  if kind == "chat" then input, opts, meta = M.chat_request(req, ctx)
+  else input, opts, meta = M.completion_request(req, ctx) end
+
+  local aborted = { yes = false }
+  local gen
+  -- nil when lua_check_client_abort is off: then a failed flush still cancels
+  ngx.on_abort(function()
+    aborted.yes = true
+    if gen then gen:cancel() end
+  end)
+  admit()
+  local ok, err = pcall(function()
+    gen = start(kind, input, opts)
+    if aborted.yes then gen:cancel() end
+    local id, created = request_id(kind == "chat" and "chatcmpl" or "cmpl"), ngx.time()
+    local object = kind == "chat" and "chat.completion" or "text_completion"
+    if meta.stream then
+      ngx.header["Content-Type"] = "text/event-stream"
+      ngx.header["Cache-Control"] = "no-cache"
+      ngx.header["X-Accel-Buffering"] = "no"
+      local function chunk(delta_or_text, finish)
+        local choice = { index = 0, logprobs = cjson.null, finish_reason = finish or cjson.null }
+        if kind == "chat" then choice.delta = delta_or_text else choice.text = delta_or_text end
+        local c = { id = id, object = object .. (kind == "chat" and ".chunk" or ""), created = created,
+          model = state.id, choices = { choice } }
+        if meta.include_usage then c.usage = cjson.null end
+        return c
+      end
+      if kind == "chat" and not sse(cjson, chunk({ role = "assistant", content = "" })) then aborted.yes = true end
+      drive(gen, function(piece)
+        return sse(cjson, chunk(kind == "chat" and { content = piece } or piece))
+      end, aborted)
+      if aborted.yes then return end
+      local info = gen.info
+      if info.finish_reason == "error" then
+        sse(cjson, { error = { message = "generation failed: " .. tostring(gen.error), type = "server_error",
+          param = cjson.null, code = "internal_error" } })
+      else
+        sse(cjson, chunk(kind == "chat" and {} or "", FINISH[info.finish_reason])) -- {} encodes as an object
+        if meta.include_usage then
+          -- Debian's lua-cjson has no empty_array: "choices": [] is spliced in
+          sse(cjson, '{"choices":[],' .. cjson.encode({ id = id, object = object .. (kind == "chat" and ".chunk" or ""),
+            created = created, model = state.id, usage = usage(info) }):sub(2))
+        end
+      end
+      sse(cjson, "[DONE]")
+    else
+      local parts = {}
+      drive(gen, function(piece) parts[#parts + 1] = piece end, aborted)
+      if aborted.yes then return end
+      local info = gen.info
+      if info.finish_reason == "error" then fail(500, "generation failed: " .. tostring(gen.error), nil, "internal_error") end
+      local text = table.concat(parts)
+      local choice = { index = 0, logprobs = cjson.null, finish_reason = FINISH[info.finish_reason] }
+      if kind == "chat" then choice.message = { role = "assistant", content = text } else choice.text = text end
+      ngx.header["Content-Type"] = "application/json"
+      ngx.print(cjson.encode({ id = id, object = object, created = created, model = state.id,
+        choices = { choice }, usage = usage(info) }))
+    end
+  end)
+  if gen then settle(gen) end
+  release()
+  state.served = state.served + 1
+  if aborted.yes then state.aborted = state.aborted + 1 end
+  if gen and gen.info and gen.info.finish_reason == "cancelled" then state.cancelled = state.cancelled + 1 end
+  if not ok then error(err, 0) end
+  if aborted.yes then return ngx.exit(499) end
+end
+
+local function handle_models(id)
+  if not state.id then fail(503, "the model is not loaded: " .. tostring(state.load_error), nil, "model_not_loaded") end
+  local entry = { id = state.id, object = "model", created = 0, owned_by = "bitnet" }
+  if id then
+    if id ~= state.id then fail(404, ("The model '%s' does not exist"):format(id), "model", "model_not_found") end
+    return send_json(200, entry)
+  end
+  return send_json(200, { object = "list", data = { entry } })
+end
+
+local function handle_health()
+  local body = { status = state.model and "ok" or "error", model = state.id, instance = state.settings.instance,
+    worker = ngx.worker.pid(), running = state.running, waiting = state.waiting,
+    slots = state.settings.slots, queue = state.settings.queue, served = state.served,
+    aborted = state.aborted, cancelled = state.cancelled, refused = state.refused }
+  if state.pool then body.pool = state.pool:stats() end
+  if not state.model then body.error = tostring(state.load_error) end
+  return send_json(state.model and 200 or 503, body)
+end
+
+local ROUTES = {
+  ["/v1/completions"] = { POST = function() return handle_generation("completion") end },
+  ["/v1/chat/completions"] = { POST = function() return handle_generation("chat") end },
+  ["/v1/models"] = { GET = function() return handle_models() end },
+  ["/health"] = { GET = handle_health },
+}
+
+--- M.handle(): the content handler of every location (content_by_lua_block
+-- { require("bitnet.server").handle() }): routes by method and path and
+-- answers errors in OpenAI's shape { error = { message, type, param, code } }.
+function M.handle()
+  if not state then error("bitnet.server: init_worker was not called (init_worker_by_lua_block)") end
+  if state.settings.instance then ngx.header["X-Bitnet-Instance"] = state.settings.instance end
+  local ok, err = pcall(function()
+    local uri, method = ngx.var.uri, ngx.req.get_method()
+    local route = ROUTES[uri]
+    local model = uri:match("^/v1/models/(.+)$")
+    if model then route = { GET = function() return handle_models(ngx.unescape_uri(model)) end } end
+    if not route then fail(404, ("no such endpoint: %s %s"):format(method, uri), nil, "not_found") end
+    local fn = route[method]
+    if not fn then
+      local allowed = {}
+      for m in pairs(route) do allowed[#allowed + 1] = m end
+      ngx.header["Allow"] = table.concat(allowed, ", ")
+      fail(405, ("%s is not allowed on %s (use %s)"):format(method, uri, table.concat(allowed, ", ")), nil,
+        "method_not_allowed")
+    end
+    return fn()
+  end)
+  if ok then return end
+  if not M.is_request_error(err) then
+    ngx.log(ngx.ERR, "bitnet: ", tostring(err))
+    err = { status = 500, message = "internal error: " .. tostring(err), type = "server_error", code = "internal_error" }
+  end
+  if ngx.headers_sent then return ngx.exit(ngx.ERROR) end
+  return send_error(err)
+end
+
+--- M.conversation_key(): for a front nginx balancing instances (openresty/
+-- front.conf, rewrite_by_lua): sets $conversation_key from the
+-- X-Conversation-Id header, else the JSON body's "user" field, else the
+-- client address, so `hash $conversation_key consistent` keeps a chat on the
+-- instance whose prefix cache holds it.
+function M.conversation_key()
+  local key = ngx.var.http_x_conversation_id
+  if not key or key == "" then
+    ngx.req.read_body()
+    local req = json().decode(ngx.req.get_body_data() or "")
+    key = type(req) == "table" and type(req.user) == "string" and req.user ~= "" and req.user or ngx.var.remote_addr
+  end
+  ngx.var.conversation_key = key
+end
+
+return M

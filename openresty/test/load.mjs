@@ -1,0 +1,130 @@
+// Load test of a running `bitnet serve` (make load-test; loopback only, bounded
+// in time): N concurrent clients send streaming completions for D seconds and
+// check every stream: 200 and complete (a finish_reason chunk, a usage chunk,
+// then `data: [DONE]`), or a clean 503 with an OpenAI-style error body when the
+// bounded queue is full. Reports requests/s, aggregate tokens/s, p50/p99 time to
+// first token, and the workers' RSS (at start, after a warm-up of 5 s, at the
+// end) and PIDs before and after (restarts).
+// usage: node load.mjs --base URL --prefix NGINX_PREFIX [--concurrency 32]
+//        [--duration 60] [--max-tokens 64] [--label NAME]
+// Exit status 1 when any stream was dropped or truncated, any other 5xx came,
+// or a worker restarted.
+import { readFileSync, readdirSync } from "node:fs";
+
+const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => {
+  if (a.startsWith("--")) acc.push([a.slice(2), all[i + 1]]);
+  return acc;
+}, []));
+const base = args.base;
+if (!/^http:\/\/(127\.0\.0\.1|localhost|\[::1\]):\d+$/.test(base ?? "")) {
+  console.error("load.mjs: --base must be a loopback URL (http://127.0.0.1:PORT)");
+  process.exit(2);
+}
+const concurrency = Number(args.concurrency ?? 32);
+const duration = Number(args.duration ?? 60);
+const maxTokens = Number(args["max-tokens"] ?? 64);
+const label = args.label ?? "load";
+const PROMPTS = [
+  "And it came to pass", "In the beginning", "And God said", "Blessed are the meek",
+  "The LORD is my shepherd", "And Moses spake unto the people", "Now Naomi had a kinsman",
+  "For God so loved the world",
+];
+
+function workers() {
+  const master = Number(readFileSync(`${args.prefix}/logs/nginx.pid`, "utf8"));
+  const out = {};
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid !== master) continue;
+      const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${d}/status`, "utf8"));
+      out[d] = rss ? Number(rss[1]) : null;
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+const stats = { ok: 0, refused: 0, errors5xx: 0, other: 0, dropped: 0, truncated: 0, tokens: 0, ttft: [], problems: [] };
+const note = (what) => { if (stats.problems.length < 10) stats.problems.push(what); };
+
+async function one(prompt) {
+  const t0 = performance.now();
+  let res;
+  try {
+    res = await fetch(`${base}/v1/completions`, {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ prompt, max_tokens: maxTokens, temperature: 0.8, stream: true,
+        stream_options: { include_usage: true } }),
+    });
+  } catch (e) { stats.dropped += 1; note(`connect: ${e.message}`); return; }
+  if (res.status === 503) {
+    const body = await res.json().catch(() => null);
+    if (body?.error?.code === "server_busy") stats.refused += 1;
+    else { stats.errors5xx += 1; note(`503 without an error body: ${JSON.stringify(body)}`); }
+    await new Promise((r) => setTimeout(r, 20));
+    return;
+  }
+  if (res.status >= 500) { stats.errors5xx += 1; note(`status ${res.status}: ${await res.text()}`); return; }
+  if (res.status !== 200) { stats.other += 1; note(`status ${res.status}: ${await res.text()}`); return; }
+  let buf = "", first = null, finish = null, usage = null, done = false;
+  const decoder = new TextDecoder();
+  try {
+    for await (const part of res.body) {
+      buf += decoder.decode(part, { stream: true });
+      let nl;
+      while ((nl = buf.indexOf("\n\n")) >= 0) {
+        const event = buf.slice(0, nl);
+        buf = buf.slice(nl + 2);
+        if (!event.startsWith("data: ")) { note(`not an event: ${event}`); continue; }
+        const data = event.slice(6);
+        if (data === "[DONE]") { done = true; continue; }
+        const c = JSON.parse(data);
+        if (c.error) { note(`error event: ${data}`); continue; }
+        if (c.usage) usage = c.usage;
+        for (const ch of c.choices) {
+          if (first === null && ch.text) first = performance.now() - t0;
+          if (ch.finish_reason) finish = ch.finish_reason;
+        }
+      }
+    }
+  } catch (e) { stats.dropped += 1; note(`stream broke: ${e.message}`); return; }
+  if (!done || !finish || !usage || buf.trim() !== "") {
+    stats.truncated += 1; note(`truncated: done=${done} finish=${finish} usage=${!!usage}`); return;
+  }
+  stats.ok += 1;
+  stats.tokens += usage.completion_tokens;
+  if (first !== null) stats.ttft.push(first);
+}
+
+const before = workers();
+const start = performance.now();
+const deadline = start + duration * 1000;
+let n = 0;
+let warm = null; // after the slots' sessions exist: growth past this would be a leak
+const warmTimer = setTimeout(() => { warm = workers(); }, Math.min(5, duration / 4) * 1000);
+await Promise.all(Array.from({ length: concurrency }, async () => {
+  while (performance.now() < deadline) await one(PROMPTS[n++ % PROMPTS.length]);
+}));
+clearTimeout(warmTimer);
+const elapsed = (performance.now() - start) / 1000;
+const after = workers();
+
+const pct = (p) => {
+  const s = [...stats.ttft].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.floor(p * s.length))] : NaN;
+};
+const restarts = Object.keys(before).filter((pid) => !(pid in after)).length;
+const report = {
+  label, concurrency, seconds: Number(elapsed.toFixed(1)), max_tokens: maxTokens,
+  completed: stats.ok, refused_503: stats.refused, other_5xx: stats.errors5xx, other_status: stats.other,
+  dropped: stats.dropped, truncated: stats.truncated,
+  requests_per_s: Number((stats.ok / elapsed).toFixed(2)),
+  tokens_per_s: Number((stats.tokens / elapsed).toFixed(1)),
+  ttft_ms_p50: Number(pct(0.5).toFixed(1)), ttft_ms_p99: Number(pct(0.99).toFixed(1)),
+  workers_rss_kb_start: before, workers_rss_kb_warm: warm, workers_rss_kb_end: after, worker_restarts: restarts,
+  problems: stats.problems,
+};
+console.log(JSON.stringify(report, null, 2));
+process.exit(stats.dropped + stats.truncated + stats.errors5xx + restarts === 0 && stats.ok > 0 ? 0 : 1);

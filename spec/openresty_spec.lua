@@ -1,0 +1,587 @@
+-- The OpenResty server (lua/bitnet/server.lua, openresty/*.conf) in the real
+-- program: `bitnet serve` starts Debian's nginx + libnginx-mod-http-lua on a
+-- free 127.0.0.1 port, curl drives every endpoint and error, the official
+-- openai Node.js client (npm, installed into openresty/test/) parses a
+-- streamed and a non-streamed chat completion, and two instances behind a
+-- front nginx keep each conversation key on one instance. nginx's Lua is
+-- LuaJIT, so the server specs run in the LuaJIT pass (`make test-luajit`);
+-- request validation and `bitnet serve`'s errors run in every pass.
+-- Subprocesses run with `env -u LD_PRELOAD` (make test-asan preloads ASan).
+local bitnet = require("bitnet")
+local cli = require("bitnet.cli")
+local server = require("bitnet.server")
+local json = require("dkjson")
+
+local ENV = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS "
+
+local function sh(cmd)
+  local ok, how, code = os.execute(cmd)
+  if type(ok) == "number" then return ok == 0 end
+  return ok == true and how == "exit" and code == 0
+end
+
+local function capture(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("*a")
+  p:close()
+  return out
+end
+
+-- the file's text, or nil when it is not there (yet)
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local write = require("support.gguf_bytes").write -- (path, string)
+
+local function tmpdir()
+  local d = os.tmpname()
+  os.remove(d)
+  assert(sh("mkdir -p " .. d))
+  return d
+end
+
+local function sleep(s) sh("sleep " .. s) end
+
+-- a stand-in stream for cli.main
+local function sink()
+  local parts = {}
+  return { write = function(self, ...) for _, s in ipairs({ ... }) do parts[#parts + 1] = s end return self end,
+    flush = function() end, text = function() return table.concat(parts) end }
+end
+
+local function run_cli(args)
+  local out, err = sink(), sink()
+  local status = cli.main(args, { stdout = out, stderr = err, stderr_is_tty = false })
+  return status, out.text(), err.text()
+end
+
+-- curl: returns status, body, headers (lower-case names)
+local function curl(method, url, body, extra)
+  local dir = tmpdir()
+  local args = { ENV .. "curl -s -S --max-time 60 -X " .. method, "-o " .. dir .. "/body", "-D " .. dir .. "/head",
+    "-w '%{http_code}'" }
+  if body then
+    write(dir .. "/req", body)
+    args[#args + 1] = "-H 'Content-Type: application/json' --data-binary @" .. dir .. "/req"
+  end
+  if extra then args[#args + 1] = extra end
+  args[#args + 1] = "'" .. url .. "'"
+  local code = tonumber(capture(table.concat(args, " ") .. " 2>/dev/null"))
+  local headers = {}
+  for name, value in (read(dir .. "/head") or ""):gmatch("([%w%-]+):%s*([^\r\n]*)") do headers[name:lower()] = value end
+  local out = read(dir .. "/body")
+  sh("rm -rf " .. dir)
+  return code, out, headers
+end
+
+local function post(base, path, obj, extra)
+  local code, body, headers = curl("POST", base .. path, type(obj) == "string" and obj or json.encode(obj), extra)
+  return code, body, headers
+end
+
+local function decode(s)
+  local v, _, err = json.decode(s, 1, json.null)
+  assert(v ~= nil, "not JSON: " .. tostring(err) .. ": " .. tostring(s))
+  return v
+end
+
+-- The data: payloads of a server-sent event stream, in order.
+local function events(body)
+  local out = {}
+  for line in body:gmatch("[^\n]+") do
+    local data = line:match("^data: (.*)$")
+    assert(data, "a line that is not an SSE data line: " .. line)
+    out[#out + 1] = data
+  end
+  return out
+end
+
+-- A port nothing listens on (curl's connection is refused there).
+local function free_port()
+  for _ = 1, 50 do
+    local port = math.random(20000, 60000)
+    if not sh(ENV .. "curl -s -o /dev/null --max-time 1 http://127.0.0.1:" .. port .. "/ 2>/dev/null") then
+      return port
+    end
+  end
+  error("no free port found")
+end
+
+-- Starts `bitnet serve ARGS` in the background on a free port; waits until
+-- /health answers. Returns { base, port, prefix, pid, log }.
+-- The launcher is `luajit bin/bitnet`, or with plain = true bin/bitnet as
+-- README shows it (Lua 5.4, writing the LuaJIT build's path for nginx).
+local function start(args, plain)
+  local launcher = plain and "env -u BITNET_BUILD bin/bitnet" or "luajit bin/bitnet"
+  for _ = 1, 3 do
+    local port, prefix = free_port(), tmpdir()
+    local log = prefix .. ".log"
+    sh(("%s %s serve %s --port %d --prefix %s > %s 2>&1 &"):format(ENV, launcher, args or "", port, prefix, log))
+    local base = "http://127.0.0.1:" .. port
+    for _ = 1, 200 do
+      local code = curl("GET", base .. "/health")
+      if code == 200 or code == 502 then
+        local pid = tonumber(read(prefix .. "/logs/nginx.pid"))
+        return { base = base, port = port, prefix = prefix, pid = pid, log = log }
+      end
+      if (read(log) or ""):find("emerg") then break end
+      sleep(0.05)
+    end
+    local text = read(log) or ""
+    if not text:find("Address already in use", 1, true) then error("bitnet serve did not start:\n" .. text) end
+  end
+  error("bitnet serve did not start: no free port")
+end
+
+local function alive(pid) return sh("kill -0 " .. pid .. " 2>/dev/null") end
+
+-- SIGTERM to nginx's master: it and its workers are gone within 10 s.
+local function stop(srv)
+  if not srv then return true end
+  sh("kill -TERM " .. srv.pid)
+  for _ = 1, 200 do
+    if not alive(srv.pid) then
+      sh("rm -rf " .. srv.prefix .. " " .. srv.log)
+      return true
+    end
+    sleep(0.05)
+  end
+  sh("kill -KILL " .. srv.pid)
+  return false
+end
+
+local function health(srv) return decode(select(2, curl("GET", srv.base .. "/health"))) end
+
+describe("OpenResty server", function()
+  describe("request validation (bitnet.server)", function()
+    local ctx = { n_vocab = 100, model_id = "m", max_tokens = 256 }
+    local function rejects(fn, req, status, param, code)
+      local ok, e = pcall(fn, req, ctx)
+      assert.is_false(ok)
+      assert.is_true(server.is_request_error(e), tostring(e))
+      assert.are.equal(status, e.status)
+      assert.are.equal(param, e.param)
+      if code then assert.are.equal(code, e.code) end
+      return e
+    end
+
+    it("maps OpenAI fields to generate's options", function()
+      local prompt, opts, meta = server.completion_request({ model = "m", prompt = "hi", max_tokens = 5, temperature = 0,
+        top_p = 0.5, top_k = 3, min_p = 0.1, stop = "x", seed = 9, presence_penalty = 1, frequency_penalty = -1,
+        logit_bias = { ["7"] = -100, ["8"] = 2 }, n = 1, stream = true, stream_options = { include_usage = true } }, ctx)
+      assert.are.equal("hi", prompt)
+      assert.are.same({ max_tokens = 5, temperature = 0, top_p = 0.5, top_k = 3, min_p = 0.1, stop = { "x" }, seed = 9,
+        presence_penalty = 1, frequency_penalty = -1, logit_bias = { [7] = -math.huge, [8] = 2 } }, opts)
+      assert.are.same({ stream = true, include_usage = true }, meta)
+      local _, o2 = server.completion_request({ prompt = { 1, 2 } }, ctx)
+      assert.are.equal(256, o2.max_tokens)
+      local msgs, o3 = server.chat_request({ messages = { { role = "developer", content = "be brief" },
+        { role = "user", content = { { type = "text", text = "a" }, { type = "text", text = "b" } } } },
+        max_completion_tokens = 3 }, ctx)
+      assert.are.same({ { role = "system", content = "be brief" }, { role = "user", content = "ab" } }, msgs)
+      assert.are.equal(3, o3.max_tokens)
+    end)
+
+    it("rejects unknown and invalid fields naming them", function()
+      local e = rejects(server.completion_request, { prompt = "x", bogus = 1 }, 400, "bogus", "unknown_parameter")
+      assert.matches("Unrecognized request argument supplied: bogus", e.message, 1, true)
+      rejects(server.completion_request, { prompt = "x", temperature = 3 }, 400, "temperature")
+      rejects(server.completion_request, { prompt = "x", n = 2 }, 400, "n")
+      rejects(server.completion_request, { prompt = "x", max_tokens = 1.5 }, 400, "max_tokens")
+      rejects(server.completion_request, { prompt = "x", stop = { "a", "b", "c", "d", "e" } }, 400, "stop")
+      rejects(server.completion_request, { prompt = "x", logit_bias = { ["100"] = 1 } }, 400, "logit_bias")
+      rejects(server.completion_request, { prompt = "x", logit_bias = { ["1"] = 101 } }, 400, "logit_bias")
+      rejects(server.completion_request, { prompt = "x", echo = true }, 400, "echo", "unsupported_parameter")
+      rejects(server.completion_request, { prompt = "x", stream_options = { include_usage = true } }, 400, "stream_options")
+      rejects(server.completion_request, { prompt = { "a", "b" } }, 400, "prompt")
+      rejects(server.completion_request, {}, 400, "prompt", "missing_required_parameter")
+      rejects(server.completion_request, { prompt = "x", model = "other" }, 404, "model", "model_not_found")
+      rejects(server.chat_request, { messages = {} }, 400, "messages")
+      rejects(server.chat_request, { messages = { { role = "tool", content = "x" } } }, 400, "messages[0].role")
+      rejects(server.chat_request, { messages = { { role = "user", content = { { type = "image_url" } } } } }, 400,
+        "messages[0].content")
+      rejects(server.chat_request, { messages = { { role = "user", content = "x" } }, tools = { {} } }, 400, "tools")
+    end)
+  end)
+
+  describe("bitnet serve", function()
+    it("names the missing package when nginx or its Lua module is absent", function()
+      local status, _, err = run_cli({ "serve", "--nginx", "/nonexistent/nginx" })
+      assert.are.equal(1, status)
+      assert.matches("/nonexistent/nginx is not installed (Debian: apt-get install nginx libnginx-mod-http-lua",
+        err, 1, true)
+      if sh("test -x /usr/sbin/nginx") then
+        local empty = tmpdir()
+        status, _, err = run_cli({ "serve", "--nginx", "/usr/sbin/nginx", "--modules", empty })
+        assert.are.equal(1, status)
+        assert.matches("nginx's Lua module is not installed: " .. empty .. "/ndk_http_module.so is missing "
+          .. "(Debian: apt-get install libnginx-mod-http-ndk", err, 1, true)
+        sh("rm -rf " .. empty)
+      end
+      status, _, err = run_cli({ "serve", "--port", "0" })
+      assert.are.equal(2, status)
+      assert.matches("--port must be within 1..65535", err, 1, true)
+    end)
+
+    it("keeps the workers root only when user nobody cannot read the model", function()
+      if capture("id -u"):match("%d+") ~= "0" or not sh("test -x /usr/sbin/runuser && test -x /usr/sbin/nginx") then
+        return -- only root's nginx changes user
+      end
+      local private, prefix = tmpdir(), tmpdir()
+      assert.is_true(sh("chmod 700 " .. private .. " && cp " .. bitnet.default_model() .. " " .. private .. "/m.gguf"))
+      local status, _, err = run_cli({ "serve", private .. "/m.gguf", "--config-only", "--prefix", prefix })
+      assert.are.equal(0, status, err)
+      assert.matches("\nuser root;\n", read(prefix .. "/conf/nginx.conf"), 1, true)
+      assert.matches("user nobody cannot read " .. private .. "/m.gguf", err, 1, true)
+      local shared = tmpdir()
+      assert.is_true(sh("chmod 755 " .. shared .. " && cp " .. bitnet.default_model() .. " " .. shared .. "/m.gguf"))
+      status, _, err = run_cli({ "serve", shared .. "/m.gguf", "--config-only", "--prefix", prefix })
+      assert.are.equal(0, status, err)
+      local checkout_readable = sh("runuser -u nobody -- test -r lua/bitnet/server.lua")
+        and sh("runuser -u nobody -- test -r build/luajit/bitnet/core.so")
+      assert.are.equal(checkout_readable, read(prefix .. "/conf/nginx.conf"):find("\nuser ", 1, true) == nil)
+      sh("rm -rf " .. shared)
+      sh("rm -rf " .. private .. " " .. prefix)
+      status, _, err = run_cli({ "serve", "--port", "0" })
+      assert.are.equal(2, status)
+      assert.matches("--port must be within 1..65535", err, 1, true)
+    end)
+  end)
+
+  if not rawget(_G, "jit") then
+    pending("the server specs run in the LuaJIT pass: nginx's Lua is LuaJIT")
+    return
+  end
+
+  assert(sh("test -x /usr/sbin/nginx && test -f /usr/lib/nginx/modules/ngx_http_lua_module.so"),
+    "nginx and libnginx-mod-http-lua are not installed: run tools/setup-debian.sh")
+  assert(sh("test -f build/luajit/bitnet/core.so"), "the LuaJIT build is missing: make luajit")
+  assert(sh("test -f build/lua5.4/bitnet/core.so"), "the Lua 5.4 build (bin/bitnet's) is missing: make lua54")
+
+  local model = assert(bitnet.load())
+  local MODEL_ID = "kjv-bitnet-6m"
+  local PROMPT = "And it came to pass"
+  local CHAT = { { role = "user", content = "Who was Naomi?" } }
+  local NO_END = { ["4089"] = -100, ["4092"] = -100 } -- bans end of text / turn: generations run to max_tokens
+
+  describe("one instance", function()
+    local srv
+    setup(function() srv = start("-c 4096 --slots 4 --instance solo") end)
+    teardown(function() assert.is_true(stop(srv), "nginx did not stop on SIGTERM") end)
+
+    it("writes the repository's template filled in", function()
+      local conf = read(srv.prefix .. "/conf/nginx.conf")
+      local template = read("openresty/nginx.conf")
+      assert.matches("listen 127.0.0.1:" .. srv.port .. ";", conf, 1, true)
+      assert.matches("load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;", conf, 1, true)
+      assert.matches('init_worker({ n_ctx = 4096, slots = 4, instance = "solo" })', conf, 1, true)
+      assert.matches("lua_check_client_abort on;", template, 1, true)
+      -- every line without a field is the template's
+      local n = 0
+      for line in template:gmatch("[^\n]+") do
+        if not line:find("@", 1, true) or line:match("^%s*#") then
+          assert.matches(line, conf, 1, true)
+          n = n + 1
+        end
+      end
+      assert.is_true(n > 30)
+    end)
+
+    it("answers /health and /v1/models", function()
+      local code, body, headers = curl("GET", srv.base .. "/health")
+      assert.are.equal(200, code)
+      assert.are.equal("solo", headers["x-bitnet-instance"])
+      local h = decode(body)
+      assert.are.equal("ok", h.status)
+      assert.are.equal(MODEL_ID, h.model)
+      assert.are.equal(4, h.pool.slots)
+      code, body = curl("GET", srv.base .. "/v1/models")
+      assert.are.equal(200, code)
+      local list = decode(body)
+      assert.are.equal("list", list.object)
+      assert.are.equal(1, #list.data)
+      assert.are.equal(MODEL_ID, list.data[1].id)
+      assert.are.equal("model", list.data[1].object)
+      code, body = curl("GET", srv.base .. "/v1/models/" .. MODEL_ID)
+      assert.are.equal(200, code)
+      assert.are.equal(MODEL_ID, decode(body).id)
+      code, body = curl("GET", srv.base .. "/v1/models/gpt-4")
+      assert.are.equal(404, code)
+      assert.are.equal("model_not_found", decode(body).error.code)
+    end)
+
+    it("completes a prompt exactly as model:generate does, streamed or not", function()
+      local want, info = model:generate(PROMPT, { max_tokens = 24, temperature = 0 })
+      local code, body, headers = post(srv.base, "/v1/completions",
+        { model = MODEL_ID, prompt = PROMPT, max_tokens = 24, temperature = 0 })
+      assert.are.equal(200, code)
+      assert.matches("application/json", headers["content-type"], 1, true)
+      local r = decode(body)
+      assert.are.equal("text_completion", r.object)
+      assert.are.equal(want, r.choices[1].text)
+      assert.are.equal(info.finish_reason, r.choices[1].finish_reason)
+      assert.are.same({ info.prompt_tokens, info.completion_tokens, info.prompt_tokens + info.completion_tokens },
+        { r.usage.prompt_tokens, r.usage.completion_tokens, r.usage.total_tokens })
+
+      code, body, headers = post(srv.base, "/v1/completions",
+        { model = MODEL_ID, prompt = PROMPT, max_tokens = 24, temperature = 0, stream = true }, "-N")
+      assert.are.equal(200, code)
+      assert.matches("text/event-stream", headers["content-type"], 1, true)
+      local ev = events(body)
+      assert.are.equal("[DONE]", ev[#ev])
+      local parts = {}
+      for i = 1, #ev - 1 do
+        local c = decode(ev[i])
+        assert.are.equal("text_completion", c.object)
+        parts[#parts + 1] = c.choices[1].text
+        if i < #ev - 1 then assert.are.equal(json.null, c.choices[1].finish_reason) end
+      end
+      -- (how many pieces depends on timing; that events are flushed as they come, before
+      -- the end, is shown by the disconnecting client below)
+      assert.is_true(#ev >= 3)
+      assert.are.equal(want, table.concat(parts))
+      assert.are.equal("length", decode(ev[#ev - 1]).choices[1].finish_reason)
+    end)
+
+    it("maps seed, stop and logit_bias to the same generation as the module's", function()
+      local opts = { max_tokens = 20, temperature = 0.9, seed = 1234, stop = { "LORD" } }
+      local want, info = model:generate(PROMPT, opts)
+      local code, body = post(srv.base, "/v1/completions", { prompt = PROMPT, max_tokens = 20, temperature = 0.9,
+        seed = 1234, stop = { "LORD" } })
+      assert.are.equal(200, code)
+      local r = decode(body)
+      assert.are.equal(want, r.choices[1].text)
+      assert.are.equal(info.finish_reason, r.choices[1].finish_reason)
+      -- ban the greedy first token: the text changes, as the module's does
+      local first = model:generate(PROMPT, { max_tokens = 1, temperature = 0, on_token = function(id)
+        opts.banned = id end })
+      assert.is_string(first)
+      local banned = opts.banned
+      local want2 = model:generate(PROMPT, { max_tokens = 8, temperature = 0, logit_bias = { [banned] = -math.huge } })
+      code, body = post(srv.base, "/v1/completions", { prompt = PROMPT, max_tokens = 8, temperature = 0,
+        logit_bias = { [tostring(banned)] = -100 } })
+      assert.are.equal(200, code)
+      assert.are.equal(want2, decode(body).choices[1].text)
+      assert.are_not.equal(model:generate(PROMPT, { max_tokens = 8, temperature = 0 }), want2)
+    end)
+
+    it("chats as model:chat does, streamed or not, and reuses the history's cache on the next turn", function()
+      local want, info = model:chat(CHAT, { max_tokens = 16, temperature = 0 })
+      local code, body = post(srv.base, "/v1/chat/completions", { model = MODEL_ID, messages = CHAT, max_tokens = 16,
+        temperature = 0 })
+      assert.are.equal(200, code)
+      local r = decode(body)
+      assert.are.equal("chat.completion", r.object)
+      assert.are.equal("assistant", r.choices[1].message.role)
+      assert.are.equal(want, r.choices[1].message.content)
+      assert.are.equal(info.prompt_tokens, r.usage.prompt_tokens)
+
+      code, body = post(srv.base, "/v1/chat/completions", { messages = CHAT, max_tokens = 16, temperature = 0,
+        stream = true, stream_options = { include_usage = true } }, "-N")
+      assert.are.equal(200, code)
+      local ev = events(body)
+      assert.are.equal("[DONE]", ev[#ev])
+      local first = decode(ev[1])
+      assert.are.equal("chat.completion.chunk", first.object)
+      assert.are.equal("assistant", first.choices[1].delta.role)
+      local parts = {}
+      for i = 2, #ev - 3 do parts[#parts + 1] = decode(ev[i]).choices[1].delta.content end
+      assert.are.equal(want, table.concat(parts))
+      assert.are.equal(info.finish_reason, decode(ev[#ev - 2]).choices[1].finish_reason)
+      local usage_chunk = decode(ev[#ev - 1])
+      assert.are.same({}, usage_chunk.choices)
+      assert.are.equal(info.completion_tokens, usage_chunk.usage.completion_tokens)
+
+      -- the next turn: the slot holding turn one's prompt and reply is reused
+      local turn2 = { CHAT[1], { role = "assistant", content = want }, { role = "user", content = "And Ruth?" } }
+      local want2, info2 = model:chat(turn2, { max_tokens = 12, temperature = 0 })
+      code, body = post(srv.base, "/v1/chat/completions", { messages = turn2, max_tokens = 12, temperature = 0 })
+      assert.are.equal(200, code)
+      r = decode(body)
+      assert.are.equal(want2, r.choices[1].message.content)
+      assert.are.equal(info2.prompt_tokens, r.usage.prompt_tokens)
+      assert.is_true(r.usage.prompt_tokens_details.cached_tokens >= info.prompt_tokens,
+        ("cached %d of turn one's %d prompt tokens"):format(r.usage.prompt_tokens_details.cached_tokens,
+          info.prompt_tokens))
+    end)
+
+    it("batches concurrent streams on the engine, each the text it gets alone", function()
+      local prompts = { "In the beginning", "And God said", "Blessed are the meek", "The LORD is my shepherd" }
+      local dir = tmpdir()
+      local cmds = {}
+      for i, p in ipairs(prompts) do
+        write(dir .. "/req" .. i, json.encode({ prompt = p, max_tokens = 40, temperature = 0, stream = true }))
+        cmds[i] = ("%s curl -s -N --max-time 60 -o %s/out%d -H 'Content-Type: application/json' --data-binary @%s/req%d %s"
+          .. "/v1/completions &"):format(ENV, dir, i, dir, i, srv.base)
+      end
+      assert.is_true(sh(table.concat(cmds, " ") .. " wait"))
+      for i, p in ipairs(prompts) do
+        local ev = events(read(dir .. "/out" .. i))
+        assert.are.equal("[DONE]", ev[#ev])
+        local parts = {}
+        for j = 1, #ev - 1 do parts[#parts + 1] = decode(ev[j]).choices[1].text end
+        assert.are.equal(model:generate(p, { max_tokens = 40, temperature = 0 }), table.concat(parts))
+      end
+      sh("rm -rf " .. dir)
+    end)
+
+    it("serves other requests while generating, and cancels the generation of a client that leaves", function()
+      local before = health(srv)
+      local dir = tmpdir()
+      write(dir .. "/req", json.encode({ prompt = PROMPT, max_tokens = 4000, temperature = 0, stream = true,
+        logit_bias = NO_END }))
+      -- curl gives up after 0.6 s of a generation that would take seconds
+      sh(("%s curl -s -N --max-time 0.6 -o %s/out -H 'Content-Type: application/json' --data-binary @%s/req %s"
+        .. "/v1/completions &"):format(ENV, dir, dir, srv.base))
+      local seen_running = false
+      for _ = 1, 20 do
+        sleep(0.02)
+        local h = health(srv) -- answered by the same worker while it streams
+        if h.running == 1 then seen_running = true break end
+      end
+      assert.is_true(seen_running, "/health did not see the generation running")
+      local h
+      for _ = 1, 60 do
+        sleep(0.05)
+        h = health(srv)
+        if h.aborted == before.aborted + 1 and h.running == 0 then break end
+      end
+      assert.are.equal(before.aborted + 1, h.aborted)
+      assert.are.equal(before.cancelled + 1, h.cancelled) -- stopped, not run to its 4000 tokens
+      assert.are.equal(0, h.running)
+      assert.are.equal(0, h.pool.busy)
+      local out = read(dir .. "/out")
+      assert.matches("^data: ", out) -- events reached the client before the generation's end
+      assert.is_nil(out:find("[DONE]", 1, true))
+      sh("rm -rf " .. dir)
+    end)
+
+    it("answers errors in OpenAI's shape", function()
+      local function err(status, param, ecode, code, body)
+        assert.are.equal(status, code, body)
+        local e = decode(body).error
+        assert.is_string(e.message)
+        assert.are.equal(status >= 500 and "server_error" or "invalid_request_error", e.type)
+        assert.are.equal(param, e.param)
+        if ecode then assert.are.equal(ecode, e.code) end
+      end
+      local base = srv.base
+      err(400, "frobnicate", "unknown_parameter", post(base, "/v1/completions", { prompt = "x", frobnicate = true }))
+      err(400, "temperature", "invalid_value", post(base, "/v1/chat/completions", { messages = CHAT, temperature = -1 }))
+      err(400, "n", nil, post(base, "/v1/chat/completions", { messages = CHAT, n = 3 }))
+      err(400, "top_p", nil, post(base, "/v1/chat/completions", { messages = CHAT, top_p = "high" }))
+      err(400, "logprobs", "unsupported_parameter", post(base, "/v1/chat/completions", { messages = CHAT, logprobs = true }))
+      err(404, "model", "model_not_found", post(base, "/v1/chat/completions", { model = "gpt-4o", messages = CHAT }))
+      err(400, "messages", "missing_required_parameter", post(base, "/v1/chat/completions", { max_tokens = 3 }))
+      err(400, json.null, "invalid_json", post(base, "/v1/completions", "{ not json"))
+      err(400, json.null, nil, post(base, "/v1/completions", "[1, 2]"))
+      err(400, "prompt", "context_length_exceeded",
+        post(base, "/v1/completions", { prompt = ("And the LORD spake. "):rep(1500) }))
+      err(405, json.null, "method_not_allowed", curl("GET", base .. "/v1/completions"))
+      err(404, json.null, "not_found", curl("GET", base .. "/v1/nothing"))
+      -- still serving after all that
+      assert.are.equal(200, (curl("GET", base .. "/health")))
+    end)
+
+    it("works with the official openai Node.js client, unchanged", function()
+      if not sh("test -d openresty/test/node_modules/openai") then
+        assert.is_true(sh(ENV .. "npm install --prefix openresty/test --no-audit --no-fund --silent >/dev/null 2>&1"),
+          "npm install in openresty/test failed")
+      end
+      local out = capture(("%s node openresty/test/client.mjs %s/v1 %s '%s' 16 2>&1"):format(ENV, srv.base, MODEL_ID,
+        json.encode(CHAT)))
+      local r = decode(out)
+      local want, info = model:chat(CHAT, { max_tokens = 16, temperature = 0 })
+      assert.are.equal("chat.completion", r.plain.object)
+      assert.are.equal("assistant", r.plain.role)
+      assert.are.equal(want, r.plain.content)
+      assert.are.equal(info.finish_reason, r.plain.finish)
+      assert.are.equal(info.prompt_tokens, r.plain.usage.prompt_tokens)
+      assert.are.equal(info.completion_tokens, r.plain.usage.completion_tokens)
+      assert.are.equal(want, r.streamed.text)
+      assert.are.equal("assistant", r.streamed.role)
+      assert.are.equal(info.finish_reason, r.streamed.finish)
+      assert.are.equal(info.completion_tokens, r.streamed.usage.completion_tokens)
+      assert.are.equal(model:generate(PROMPT, { max_tokens = 16, temperature = 0 }), r.completion.text)
+      assert.are.same({ MODEL_ID }, r.models)
+      assert.are.equal("BadRequestError", r.error.name)
+      assert.are.equal(400, r.error.status)
+      assert.are.equal("temperature", r.error.param)
+    end)
+  end)
+
+  it("refuses with 503 when every slot is busy and the queue is full", function()
+    local srv = start("-c 4096 --slots 1 --queue 0")
+    local ok, e = pcall(function()
+      local dir = tmpdir()
+      write(dir .. "/req", json.encode({ prompt = PROMPT, max_tokens = 4000, temperature = 0, logit_bias = NO_END }))
+      sh(("%s curl -s --max-time 30 -o %s/out -H 'Content-Type: application/json' --data-binary @%s/req %s"
+        .. "/v1/completions &"):format(ENV, dir, dir, srv.base))
+      for _ = 1, 40 do
+        if health(srv).running == 1 then break end
+        sleep(0.02)
+      end
+      local code, body, headers = post(srv.base, "/v1/completions", { prompt = PROMPT, max_tokens = 4 })
+      assert.are.equal(503, code, body)
+      assert.are.equal("server_busy", decode(body).error.code)
+      assert.are.equal("1", headers["retry-after"])
+      assert.are.equal(1, health(srv).refused)
+      sh("rm -rf " .. dir)
+    end)
+    assert.is_true(stop(srv))
+    assert(ok, e)
+  end)
+
+  it("scales out: a front nginx keeps each conversation key on one instance", function()
+    local a = start("--instance A")
+    local b = start("--instance B", true)
+    local front = start(("--upstream 127.0.0.1:%d --upstream 127.0.0.1:%d"):format(a.port, b.port), true)
+    local ok, e = pcall(function()
+      local seen, count = {}, { A = 0, B = 0 }
+      for round = 1, 3 do
+        for k = 1, 12 do
+          local key = "conversation-" .. k
+          local by_header = k % 2 == 0
+          local req = { messages = CHAT, max_tokens = 1 }
+          if not by_header then req.user = key end
+          local code, body, headers = post(front.base, "/v1/chat/completions", req,
+            by_header and ("-H 'X-Conversation-Id: " .. key .. "'") or nil)
+          assert.are.equal(200, code, body)
+          local instance = headers["x-bitnet-instance"]
+          assert.is_truthy(instance == "A" or instance == "B", tostring(instance))
+          if round == 1 then
+            seen[key] = instance
+            count[instance] = count[instance] + 1
+          else
+            assert.are.equal(seen[key], instance, key .. " moved")
+          end
+        end
+      end
+      assert.is_true(count.A > 0 and count.B > 0, "one instance got every key")
+      -- a chat through the front: the second turn finds its history cached
+      local hdr = "-H 'X-Conversation-Id: naomi'"
+      local _, body = post(front.base, "/v1/chat/completions", { messages = CHAT, max_tokens = 8, temperature = 0 }, hdr)
+      local r1 = decode(body)
+      local turn2 = { CHAT[1], { role = "assistant", content = r1.choices[1].message.content },
+        { role = "user", content = "And Ruth?" } }
+      local code, body2 = post(front.base, "/v1/chat/completions", { messages = turn2, max_tokens = 8, temperature = 0 }, hdr)
+      assert.are.equal(200, code)
+      assert.is_true(decode(body2).usage.prompt_tokens_details.cached_tokens >= r1.usage.prompt_tokens)
+      -- streams pass through the front as events
+      code, body = post(front.base, "/v1/completions", { prompt = PROMPT, max_tokens = 8, temperature = 0, stream = true },
+        "-N")
+      assert.are.equal(200, code)
+      local ev = events(body)
+      assert.are.equal("[DONE]", ev[#ev])
+    end)
+    assert.is_true(stop(front))
+    assert.is_true(stop(a))
+    assert.is_true(stop(b))
+    assert(ok, e)
+  end)
+end)
