@@ -173,7 +173,7 @@ fuzz: fuzz-build fuzz-seeds
 	    -max_len=$${r#*:} -artifact_prefix=build/fuzz/crashes/$$t/ \
 	    build/fuzz/corpus/$$t build/fuzz/seeds/$$t spec/data/fuzz/$$t >/dev/null 2>&1; \
 	  mv fuzz-0.log build/fuzz/logs/$$t.log 2>/dev/null; \
-	  grep -E '^#[0-9]+ +(DONE|pulse)' build/fuzz/logs/$$t.log | tail -1; \
+	  grep -E '^#[0-9]+' build/fuzz/logs/$$t.log | tail -1; grep -E '^Done' build/fuzz/logs/$$t.log; \
 	  grep -E 'ERROR|SUMMARY|deadly|timeout' build/fuzz/logs/$$t.log | head -3; \
 	done
 
