@@ -23,12 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     bn_model *m = bn_model_load(path, &o, &err);
     close(fd);
     if (!m) return 0;
-    bn_session *s = bn_session_new(m, 8, &err);
-    if (s) {
-        int32_t ids[2] = {0, m->hp.n_vocab - 1};
-        bn_session_eval(s, ids, 2, NULL);
-        bn_session_free(s);
-    }
+    fuzz_run_model(m);
     bn_model_release(m);
     return 0;
 }

@@ -5,8 +5,6 @@
 #include "fuzz_util.h"
 #include "tokenizer.h"
 
-static const char TEXT[] = "Hello world! \xC3\xA9t\xC3\xA9 <s> <|eot_id|>\n\n  123 \xF0\x9F\x98\x80 \xFF\xFE end";
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const uint8_t *cfg, *tok;
     size_t ncfg, ntok;
@@ -19,16 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     bn_err err = {{0}};
     bn_tokenizer *t = bn_tokenizer_from_hf(tpath, ncfg ? cpath : NULL, &err);
     if (!t) return 0;
-    for (int special = 0; special < 2; special++) {
-        bn_ids ids = {0};
-        bn_bytes out = {0};
-        bn_encode_opts o = {.add_bos = -1, .parse_special = special};
-        size_t bad;
-        if (bn_tokenizer_encode(t, TEXT, sizeof TEXT - 1, &o, &ids, &err))
-            bn_tokenizer_decode(t, ids.v, ids.n, special, 1, &out, &bad);
-        bn_ids_free(&ids);
-        bn_bytes_free(&out);
-    }
+    fuzz_run_tokenizer(t);
     bn_tokenizer_free(t);
     return 0;
 }

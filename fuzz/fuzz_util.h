@@ -13,6 +13,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "model.h"
+#include "session.h"
+#include "tokenizer.h"
+
 /* The loaders take paths: the bytes go to an anonymous in-memory file,
  * named by /proc/self/fd/N in path. Returns the descriptor (close it when
  * done), or -1. */
@@ -61,6 +65,36 @@ static inline void fuzz_split(const uint8_t *data, size_t size, const uint8_t **
     *a = data + (size >= 4 ? 4 : size);
     *b = *a + *na;
     *nb = rest - *na;
+}
+
+/* Two tokens through a model that loaded: the forward pass on whatever
+ * shapes the input gave it. */
+static inline void fuzz_run_model(bn_model *m) {
+    bn_err err = {{0}};
+    bn_session *s = bn_session_new(m, 8, &err);
+    if (s) {
+        int32_t ids[2] = {0, m->hp.n_vocab - 1};
+        bn_session_eval(s, ids, 2, NULL);
+        bn_session_free(s);
+    }
+}
+
+/* A text with the hard cases (multi-byte, emoji, invalid UTF-8, specials),
+ * encoded and decoded with a tokenizer that loaded, with and without
+ * special tokens. */
+static inline void fuzz_run_tokenizer(const bn_tokenizer *t) {
+    static const char text[] = "Hello world! \xC3\xA9t\xC3\xA9 <s> <|eot_id|>\n\n  123 \xF0\x9F\x98\x80 \xFF\xFE end";
+    for (int special = 0; special < 2; special++) {
+        bn_err err = {{0}};
+        bn_ids ids = {0};
+        bn_bytes out = {0};
+        bn_encode_opts o = {.add_bos = -1, .parse_special = special};
+        size_t bad;
+        if (bn_tokenizer_encode(t, text, sizeof text - 1, &o, &ids, &err))
+            bn_tokenizer_decode(t, ids.v, ids.n, special, 1, &out, &bad);
+        bn_ids_free(&ids);
+        bn_bytes_free(&out);
+    }
 }
 
 #endif

@@ -5,6 +5,7 @@
 local bitnet = require("bitnet")
 local T = require("bitnet.template")
 local shell = require("support.shell")
+local gb = require("support.gguf_bytes")
 
 local DIR = "spec/data/fuzz"
 local SHARED = os.getenv("BITNET_SHARED") or "../shared"
@@ -17,18 +18,7 @@ local function files(target)
   return list
 end
 
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function spit(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
+local slurp, spit = gb.read, gb.write
 
 -- fuzz_util.h's fuzz_split: a 4-byte little-endian length, the first file, the second
 local function split(s)
