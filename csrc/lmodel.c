@@ -43,10 +43,14 @@ static int l_load(lua_State *L) {
     o.scale_convention = bn_opt_string(L, 2, "scale_convention", NULL, "bitnet.load");
     if (o.scale_convention && strcmp(o.scale_convention, "multiply") && strcmp(o.scale_convention, "divide"))
         luaL_error(L, "bitnet.load: option 'scale_convention' must be \"multiply\" or \"divide\"");
-    lua_Integer max_memory = bn_opt_integer(L, 2, "max_memory", LUA_MININTEGER, "bitnet.load"); /* MIN: absent */
-    if (max_memory != LUA_MININTEGER && max_memory <= 0)
-        luaL_error(L, "bitnet.load: option 'max_memory' must be a positive number of bytes");
-    o.max_memory = max_memory > 0 ? (uint64_t)max_memory : 0;
+    lua_Integer max_memory = bn_opt_integer(L, 2, "max_memory", 0, "bitnet.load"); /* 0: absent */
+    if (lua_istable(L, 2)) {
+        lua_getfield(L, 2, "max_memory");
+        int given = !lua_isnil(L, -1);
+        lua_pop(L, 1);
+        if (given && max_memory <= 0) luaL_error(L, "bitnet.load: option 'max_memory' must be a positive number of bytes");
+    }
+    o.max_memory = (uint64_t)max_memory;
     bn_err err = {{0}};
     bn_model *m = bn_model_open(path, &o, (int)n_ctx, &err);
     if (!m) {
