@@ -656,6 +656,12 @@ describe("budgets for hostile templates", function()
         "111 loop iterations in one render", "max_iterations", 110, "iterations")
     end)
 
+    it("refuses range() with a keyword argument (fuzz_template: an internal nil error)", function()
+      local e = render_err("{% for i in range(x=5) %}{% endfor %}")
+      assert.matches("range() arguments must be integers", e, 1, true)
+      assert.is_nil(e:find("%.lua:%d+:"), e)
+    end)
+
     it("counts macro calls too: a macro calling itself twice per level is stopped (found by reasoning for fuzz_template)", function()
       -- 2^24 calls and no output took 52 s before macro calls were counted
       local src = "{% macro f(n) %}{% if n > 0 %}{{ f(n-1) }}{{ f(n-1) }}{% endif %}{% endmacro %}{{ f(24) }}"
