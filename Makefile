@@ -17,7 +17,7 @@ LIBJIT = build/luajit/bitnet/core.so
 LIBASAN = build/asan/bitnet/core.so
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all lua54 luajit asan tsan bench-engine nvim-bench test test-states check-layers test-lua54 test-luajit test-asan test-kernels test-writer valgrind bench check-neon load-test clean
+.PHONY: all lua54 luajit asan tsan fuzz fuzz-build fuzz-seeds fuzz-regress bench-engine nvim-bench test test-states check-layers test-lua54 test-luajit test-asan test-kernels test-writer valgrind bench check-neon load-test clean
 
 all: lua54 luajit
 lua54: $(LIB54)
@@ -152,6 +152,64 @@ test-asan: $(LIBASAN)
 valgrind: $(LIB54)
 	BITNET_BUILD=build/lua5.4 valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 	  lua5.4 $(BUSTED) --exclude-tags=slow,nvim $(BUSTED_ARGS)
+
+# Fuzzing with libFuzzer (clang): one target per input surface (fuzz/*.c,
+# see fuzz/RESULTS.md). `make fuzz FUZZ_SECONDS=N` runs each for N seconds,
+# niced, one at a time; new inputs go to build/fuzz/corpus/<target>, crashes
+# to build/fuzz/crashes/<target>. Seeds come from ../shared and the shipped
+# model (fuzz/make_seeds.lua). `make fuzz-regress` replays spec/data/fuzz.
+FUZZ_CC ?= clang
+FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = gguf tok_gguf hf tok_hf encode template sampler
+FUZZ_LIB_SRC = $(filter-out csrc/lua/%.c,$(SRC))
+FUZZ_OBJ = $(patsubst csrc/%.c,build/fuzz/obj/%.o,$(FUZZ_LIB_SRC))
+FUZZ_BIN = $(addprefix build/fuzz/fuzz_,$(FUZZ_TARGETS))
+# target:max_len (the GGUF and HF seeds are whole fixture models)
+FUZZ_RUNS = gguf:1200000 tok_gguf:800000 hf:1500000 tok_hf:400000 encode:4096 template:8192 sampler:65536
+SHARED ?= ../shared
+
+build/fuzz/obj/%.o: csrc/%.c $(HDR) Makefile
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(WARN) -Wno-unknown-attributes -g -O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN) -Icsrc -c -o $@ $<
+
+build/fuzz/libbitnet.a: $(FUZZ_OBJ)
+	rm -f $@ && ar rcs $@ $(FUZZ_OBJ)
+
+build/fuzz/fuzz_gguf build/fuzz/fuzz_tok_gguf: build/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/gguf_mutator.c fuzz/fuzz_util.h build/fuzz/libbitnet.a
+	$(FUZZ_CC) $(WARN) -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer $(FUZZ_SAN) -Icsrc -o $@ $< fuzz/gguf_mutator.c build/fuzz/libbitnet.a $(LIBS)
+
+build/fuzz/fuzz_template: fuzz/fuzz_template.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(WARN) -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer $(FUZZ_SAN) -I$(LUA54_INC) -o $@ $< -llua5.4
+
+build/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_util.h build/fuzz/libbitnet.a
+	$(FUZZ_CC) $(WARN) -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer $(FUZZ_SAN) -Icsrc -o $@ $< build/fuzz/libbitnet.a $(LIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz-seeds: fuzz/make_seeds.lua
+	lua5.4 fuzz/make_seeds.lua $(SHARED) build/fuzz/seeds
+
+# Each target alone for FUZZ_SECONDS, at the lowest priority, one process.
+fuzz: fuzz-build fuzz-seeds
+	@for r in $(FUZZ_RUNS); do t=$${r%%:*}; \
+	  mkdir -p build/fuzz/corpus/$$t build/fuzz/crashes/$$t build/fuzz/logs spec/data/fuzz/$$t; \
+	  echo "fuzz_$$t: $(FUZZ_SECONDS) s"; \
+	  nice -n 19 build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -jobs=1 -workers=1 -timeout=20 -rss_limit_mb=3072 \
+	    -max_len=$${r#*:} -artifact_prefix=build/fuzz/crashes/$$t/ \
+	    build/fuzz/corpus/$$t build/fuzz/seeds/$$t spec/data/fuzz/$$t >/dev/null 2>&1; \
+	  mv fuzz-0.log build/fuzz/logs/$$t.log 2>/dev/null; \
+	  grep -E '^#[0-9]+' build/fuzz/logs/$$t.log | tail -1; grep -E '^Done' build/fuzz/logs/$$t.log; \
+	  grep -E 'ERROR|SUMMARY|deadly|timeout' build/fuzz/logs/$$t.log | head -3; \
+	done
+
+# Every saved regression input, once, through its target.
+fuzz-regress: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  files=$$(ls spec/data/fuzz/$$t/* 2>/dev/null); \
+	  if [ -n "$$files" ]; then build/fuzz/fuzz_$$t -rss_limit_mb=3072 $$files || exit 1; fi; \
+	done
 
 clean:
 	rm -rf build

@@ -284,6 +284,9 @@ describe("bitnet command", function()
     end)
   end)
 
+  -- These children are Lua interpreters loading the module under test (the
+  -- ASan build in `make test-asan`), so they keep the sanitizer preload;
+  -- each one's exit status is checked.
   describe("examples", function()
     it("stream.lua, chat.lua and custom_policy.lua run through bitnet lua", function()
       local interp = jit and "luajit" or "lua5.4"

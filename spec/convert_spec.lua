@@ -8,6 +8,7 @@
 local core = require("bitnet.core")
 local fx = require("support.fixtures")
 local gguf = require("support.gguf_read")
+local shell = require("support.shell")
 
 local tmp = os.tmpname()
 os.remove(tmp)
@@ -461,7 +462,7 @@ describe("convert a Hugging Face directory with a tokenizer", function()
   local tok -- the tokenizer.json table, for variants
 
   setup(function()
-    assert(os.execute("mkdir -p '" .. dir .. "'"))
+    shell.run("mkdir -p '" .. dir .. "'")
     local src = fx.shared .. "/fixtures/hf/bitnet2b-packed"
     for _, f in ipairs({ "config.json", "model.safetensors" }) do
       local i = assert(io.open(src .. "/" .. f, "rb"))
@@ -500,7 +501,7 @@ describe("convert a Hugging Face directory with a tokenizer", function()
       chat_template = template }))
   end)
 
-  teardown(function() os.execute("rm -rf '" .. dir .. "'") end)
+  teardown(function() shell.run("rm -rf '" .. dir .. "'") end)
 
   it("carries the vocabulary, merges, special ids and chat template into the GGUF", function()
     local src = assert(core.load(dir))
@@ -527,8 +528,8 @@ describe("convert a Hugging Face directory with a tokenizer", function()
 
   it("refuses a tokenizer.json it cannot write, naming it", function()
     local d2 = dir .. "/broken"
-    assert(os.execute("mkdir -p '" .. d2 .. "'"))
-    os.execute("cp '" .. dir .. "/config.json' '" .. dir .. "/model.safetensors' '" .. d2 .. "/'")
+    shell.run("mkdir -p '" .. d2 .. "'")
+    shell.run("cp '" .. dir .. "/config.json' '" .. dir .. "/model.safetensors' '" .. d2 .. "/'")
     local cases = {
       { "{ not json", d2 .. "/tokenizer.json: not a JSON object" },
       { json.encode({ model = { type = "Unigram", vocab = {} } }),
@@ -550,8 +551,8 @@ describe("convert a Hugging Face directory with a tokenizer", function()
 
   it("takes BOS / EOS from the post-processor's template when the config does not say", function()
     local d2 = dir .. "/tmpl"
-    assert(os.execute("mkdir -p '" .. d2 .. "'"))
-    os.execute("cp '" .. dir .. "/config.json' '" .. dir .. "/model.safetensors' '" .. d2 .. "/'")
+    shell.run("mkdir -p '" .. d2 .. "'")
+    shell.run("cp '" .. dir .. "/config.json' '" .. dir .. "/model.safetensors' '" .. d2 .. "/'")
     tok.post_processor = { type = "Sequence", processors = {
       { type = "ByteLevel", add_prefix_space = true, trim_offsets = false, use_regex = true },
       { type = "TemplateProcessing",
@@ -575,8 +576,8 @@ describe("convert a Hugging Face directory with a tokenizer", function()
 
   it("writes a SentencePiece-style tokenizer (byte fallback) as llama's, scores in merge order", function()
     local d2 = dir .. "/spm"
-    assert(os.execute("mkdir -p '" .. d2 .. "'"))
-    os.execute("cp '" .. dir .. "/config.json' '" .. dir .. "/model.safetensors' '" .. d2 .. "/'")
+    shell.run("mkdir -p '" .. d2 .. "'")
+    shell.run("cp '" .. dir .. "/config.json' '" .. dir .. "/model.safetensors' '" .. d2 .. "/'")
     local vocab = { ["<unk>"] = 0, ["<s>"] = 1, ["</s>"] = 2 }
     for b = 0, 255 do vocab[("<0x%02X>"):format(b)] = 3 + b end
     local id = 259
@@ -642,7 +643,7 @@ describe("convert a model whose rows no ternary block type holds", function()
   end
 
   setup(function()
-    assert(os.execute("mkdir -p '" .. dir .. "'"))
+    shell.run("mkdir -p '" .. dir .. "'")
     local cfg = { architectures = { "BitnetForCausalLM" }, hidden_size = 64, intermediate_size = 96,
                   num_hidden_layers = 1, num_attention_heads = 2, num_key_value_heads = 1, vocab_size = 32,
                   max_position_embeddings = 64, rms_norm_eps = 1e-5, rope_theta = 10000.0, hidden_act = "silu",
@@ -686,12 +687,12 @@ describe("convert a model whose rows no ternary block type holds", function()
     f:close()
   end)
 
-  teardown(function() os.execute("rm -rf '" .. dir .. "'") end)
+  teardown(function() shell.run("rm -rf '" .. dir .. "'") end)
 
   it("refuses a squared-ReLU model without sub-norms (llama's FFN is SwiGLU)", function()
     local d2 = dir .. "/llama-relu2"
-    assert(os.execute("mkdir -p '" .. d2 .. "'"))
-    os.execute("cp '" .. dir .. "/model.safetensors' '" .. d2 .. "/'")
+    shell.run("mkdir -p '" .. d2 .. "'")
+    shell.run("cp '" .. dir .. "/model.safetensors' '" .. d2 .. "/'")
     local cfg = json.decode(assert(io.open(dir .. "/config.json")):read("*a"))
     cfg.architectures = { "LlamaForCausalLM" }
     cfg.quantization_config = { quant_method = "bitnet" }
@@ -742,7 +743,7 @@ describe("convert the LLaMA-3 tokenizer.json (2B-4T's) #slow", function()
   end
 
   setup(function()
-    assert(os.execute("mkdir -p '" .. dir .. "'"))
+    shell.run("mkdir -p '" .. dir .. "'")
     local src = fx.shared .. "/fixtures/hf/bitnet2b-bf16"
     local cfg = json.decode(assert(io.open(src .. "/config.json")):read("*a"))
     cfg.vocab_size, cfg.bos_token_id, cfg.eos_token_id = 128256, 128000, 128001
@@ -772,7 +773,7 @@ describe("convert the LLaMA-3 tokenizer.json (2B-4T's) #slow", function()
     copy(tt .. "/llama3/tokenizer_config.json", dir .. "/tokenizer_config.json")
   end)
 
-  teardown(function() os.execute("rm -rf '" .. dir .. "'") end)
+  teardown(function() shell.run("rm -rf '" .. dir .. "'") end)
 
   it("writes the vocabulary llama.cpp's LLaMA-3 GGUF holds", function()
     local dst = out_path()

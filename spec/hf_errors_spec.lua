@@ -5,11 +5,12 @@
 local core = require("bitnet.core")
 local json = require("dkjson")
 local fx = require("support.fixtures")
+local shell = require("support.shell")
 
 local src = fx.shared .. "/fixtures/hf/bitnet2b-packed"
 local root = os.tmpname()
 os.remove(root)
-assert(os.execute("mkdir -p '" .. root .. "'"))
+shell.run("mkdir -p '" .. root .. "'")
 
 local function slurp(path)
   local f = assert(io.open(path, "rb"))
@@ -57,7 +58,7 @@ local n_dirs = 0
 local function make_dir(cfg_edit, st_edit)
   n_dirs = n_dirs + 1
   local dir = root .. "/d" .. n_dirs
-  assert(os.execute("mkdir -p '" .. dir .. "'"))
+  shell.run("mkdir -p '" .. dir .. "'")
   local cfg = json.decode(slurp(src .. "/config.json"))
   if cfg_edit then cfg_edit(cfg) end
   spit(dir .. "/config.json", json.encode(cfg))
@@ -79,12 +80,12 @@ end
 local Q0 = "model.layers.0.self_attn.q_proj.weight"
 
 describe("a broken Hugging Face directory", function()
-  teardown(function() os.execute("rm -rf '" .. root .. "'") end)
+  teardown(function() shell.run("rm -rf '" .. root .. "'") end)
 
   describe("config.json", function()
     it("absent", function()
       local dir = root .. "/empty"
-      assert(os.execute("mkdir -p '" .. dir .. "'"))
+      shell.run("mkdir -p '" .. dir .. "'")
       fails(dir, "DIR: no config.json in the directory")
     end)
 
@@ -338,7 +339,7 @@ describe("a broken Hugging Face directory", function()
     local function shard_dir(edit_index, skip_shard)
       n_dirs = n_dirs + 1
       local dir = root .. "/s" .. n_dirs
-      assert(os.execute("mkdir -p '" .. dir .. "'"))
+      shell.run("mkdir -p '" .. dir .. "'")
       spit(dir .. "/config.json", slurp(src .. "/config.json"))
       local header, data = read_st()
       local names = {}

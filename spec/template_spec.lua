@@ -655,6 +655,25 @@ describe("budgets for hostile templates", function()
       over(render_err_opts("{% for k in range(111) if k == 0 %}{{ k }}{% endfor %}", opts),
         "111 loop iterations in one render", "max_iterations", 110, "iterations")
     end)
+
+    it("refuses range() with a keyword argument (fuzz_template: an internal nil error)", function()
+      local e = render_err("{% for i in range(x=5) %}{% endfor %}")
+      assert.matches("range() arguments must be integers", e, 1, true)
+      assert.is_nil(e:find("%.lua:%d+:"), e)
+    end)
+
+    it("counts macro calls too: a macro calling itself twice per level is stopped (found by reasoning for fuzz_template)", function()
+      -- 2^24 calls and no output took 52 s before macro calls were counted
+      local src = "{% macro f(n) %}{% if n > 0 %}{{ f(n-1) }}{{ f(n-1) }}{% endif %}{% endmacro %}{{ f(24) }}"
+      local e
+      local t = cpu(function() e = render_err_opts(src, { max_iterations = 1000 }) end)
+      over(e, "1001 loop iterations and macro calls in one render", "max_iterations", 1000, "iterations")
+      assert.is_true(t < 2, "took " .. t .. " s")
+      -- loops and calls share the count: 3 calls + 3 iterations
+      local both = "{% macro g() %}.{% endmacro %}{% for i in range(3) %}{{ g() }}{% endfor %}"
+      assert.are.equal("...", T.render(both, {}, { max_iterations = 6 }))
+      assert.truthy(render_err_opts(both, { max_iterations = 5 }):find("6 loop iterations and macro calls", 1, true))
+    end)
   end)
 
   describe("max_items", function()

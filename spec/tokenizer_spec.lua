@@ -24,6 +24,7 @@ local LLAMA3_GGUF = TESTS .. "ggml-vocab-llama3-bpe.gguf"
 local SPM_GGUF = TESTS .. "ggml-vocab-llama-spm.gguf"
 
 local files = require("support.gguf_bytes") -- read / write whole files
+local shell = require("support.shell")
 local read, write = files.read, files.write
 
 local function exists(path)
@@ -775,9 +776,9 @@ describe("loading bad tokenizers", function()
   setup(function()
     dir = os.tmpname()
     os.remove(dir)
-    assert(os.execute("mkdir -p " .. dir) ~= false)
+    shell.run("mkdir -p " .. dir)
   end)
-  teardown(function() os.execute("rm -rf " .. dir) end)
+  teardown(function() shell.run("rm -rf " .. dir) end)
 
   local function check(name, content, pattern)
     local path = dir .. "/" .. name

@@ -138,8 +138,8 @@ static int tensor_bytes(reader *r, bn_gguf_tensor *t) {
      * which a file may omit at its very end) */
     if (t->type == GGML_I2_S) total += 4;
     if (total > r->size)
-        return bn_errf(r->err, "%s: truncated file: tensor '%.*s' needs %llu bytes, more than the file holds", r->name,
-                       (int)t->name.len, t->name.ptr, (unsigned long long)total);
+        return bn_errf(r->err, "%s: truncated file: tensor '%.*s' needs %llu bytes, more than the file's %zu", r->name,
+                       (int)t->name.len, t->name.ptr, (unsigned long long)total, r->size);
     t->nbytes = (size_t)total;
     return 1;
 }
@@ -246,8 +246,8 @@ int bn_gguf_parse(bn_gguf *g, const uint8_t *data, size_t size, const char *name
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         bn_gguf_tensor *t = &g->tensors[i];
         if (t->offset > size - g->data_offset || t->nbytes > size - g->data_offset - t->offset) {
-            bn_errf(err, "%s: tensor '%.*s' runs past the end of the file (truncated?)", name,
-                    (int)t->name.len, t->name.ptr);
+            bn_errf(err, "%s: tensor '%.*s' (%zu bytes at data offset %zu) runs past the end of the file (%zu bytes; truncated?)",
+                    name, (int)t->name.len, t->name.ptr, t->nbytes, t->offset, size);
             goto fail;
         }
         t->offset += g->data_offset;

@@ -21,10 +21,12 @@ void bn_push_model(lua_State *L, bn_model *m) {
 /* bitnet.load(path [, opts]) -> Model | nil, message
  * opts: threads (integer >= 0, 0 = one per physical core), kernel ("auto",
  * "ref", ...: force a kernel path), n_ctx (default session context),
- * scale_convention ("multiply" | "divide", for packed HF weights). */
+ * scale_convention ("multiply" | "divide", for packed HF weights),
+ * max_memory (bytes one session's KV-cache may take; default: the
+ * machine's physical memory). */
 static int l_load(lua_State *L) {
     static const char *const allowed[] = {"threads", "kernel", "n_ctx", "scale_convention", "output_head", "hugepages",
-                                          NULL};
+                                          "max_memory", NULL};
     const char *path = luaL_checkstring(L, 1);
     bn_check_options(L, 2, "bitnet.load", allowed);
     bn_load_opts o = {0};
@@ -42,6 +44,14 @@ static int l_load(lua_State *L) {
     o.scale_convention = bn_opt_string(L, 2, "scale_convention", NULL, "bitnet.load");
     if (o.scale_convention && strcmp(o.scale_convention, "multiply") && strcmp(o.scale_convention, "divide"))
         luaL_error(L, "bitnet.load: option 'scale_convention' must be \"multiply\" or \"divide\"");
+    lua_Integer max_memory = bn_opt_integer(L, 2, "max_memory", 0, "bitnet.load"); /* 0: absent */
+    if (lua_istable(L, 2)) {
+        lua_getfield(L, 2, "max_memory");
+        int given = !lua_isnil(L, -1);
+        lua_pop(L, 1);
+        if (given && max_memory <= 0) luaL_error(L, "bitnet.load: option 'max_memory' must be a positive number of bytes");
+    }
+    o.max_memory = (uint64_t)max_memory;
     bn_err err = {{0}};
     bn_model *m = bn_model_open(path, &o, (int)n_ctx, &err);
     if (!m) {

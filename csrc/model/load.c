@@ -6,12 +6,19 @@
 
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/threadpool.h"
 #include "model/gguf_model.h"
 #include "model/head.h"
 #include "model/hf_model.h"
 #include "model/hugepages.h"
+
+/* The machine's physical memory: what a KV-cache may take by default. */
+static uint64_t physical_memory(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : UINT64_MAX;
+}
 
 bn_model *bn_model_load(const char *path, const bn_load_opts *opts, bn_err *err) {
     struct stat st;
@@ -26,6 +33,7 @@ bn_model *bn_model_load(const char *path, const bn_load_opts *opts, bn_err *err)
     }
     bn_model *m = S_ISDIR(st.st_mode) ? bn_model_load_hf(path, opts, err) : bn_model_load_gguf(path, opts, err);
     if (m) m->kern = k;
+    if (m) m->max_memory = opts && opts->max_memory ? opts->max_memory : physical_memory();
     if (m && m->threads <= 0) m->threads = bn_physical_cores();
     if (m && opts && opts->output_head && strcmp(opts->output_head, "int8") == 0 && !bn_head_i8_build(m, err)) {
         bn_model_release(m);

@@ -53,6 +53,7 @@ typedef struct bn_model {
     struct bn_head_i8 *head_i8; /* int8 copy of the output head (head.h), or NULL */
     int threads;
     int default_n_ctx;       /* for sessions: 0 = the training context */
+    uint64_t max_memory;     /* bound on one session's KV-cache, in bytes (bn_load_opts) */
     /* files kept mapped for the model's lifetime */
     bn_mapfile maps[BN_MAX_MAPS];
     int n_maps;
@@ -84,6 +85,7 @@ typedef struct {
     const char *output_head; /* NULL or "native": as stored; "int8": an int8 copy (head.h) */
     int hugepages;           /* 1: copy the streamed weights to huge pages (hugepages.h) */
     const char *scale_convention; /* HF packed weights: NULL auto, "multiply", "divide" */
+    uint64_t max_memory;     /* bytes a session's KV-cache may take; 0: the machine's physical memory */
 } bn_load_opts;
 
 bn_model *bn_model_new(void);

@@ -35,10 +35,10 @@ static int make_key(char *key, size_t cap, const char *path, const bn_load_opts 
     }
     bn_load_opts none = {0};
     if (!o) o = &none;
-    int n = snprintf(key, cap, "%llu:%llu:%lld:%lld.%09ld|%d|%s|%s|%d|%s|%d", (unsigned long long)st.st_dev,
+    int n = snprintf(key, cap, "%llu:%llu:%lld:%lld.%09ld|%d|%s|%s|%d|%s|%d|%llu", (unsigned long long)st.st_dev,
                      (unsigned long long)st.st_ino, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
                      st.st_mtim.tv_nsec, o->threads, or_empty(o->kernel), or_empty(o->output_head), o->hugepages,
-                     or_empty(o->scale_convention), n_ctx);
+                     or_empty(o->scale_convention), n_ctx, (unsigned long long)o->max_memory);
     if (n < 0 || (size_t)n >= cap) {
         bn_errf(err, "%s: load options too long", path);
         return 0;

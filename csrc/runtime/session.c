@@ -1,6 +1,7 @@
 /* session.c: session lifetime, KV-cache, and the scratch of forward passes. */
 #include "runtime/session.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,6 +89,19 @@ void bn_work_free(bn_work *w) {
     free(w);
 }
 
+/* bytes as "160.0 GiB", "3.5 MiB", "512 bytes" */
+static void fmt_bytes(char *buf, size_t cap, uint64_t b) {
+    static const char *const unit[] = {"KiB", "MiB", "GiB", "TiB"};
+    if (b < 1024) {
+        snprintf(buf, cap, "%llu bytes", (unsigned long long)b);
+        return;
+    }
+    double v = (double)b / 1024;
+    int u = 0;
+    while (v >= 1024 && u < 3) v /= 1024, u++;
+    snprintf(buf, cap, "%.1f %s", v, unit[u]);
+}
+
 bn_session *bn_session_open(bn_model *m, const bn_session_opts *opts, bn_err *err) {
     const bn_hparams *hp = &m->hp;
     int n_ctx = opts ? opts->n_ctx : 0;
@@ -95,6 +109,17 @@ bn_session *bn_session_open(bn_model *m, const bn_session_opts *opts, bn_err *er
     int kv_f16 = opts ? opts->kv_f16 != 0 : 0;
     size_t head_elems = (size_t)ctx_padded(n_ctx) * (size_t)hp->head_dim;
     size_t cache = (size_t)hp->n_layers * (size_t)hp->n_kv_heads * head_elems, esz = kv_f16 ? 2 : 4;
+    /* refused up front: the cache is calloc'ed, so an oversized one would
+     * be granted and the process killed later, as it fills */
+    double kv_bytes = 2.0 * (double)cache * (double)esz;
+    if (m->max_memory && kv_bytes > (double)m->max_memory) {
+        char need[32], have[32];
+        fmt_bytes(need, sizeof need, kv_bytes >= 1.8e19 ? UINT64_MAX : (uint64_t)kv_bytes);
+        fmt_bytes(have, sizeof have, m->max_memory);
+        bn_errf(err, "n_ctx %d needs %s of KV-cache; max_memory is %s (raise it with bitnet.load's max_memory option)",
+                n_ctx, need, have);
+        return NULL;
+    }
     int threads = m->threads > 0 ? m->threads : bn_physical_cores();
     bn_session *s = calloc(1, sizeof *s);
     if (!s) {

@@ -28,8 +28,13 @@ static uint32_t pow2_at_least(size_t n) {
 }
 
 bn_tokenizer *bn_tok_new(bn_tokenizer_kind kind, int32_t n_vocab, size_t text_bytes, bn_err *err) {
-    if (n_vocab <= 0 || n_vocab > (1 << 24)) {
-        bn_errf(err, "vocabulary size %ld is out of range (1..16777216)", (long)n_vocab);
+    if (n_vocab <= 0) {
+        bn_errf(err, "the vocabulary is empty");
+        return NULL;
+    }
+    if (n_vocab > BN_MAX_VOCAB) {
+        bn_errf(err, "vocabulary of %ld tokens: over the bound of %d (BN_MAX_VOCAB in csrc/tokenizer.h; raise it and rebuild)",
+                (long)n_vocab, BN_MAX_VOCAB);
         return NULL;
     }
     if (text_bytes >= (1u << 31)) {
@@ -105,7 +110,9 @@ int bn_tok_index_texts(bn_tokenizer *t, bn_err *err) {
 }
 
 int bn_tok_reserve_merges(bn_tokenizer *t, size_t n, bn_err *err) {
-    if (n > (size_t)1 << 26) return bn_errf(err, "too many merges (%zu)", n);
+    if (n > BN_MAX_MERGES)
+        return bn_errf(err, "%zu merges: over the bound of %d (BN_MAX_MERGES in csrc/tokenizer.h; raise it and rebuild)", n,
+                       BN_MAX_MERGES);
     uint32_t cap = pow2_at_least(n * 2);
     t->merges = calloc(cap, sizeof *t->merges);
     if (!t->merges) return bn_errf(err, "out of memory");

@@ -52,8 +52,11 @@ static int get_flag(const bn_gguf *g, const char *key, int *out, bn_err *err) {
 static int read_merges(const bn_gguf *g, bn_tokenizer *t, bn_err *err) {
     const bn_gguf_kv *kv = bn_gguf_find(g, "tokenizer.ggml.merges");
     if (!kv) return bn_errf(err, "byte-level BPE metadata has no 'tokenizer.ggml.merges'");
-    if (kv->type != GGUF_T_ARRAY || kv->arr_type != GGUF_T_STRING || kv->count > ((uint64_t)1 << 26))
+    if (kv->type != GGUF_T_ARRAY || kv->arr_type != GGUF_T_STRING)
         return bn_errf(err, "metadata 'tokenizer.ggml.merges' is not an array of strings");
+    if (kv->count > BN_MAX_MERGES)
+        return bn_errf(err, "'tokenizer.ggml.merges' has %llu merges: over the bound of %d (BN_MAX_MERGES in csrc/tokenizer.h; raise it and rebuild)",
+                       (unsigned long long)kv->count, BN_MAX_MERGES);
     bn_str *m = malloc((size_t)(kv->count ? kv->count : 1) * sizeof *m);
     if (!m) return bn_errf(err, "out of memory");
     int ok = bn_gguf_arr_str(g, kv, m) && bn_tok_reserve_merges(t, (size_t)kv->count, err);
@@ -100,8 +103,11 @@ static bn_tokenizer *build(const bn_gguf *g, bn_err *err) {
     const bn_gguf_kv *tokens = bn_gguf_find(g, "tokenizer.ggml.tokens");
     if (!tokens || tokens->type != GGUF_T_ARRAY || tokens->arr_type != GGUF_T_STRING)
         return bn_errf(err, "metadata 'tokenizer.ggml.tokens' is missing or not an array of strings"), NULL;
-    if (tokens->count == 0 || tokens->count > (1u << 24))
-        return bn_errf(err, "metadata 'tokenizer.ggml.tokens' has %llu entries", (unsigned long long)tokens->count), NULL;
+    if (tokens->count == 0) return bn_errf(err, "metadata 'tokenizer.ggml.tokens' is empty"), NULL;
+    if (tokens->count > BN_MAX_VOCAB)
+        return bn_errf(err, "'tokenizer.ggml.tokens' has %llu tokens: over the bound of %d (BN_MAX_VOCAB in csrc/tokenizer.h; raise it and rebuild)",
+                       (unsigned long long)tokens->count, BN_MAX_VOCAB),
+               NULL;
     int32_t n = (int32_t)tokens->count;
     bn_str *text = malloc((size_t)n * sizeof *text);
     if (!text) return bn_errf(err, "out of memory"), NULL;

@@ -20,6 +20,14 @@
 
 typedef struct bn_tokenizer bn_tokenizer;
 
+/* Bounds on what a tokenizer file may claim, checked before anything is
+ * allocated for it. Real models stay far below: the largest vocabularies
+ * are about 260,000 tokens (Gemma), merge lists about 500,000. A file over
+ * a bound is refused with a message naming it; raise it here and rebuild
+ * for a model that really needs more. */
+#define BN_MAX_VOCAB 1000000
+#define BN_MAX_MERGES 2000000
+
 typedef enum { BN_TOKENIZER_SPM = 1, BN_TOKENIZER_BPE = 2 } bn_tokenizer_kind;
 
 /* Growable arrays the encoder and decoder append to; free with the *_free

@@ -27,7 +27,7 @@ M.DEFAULTS = {
   max_output = 16777216,   -- bytes of rendered output (16 MiB)
   max_string = 16777216,   -- bytes of any one string built: *, +, ~, join, replace,
                            -- indent, tojson, str() of a container, set blocks, macro output
-  max_iterations = 1000000, -- for-loop iterations in one render, all loops together
+  max_iterations = 1000000, -- for-loop iterations and macro calls in one render, all together
   max_items = 100000,      -- items of range() (Jinja2's sandbox: 100,000) and of a list built by * or +
   max_depth = 200,         -- macro calls nested at render time; blocks and brackets nested in
                            -- the source; containers nested when printed, compared or serialized

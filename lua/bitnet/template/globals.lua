@@ -51,7 +51,10 @@ local GLOBALS = {
   range = builtin(function(a)
     local start, stop, step = 0, a[1], 1
     if #a >= 2 then start, stop, step = a[1], a[2], a[3] or 1 end
-    for _, x in ipairs({ start, stop, step }) do
+    -- each of the three by index: ipairs would stop at a missing one (range(x=5))
+    local bounds = { start, stop, step }
+    for i = 1, 3 do
+      local x = bounds[i]
       if type(x) ~= "number" or not is_int(x) then fail("range() arguments must be integers") end
     end
     if step == 0 then fail("range() arg 3 must not be zero") end

@@ -630,12 +630,14 @@ local function capture(body, rs, f, what)
   return s
 end
 
--- Count one loop iteration against max_iterations.
-local function count_iteration(rs)
+-- Count one loop iteration or macro call against max_iterations: both
+-- repeat work, and a macro calling itself twice runs 2^depth calls with no
+-- loop at all (fuzz/RESULTS.md).
+local function count_iteration(rs, what)
   local k = rs.iterations + 1
   rs.iterations = k
   if k > rs.limits.max_iterations then
-    budget.over("max_iterations", sformat("%.0f loop iterations in one render", k))
+    budget.over("max_iterations", sformat("%.0f %s in one render", k, what or "loop iterations"))
   end
 end
 
@@ -804,6 +806,7 @@ STATEMENTS["macro"] = function(P, line)
       end
       local depth = rs.depth + 1
       if depth > rs.limits.max_depth then budget.depth(depth, sformat("macro '%s' calls", name)) end
+      count_iteration(rs, "loop iterations and macro calls")
       local saved_line = rs.line
       rs.depth = depth
       local s = capture(body, rs, fr, sformat("macro '%s'", name))
