@@ -6,6 +6,7 @@
 
 #include "fuzz_util.h"
 #include "formats/gguf.h"
+#include "model/load.h"
 #include "model/model.h"
 #include "runtime/session.h"
 #include "tokenizer/tokenizer.h"

@@ -4,6 +4,7 @@
  * files go to a scratch directory for the loader, and one token runs
  * through the model when it loads. No state between inputs. */
 #include "fuzz_util.h"
+#include "model/load.h"
 #include "model/model.h"
 #include "formats/safetensors.h"
 #include "runtime/session.h"

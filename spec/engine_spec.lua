@@ -29,6 +29,13 @@ local function copy(t)
   return c
 end
 
+-- A copy of t with the fields of extra set over it.
+local function with(t, extra)
+  local c = copy(t)
+  for k, v in pairs(extra) do c[k] = v end
+  return c
+end
+
 local PROMPTS = {
   "In the beginning God created",
   "And the LORD said unto Moses,",
@@ -165,8 +172,11 @@ describe("async generation", function()
     end
     assert.is_true(sess:pos() < #model:tokenize(prompt)) -- stopped mid-prompt or before it
     -- mid-decode: the text so far is a prefix of the whole
-    local whole = model:generate(PROMPTS[1], { max_tokens = 60, temperature = 0 })
-    local g3 = model:generate(PROMPTS[1], { max_tokens = 60, temperature = 0, async = true })
+    -- (long enough that the engine cannot finish before the cancel even when
+    -- this thread waits for a core; the end-of-text token banned)
+    local long_run = { max_tokens = 900, n_ctx = 1024, temperature = 0,
+      logit_bias = { [model:tokenizer():eos()] = -1e9 } }
+    local g3 = model:generate(PROMPTS[1], with(long_run, { async = true }))
     local got = {}
     while #g3.tokens < 5 do
       got[#got + 1] = g3:poll()
@@ -179,6 +189,7 @@ describe("async generation", function()
     end
     local text = table.concat(got)
     assert.are.equal("cancelled", g3.info.finish_reason)
+    local whole = model:generate(PROMPTS[1], with(long_run, { max_tokens = g3.info.completion_tokens }))
     assert.is_true(#text > 0 and whole:sub(1, #text) == text)
     sess:close()
   end)
@@ -312,8 +323,11 @@ describe("session pool", function()
     local system_tokens = #model:tokenize(SYSTEM)
     assert.is_true(i3.cached_tokens >= system_tokens - 2, "cached " .. i3.cached_tokens)
     -- async requests hold their slot until the engine lets go
-    local g1 = model:generate(a, { max_tokens = 30, temperature = 0, pool = pool, async = true })
-    local g2 = model:generate(b, { max_tokens = 30, temperature = 0, pool = pool, async = true })
+    -- (300 tokens, end-of-text banned: neither can finish before the third request)
+    local busy = { max_tokens = 300, temperature = 0, pool = pool, async = true,
+      logit_bias = { [model:tokenizer():eos()] = -1e9 } }
+    local g1 = model:generate(a, busy)
+    local g2 = model:generate(b, busy)
     assert_raises(function() model:generate(c, { pool = pool }) end, "all 2 slots are busy")
     assert.are.equal(2, pool:stats().busy)
     g1:wait(30); g2:wait(30)
