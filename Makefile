@@ -17,7 +17,7 @@ LIBJIT = build/luajit/bitnet/core.so
 LIBASAN = build/asan/bitnet/core.so
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all lua54 luajit asan tsan fuzz fuzz-build fuzz-seeds fuzz-regress bench-engine nvim-bench test test-states check-layers test-lua54 test-luajit test-asan test-kernels test-writer valgrind bench check-neon load-test clean
+.PHONY: all lua54 luajit asan tsan fuzz fuzz-build fuzz-seeds fuzz-regress bench-engine nvim-bench test test-states check-layers test-lua54 test-luajit test-asan test-kernels test-writer valgrind bench check-neon load-test soak clean
 
 all: lua54 luajit
 lua54: $(LIB54)
@@ -213,3 +213,17 @@ fuzz-regress: fuzz-build
 
 clean:
 	rm -rf build
+
+# The soak run (not CI; tools/soak.lua): 1000 cycles of load, generate (sync
+# and async), cancel, save/load a session, close. RSS must stay flat in the
+# plain build (ASan's quarantine makes RSS meaningless there); ASan + UBSan
+# run the full count with leak detection, valgrind memcheck a smaller one.
+SOAK_CYCLES ?= 1000
+SOAK_VALGRIND_CYCLES ?= 30
+soak: $(LIB54) $(LIBASAN)
+	BITNET_BUILD=build/lua5.4 lua5.4 bin/bitnet lua tools/soak.lua $(SOAK_CYCLES) 2048
+	BITNET_BUILD=build/asan LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  lua5.4 bin/bitnet lua tools/soak.lua $(SOAK_CYCLES)
+	BITNET_BUILD=build/lua5.4 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+	  lua5.4 bin/bitnet lua tools/soak.lua $(SOAK_VALGRIND_CYCLES)

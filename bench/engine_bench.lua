@@ -91,7 +91,7 @@ end
 -- has let go: the job's session is free again).
 do
   local n_prompt = QUICK and 128 or 512
-  local sessions, jobs, worst_start, worst_poll = {}, {}, 0, 0
+  local sessions, jobs, worst_start, worst_poll, polls = {}, {}, 0, 0, {}
   for i = 1, 4 do
     sessions[i] = model:session({ n_ctx = n_prompt + 64 })
     local a = clock()
@@ -104,7 +104,9 @@ do
     for _, j in ipairs(jobs) do
       local a = clock()
       local _, st = j:poll()
-      worst_poll = math.max(worst_poll, clock() - a)
+      local d = clock() - a
+      worst_poll = math.max(worst_poll, d)
+      polls[#polls + 1] = d
       if not st.finish then live = live + 1 end
     end
     jobs[1]:wait(0.001)
@@ -134,8 +136,12 @@ do
   end
   local one_step = 1 / base
   say("")
-  say("Host stall with 4 generations of %d-token prompts: longest start %.3f ms, longest poll %.3f ms, "
-    .. "longest cancel call %.3f ms.", n_prompt, worst_start * 1000, worst_poll * 1000, worst_cancel_call * 1000)
+  table.sort(polls)
+  local function pct(q) return polls[math.max(1, math.ceil(q * #polls))] * 1000 end
+  say("Host stall with 4 generations of %d-token prompts: longest start %.3f ms, longest cancel call %.3f ms; "
+    .. "%d polls: median %.4f ms, p99 %.3f ms, p99.9 %.3f ms, longest %.3f ms (the longest are the host thread "
+    .. "waiting for a core the engine's %d threads hold, not for a lock).", n_prompt, worst_start * 1000,
+    worst_cancel_call * 1000, #polls, pct(0.5), pct(0.99), pct(0.999), worst_poll * 1000, THREADS)
   say("Cancel until the engine reports it (worst of 5): mid-prefill %.1f ms, mid-decode %.1f ms "
     .. "(one decode step alone: %.1f ms).", cancel_prefill * 1000, cancel_decode * 1000, one_step * 1000)
   for i = 1, 4 do sessions[i]:close() end

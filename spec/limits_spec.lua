@@ -62,7 +62,7 @@ describe("limits", function()
     os.remove(path)
     assert.is_nil(t)
     assert.are.equal(path .. ": 'tokenizer.ggml.tokens' has 1000001 tokens: over the bound of 1000000 "
-      .. "(BN_MAX_VOCAB in csrc/tokenizer.h; raise it and rebuild)", err)
+      .. "(BN_MAX_VOCAB in csrc/tokenizer/tokenizer.h; raise it and rebuild)", err)
   end)
 
   it("refuse a merge list over 2,000,000 merges before reading it", function()
@@ -74,7 +74,7 @@ describe("limits", function()
     os.remove(path)
     assert.is_nil(t)
     assert.are.equal(path .. ": 'tokenizer.ggml.merges' has 2000001 merges: over the bound of 2000000 "
-      .. "(BN_MAX_MERGES in csrc/tokenizer.h; raise it and rebuild)", err)
+      .. "(BN_MAX_MERGES in csrc/tokenizer/tokenizer.h; raise it and rebuild)", err)
   end)
 
   it("refuse a tokenizer.json whose ids make a vocabulary over the bound", function()
@@ -87,7 +87,7 @@ describe("limits", function()
     local t, err = bitnet.tokenizer(path)
     os.remove(path)
     assert.is_nil(t)
-    assert.truthy(err:find("vocabulary of 1000001 tokens: over the bound of 1000000 (BN_MAX_VOCAB in csrc/tokenizer.h; "
+    assert.truthy(err:find("vocabulary of 1000001 tokens: over the bound of 1000000 (BN_MAX_VOCAB in csrc/tokenizer/tokenizer.h; "
       .. "raise it and rebuild)", 1, true), err)
   end)
 

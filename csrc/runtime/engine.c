@@ -430,6 +430,9 @@ int bn_job_poll(bn_job *j, int32_t *out, int cap, bn_job_status *st) {
     j->n_polled += n;
     *st = j->st;
     pthread_mutex_unlock(&j->e->lock);
+    /* A finished job's descriptor stays readable, so a host that waits on it
+     * after taking the last text still wakes to see the end. */
+    if (st->end != BN_JOB_RUNNING) signal_fd(j);
     return n;
 }
 

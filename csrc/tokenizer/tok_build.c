@@ -33,7 +33,7 @@ bn_tokenizer *bn_tok_new(bn_tokenizer_kind kind, int32_t n_vocab, size_t text_by
         return NULL;
     }
     if (n_vocab > BN_MAX_VOCAB) {
-        bn_errf(err, "vocabulary of %ld tokens: over the bound of %d (BN_MAX_VOCAB in csrc/tokenizer.h; raise it and rebuild)",
+        bn_errf(err, "vocabulary of %ld tokens: over the bound of %d (BN_MAX_VOCAB in csrc/tokenizer/tokenizer.h; raise it and rebuild)",
                 (long)n_vocab, BN_MAX_VOCAB);
         return NULL;
     }
@@ -111,7 +111,7 @@ int bn_tok_index_texts(bn_tokenizer *t, bn_err *err) {
 
 int bn_tok_reserve_merges(bn_tokenizer *t, size_t n, bn_err *err) {
     if (n > BN_MAX_MERGES)
-        return bn_errf(err, "%zu merges: over the bound of %d (BN_MAX_MERGES in csrc/tokenizer.h; raise it and rebuild)", n,
+        return bn_errf(err, "%zu merges: over the bound of %d (BN_MAX_MERGES in csrc/tokenizer/tokenizer.h; raise it and rebuild)", n,
                        BN_MAX_MERGES);
     uint32_t cap = pow2_at_least(n * 2);
     t->merges = calloc(cap, sizeof *t->merges);

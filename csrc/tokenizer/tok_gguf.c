@@ -55,7 +55,7 @@ static int read_merges(const bn_gguf *g, bn_tokenizer *t, bn_err *err) {
     if (kv->type != GGUF_T_ARRAY || kv->arr_type != GGUF_T_STRING)
         return bn_errf(err, "metadata 'tokenizer.ggml.merges' is not an array of strings");
     if (kv->count > BN_MAX_MERGES)
-        return bn_errf(err, "'tokenizer.ggml.merges' has %llu merges: over the bound of %d (BN_MAX_MERGES in csrc/tokenizer.h; raise it and rebuild)",
+        return bn_errf(err, "'tokenizer.ggml.merges' has %llu merges: over the bound of %d (BN_MAX_MERGES in csrc/tokenizer/tokenizer.h; raise it and rebuild)",
                        (unsigned long long)kv->count, BN_MAX_MERGES);
     bn_str *m = malloc((size_t)(kv->count ? kv->count : 1) * sizeof *m);
     if (!m) return bn_errf(err, "out of memory");
@@ -105,7 +105,7 @@ static bn_tokenizer *build(const bn_gguf *g, bn_err *err) {
         return bn_errf(err, "metadata 'tokenizer.ggml.tokens' is missing or not an array of strings"), NULL;
     if (tokens->count == 0) return bn_errf(err, "metadata 'tokenizer.ggml.tokens' is empty"), NULL;
     if (tokens->count > BN_MAX_VOCAB)
-        return bn_errf(err, "'tokenizer.ggml.tokens' has %llu tokens: over the bound of %d (BN_MAX_VOCAB in csrc/tokenizer.h; raise it and rebuild)",
+        return bn_errf(err, "'tokenizer.ggml.tokens' has %llu tokens: over the bound of %d (BN_MAX_VOCAB in csrc/tokenizer/tokenizer.h; raise it and rebuild)",
                        (unsigned long long)tokens->count, BN_MAX_VOCAB),
                NULL;
     int32_t n = (int32_t)tokens->count;
