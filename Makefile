@@ -137,7 +137,8 @@ nvim-bench: $(NVIM_BENCH_MODEL) $(LIBJIT)
 load-test: $(LIBJIT) $(LIB54)
 	bash tools/load_test.sh
 
-test-lua54: $(LIB54)
+# (the LuaJIT build too: `bitnet serve --config-only` checks for the library nginx will load)
+test-lua54: $(LIB54) $(LIBJIT)
 	BITNET_BUILD=build/lua5.4 lua5.4 $(BUSTED) --exclude-tags=nvim $(BUSTED_ARGS)
 
 test-luajit: $(LIBJIT)
