@@ -299,6 +299,19 @@ describe("tests (is ...)", function()
 end)
 
 describe("filters", function()
+  it("round as Python does: half to even, negative precision, ceil and floor", function()
+    -- Python: round(2.5) = 2, round(3.5) = 4, round(-2.5) = -2, round(1250, -2) = 1200,
+    -- round(1350, -2) = 1400, round(1.23456, 2) = 1.23; math.floor(15.5) / 10 = 1.5
+    assert.are.equal("2 4 -2 1200 1400 1.23 1.5 1.6",
+      r("{{ 2.5|round }} {{ 3.5|round }} {{ -2.5|round }} {{ 1250|round(-2) }} {{ 1350|round(-2) }} "
+        .. "{{ 1.23456|round(2) }} {{ 1.55|round(1, 'floor') }} {{ 1.55|round(1, 'ceil') }}"))
+    assert.are.equal("1.5", r("{{ 1.5|round(400) }}"))
+    for _, p in ipairs({ "[1]", "'a'", "1.5" }) do
+      assert.truthy(render_err("{{ 1.5|round(" .. p .. ") }}"):find("round precision must be an integer", 1, true))
+    end
+    assert.truthy(render_err("{{ 1.5|round(1, 'up') }}"):find("round method must be 'common', 'ceil' or 'floor'", 1, true))
+  end)
+
   it("trims, changes case and counts code points", function()
     assert.are.equal("x y|a|HELLO|hello|Hello world|They're Bob's-X|5|2|3",
       r("{{ '  x y \n' | trim }}|{{ 'xxaxx' | trim('x') }}|{{ 'hello' | upper }}|{{ 'HELLO' | lower }}|"

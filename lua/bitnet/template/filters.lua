@@ -230,15 +230,29 @@ end
 FILTERS.round = function(v, a, kw)
   local x = numval(v)
   if not x then fail("round filter needs a number") end
-  local precision = arg(a, kw, 1, "precision") or 0
+  local p = numval(arg(a, kw, 1, "precision") or 0)
+  if not p or p ~= p or p ~= floor(p) then fail("round precision must be an integer") end
   local method = arg(a, kw, 2, "method") or "common"
-  if method == "common" then
-    return tonumber(sformat("%." .. floor(precision) .. "f", x))
+  if method ~= "common" and method ~= "ceil" and method ~= "floor" then
+    fail("round method must be 'common', 'ceil' or 'floor'")
   end
-  local m = 10 ^ precision
-  if method == "ceil" then return ceil(x * m) / m end
-  if method == "floor" then return floor(x * m) / m end
-  fail("round method must be 'common', 'ceil' or 'floor'")
+  if x ~= x or x == math.huge or x == -math.huge or p > 308 then return x end -- nothing to round
+  if p < -308 then return 0.0 end
+  if method == "common" and p == 0 then -- half to even, as Python (LuaJIT's "%.0f" rounds ties up)
+    local r = floor(x + 0.5)
+    if r - x == 0.5 and r % 2 ~= 0 then r = r - 1 end
+    return r
+  end
+  if method == "common" and p > 0 then return tonumber(sformat("%." .. sformat("%d", p) .. "f", x)) end
+  -- negative precision (tens, hundreds...) and ceil/floor: scale, round, scale back
+  local m = 10.0 ^ math.abs(p)
+  local y = p >= 0 and x * m or x / m
+  if method == "common" then
+    local r = floor(y + 0.5)
+    if r - y == 0.5 and r % 2 ~= 0 then r = r - 1 end
+    y = r
+  elseif method == "ceil" then y = ceil(y) else y = floor(y) end
+  return p >= 0 and y / m or y * m
 end
 FILTERS.reverse = function(v)
   local items, n = iter_items(v)
