@@ -220,11 +220,11 @@ clean:
 # plain build (ASan's quarantine makes RSS meaningless there); ASan + UBSan
 # run the full count with leak detection, valgrind memcheck a smaller one.
 SOAK_CYCLES ?= 1000
-SOAK_VALGRIND_CYCLES ?= 30
+SOAK_VALGRIND_CYCLES ?= 100
 soak: $(LIB54) $(LIBASAN)
 	BITNET_BUILD=build/lua5.4 lua5.4 bin/bitnet lua tools/soak.lua $(SOAK_CYCLES) 2048
 	BITNET_BUILD=build/asan LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  lua5.4 bin/bitnet lua tools/soak.lua $(SOAK_CYCLES)
-	BITNET_BUILD=build/lua5.4 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+	BITNET_BUILD=build/lua5.4 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect,possible \
 	  lua5.4 bin/bitnet lua tools/soak.lua $(SOAK_VALGRIND_CYCLES)
