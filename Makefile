@@ -119,7 +119,7 @@ bench: build/gen_model build/bench bench-engine
 SYNTH = bench/cache/synth-2b-i2_s-f16.gguf
 $(SYNTH): | build/gen_model
 	@mkdir -p $(dir $@)
-	build/gen_model $@
+	build/gen_model $@ 0 $(wildcard $(SHARED)/tokenizer-tests/ggml-vocab-llama3-bpe.gguf)
 
 bench-engine: $(SYNTH) $(LIB54)
 	BENCH_OUT=bench/cache/engine-results.md lua5.4 bench/engine_bench.lua

@@ -6,7 +6,12 @@
  * does; the values are meaningless. Other formats are made from this file
  * by bn_convert_model (bench.c).
  *
- *   gen_model OUT.gguf [layers]     (layers: fewer for a quick check) */
+ *   gen_model OUT.gguf [layers [VOCAB.gguf]]
+ *
+ * layers: fewer for a quick check (0: all 30). VOCAB.gguf: a file whose
+ * tokenizer.* keys are copied in (the Llama 3 vocabulary of 128256 tokens,
+ * the 2B-4T's own, from ../shared), so servers and chats can run on the
+ * file too. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +29,29 @@ static uint64_t rnd(void) { /* xorshift64* */
     rng_state ^= rng_state << 25;
     rng_state ^= rng_state >> 27;
     return rng_state * 0x2545F4914F6CDD1Dull;
+}
+
+/* Copies the tokenizer.* keys of the GGUF file at `path` into w. */
+static int copy_vocab(bn_gguf_writer *w, const char *path, bn_err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return bn_errf(err, "%s: cannot open", path);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *data = size > 0 ? malloc((size_t)size) : NULL;
+    int ok = data && fread(data, 1, (size_t)size, f) == (size_t)size;
+    fclose(f);
+    if (!ok) {
+        free(data);
+        return bn_errf(err, "%s: cannot read", path);
+    }
+    bn_gguf g;
+    ok = bn_gguf_parse(&g, data, (size_t)size, path, err);
+    for (uint64_t i = 0; ok && i < g.n_kv; i++)
+        if (g.kv[i].key.len > 10 && memcmp(g.kv[i].key.ptr, "tokenizer.", 10) == 0) ok = bn_gw_copy_kv(w, &g, &g.kv[i], err);
+    if (g.kv) bn_gguf_free(&g);
+    free(data); /* bn_gw_copy_kv copied the values */
+    return ok;
 }
 
 static int die(const bn_err *err) {
@@ -77,7 +105,7 @@ static int write_embd(bn_gguf_writer *w, uint8_t *buf, bn_err *err) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: gen_model OUT.gguf [layers]\n");
+        fprintf(stderr, "usage: gen_model OUT.gguf [layers [VOCAB.gguf]]\n");
         return 2;
     }
     int layers = argc > 2 ? atoi(argv[2]) : L_DEFAULT;
@@ -99,6 +127,7 @@ int main(int argc, char **argv) {
         !bn_gw_set_u32(w, KEY("vocab_size"), V, &err) || !bn_gw_set_f32(w, KEY("rope.freq_base"), 500000.0f, &err) ||
         !bn_gw_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), 1e-5f, &err))
         return die(&err);
+    if (argc > 3 && !copy_vocab(w, argv[3], &err)) return die(&err);
     uint64_t ne[2];
     ne[0] = E, ne[1] = V;
     if (!bn_gw_add_tensor(w, "token_embd.weight", GGML_F16, 2, ne, (uint64_t)E * V * 2, &err)) return die(&err);
