@@ -2,7 +2,8 @@
  * Each thread opens its own Lua 5.4 state, loads the shipped model (the
  * process-wide cache gives every state the same weights: the same id),
  * generates synchronously and asynchronously (the engines' jobs of all
- * states batched on one engine thread), attaches to the model by id, and
+ * states batched on one engine thread), uses a session while the engine
+ * holds it ("session in use", never a race), attaches to the model by id, and
  * closes everything; the main thread checks that every state saw the same
  * id and the same text. Run under ThreadSanitizer by `make tsan`. */
 #include <lauxlib.h>
@@ -29,6 +30,12 @@ static const char *const script =
     "for i = 1, 3 do assert(gens[i]:wait(60)); local t = {}\n"
     "  while true do local p = gens[i]:poll(); if not p then break end; t[#t + 1] = p end\n"
     "  assert(table.concat(t) == sync, 'async text differs in a state') end\n"
+    "local s = m:session({ n_ctx = 256 }) -- the engine's thread and this one on one session\n"
+    "local held = m:generate('In the beginning', { max_tokens = 100, session = s, async = true })\n"
+    "for _ = 1, 50 do local ok, err = pcall(s.pos, s)\n"
+    "  assert(ok or tostring(err):find('session in use', 1, true), err) end\n"
+    "held:close(); assert(s:pos() >= 0) -- free again once closed\n"
+    "s:close()\n"
     "cancelled:close(); again:close()\n"
     "BARRIER() -- every state holds the model here: one id for all\n"
     "return m:id(), sync\n";
