@@ -63,8 +63,17 @@ $(LIBTSAN): $(SRC) $(HDR) Makefile
 build/states_test.tsan: tests/states_test.c Makefile
 	$(CC) $(WARN) -O1 -g -fsanitize=thread -I$(LUA54_INC) -o $@ tests/states_test.c -llua5.4 -lpthread
 
-tsan: $(LIBTSAN) build/states_test.tsan
+# and the specs of the engine, pools and saved sessions through an
+# interpreter built with TSan (tests/lua_host.c: no preload, so the shells
+# the specs start run plain)
+build/lua_host.tsan: tests/lua_host.c Makefile
+	$(CC) $(WARN) -O1 -g -fsanitize=thread -I$(LUA54_INC) -o $@ tests/lua_host.c -llua5.4
+
+TSAN_SPECS = spec/engine_spec.lua spec/session_file_spec.lua
+tsan: $(LIBTSAN) build/states_test.tsan build/lua_host.tsan
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 build/states_test.tsan build/tsan
+	BITNET_BUILD=build/tsan TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  build/lua_host.tsan $(BUSTED) $(TSAN_SPECS)
 
 # Every kernel path this CPU runs against the C reference, bit for bit.
 KTEST = build/kernels_test
