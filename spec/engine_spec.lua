@@ -166,10 +166,10 @@ describe("async generation", function()
     local g2 = model:generate(prompt, { max_tokens = 50, async = true, session = sess })
     g2:cancel()
     local t0 = core.clock()
-    while not pcall(sess.pos, sess) do
-      g2:done()
+    while not g2:released() do
       assert(core.clock() - t0 < 10, "the engine did not let go of a cancelled generation")
     end
+    assert.is_true(pcall(sess.pos, sess)) -- released: the session is free
     assert.is_true(sess:pos() < #model:tokenize(prompt)) -- stopped mid-prompt or before it
     -- mid-decode: the text so far is a prefix of the whole
     -- (long enough that the engine cannot finish before the cancel even when
@@ -177,6 +177,7 @@ describe("async generation", function()
     local long_run = { max_tokens = 900, n_ctx = 1024, temperature = 0,
       logit_bias = { [model:tokenizer():eos()] = -1e9 } }
     local g3 = model:generate(PROMPTS[1], with(long_run, { async = true }))
+    assert.is_false(g3:released())
     local got = {}
     while #g3.tokens < 5 do
       got[#got + 1] = g3:poll()

@@ -539,6 +539,7 @@ end
 -- fd a host watches stays until gen:close().
 function AsyncGeneration:release(st, force)
   local job = self.job
+  if st.finish then self.engine_done = true end
   if not job or not (st.finish or force) or (self.fd_taken and not force) then return end
   if self.user_sampler and st.finish then job:sampler_into(self.user_sampler) end
   self.job = nil
@@ -612,6 +613,14 @@ function AsyncGeneration:next()
   end
 end
 AsyncGeneration.__call = AsyncGeneration.next
+
+--- gen:released() -> boolean: whether the engine has let go of the
+-- generation (its session or pool slot is free; gen:close() will not wait).
+-- A cancelled generation is released within one engine step. Never waits.
+function AsyncGeneration:released()
+  self:pump()
+  return self.job == nil or self.engine_done == true
+end
 
 --- gen:fd() -> integer | nil: a descriptor that becomes readable when the
 -- generation has news (for vim.loop / luv poll handles); poll clears it.

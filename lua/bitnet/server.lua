@@ -451,13 +451,12 @@ end
 -- Lets go of a generation without blocking the worker: a cancelled one keeps
 -- the engine (and its pool slot) until the engine's current step ends, which
 -- gen:close() would wait for (a 64-token prompt chunk of a 2B model is a
--- few hundred ms), so poll until the engine has let go (gen.job is cleared
--- then; there is no public non-blocking way to ask), at most 10 s, then close.
+-- few hundred ms), so wait (yielding) until gen:released(), at most 10 s,
+-- then close.
 local function settle(gen)
   for _ = 1, 2000 do
-    if not gen.job then break end
-    gen:poll()
-    if gen.job then ngx.sleep(0.005) end
+    if gen:released() then break end
+    ngx.sleep(0.005)
   end
   gen:close()
 end
