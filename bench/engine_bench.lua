@@ -91,27 +91,43 @@ end
 -- has let go: the job's session is free again).
 do
   local n_prompt = QUICK and 128 or 512
-  local sessions, jobs, worst_start, worst_poll, polls = {}, {}, 0, 0, {}
-  for i = 1, 4 do
-    sessions[i] = model:session({ n_ctx = n_prompt + 64 })
-    local a = clock()
-    jobs[i] = core.job(sessions[i], greedy, ids_for(n_prompt, 100 + i), 0, { max_tokens = 32 })
-    worst_start = math.max(worst_start, clock() - a)
-  end
-  local live = 4
-  while live > 0 do
-    live = 0
-    for _, j in ipairs(jobs) do
+  -- 4 jobs on model m; the host polls them all until they finish. Returns
+  -- the sessions, the longest start and poll, and every poll's time, sorted.
+  local function stall(m)
+    local sessions, jobs, worst_start, worst_poll, polls = {}, {}, 0, 0, {}
+    for i = 1, 4 do
+      sessions[i] = m:session({ n_ctx = n_prompt + 64 })
       local a = clock()
-      local _, st = j:poll()
-      local d = clock() - a
-      worst_poll = math.max(worst_poll, d)
-      polls[#polls + 1] = d
-      if not st.finish then live = live + 1 end
+      jobs[i] = core.job(sessions[i], greedy, ids_for(n_prompt, 100 + i), 0, { max_tokens = 32 })
+      worst_start = math.max(worst_start, clock() - a)
     end
-    jobs[1]:wait(0.001)
+    local live = 4
+    while live > 0 do
+      live = 0
+      for _, j in ipairs(jobs) do
+        local a = clock()
+        local _, st = j:poll()
+        local d = clock() - a
+        worst_poll = math.max(worst_poll, d)
+        polls[#polls + 1] = d
+        if not st.finish then live = live + 1 end
+      end
+      jobs[1]:wait(0.001)
+    end
+    for i = 1, 4 do jobs[i]:close() end
+    table.sort(polls)
+    return sessions, worst_start, worst_poll, polls
   end
-  for i = 1, 4 do jobs[i]:close() end
+  local sessions, worst_start, worst_poll, polls = stall(model)
+  -- the same with an engine of one thread fewer: the host thread has a core
+  local spare_poll
+  if THREADS > 1 then
+    local m1 = assert(bitnet.load(FILE, { threads = THREADS - 1 }))
+    local s1, _, w1 = stall(m1)
+    for i = 1, 4 do s1[i]:close() end
+    m1:close()
+    spare_poll = w1
+  end
   sessions[1]:rewind(0)
   -- cancel: mid-prefill and mid-decode, 5 times each
   local worst_cancel_call, cancel_prefill, cancel_decode = 0, 0, 0
@@ -136,12 +152,15 @@ do
   end
   local one_step = 1 / base
   say("")
-  table.sort(polls)
   local function pct(q) return polls[math.max(1, math.ceil(q * #polls))] * 1000 end
   say("Host stall with 4 generations of %d-token prompts: longest start %.3f ms, longest cancel call %.3f ms; "
     .. "%d polls: median %.4f ms, p99 %.3f ms, p99.9 %.3f ms, longest %.3f ms (the longest are the host thread "
     .. "waiting for a core the engine's %d threads hold, not for a lock).", n_prompt, worst_start * 1000,
     worst_cancel_call * 1000, #polls, pct(0.5), pct(0.99), pct(0.999), worst_poll * 1000, THREADS)
+  if spare_poll then
+    say("With the engine on %d thread(s), leaving the host thread a core: longest poll %.3f ms.", THREADS - 1,
+      spare_poll * 1000)
+  end
   say("Cancel until the engine reports it (worst of 5): mid-prefill %.1f ms, mid-decode %.1f ms "
     .. "(one decode step alone: %.1f ms).", cancel_prefill * 1000, cancel_decode * 1000, one_step * 1000)
   for i = 1, 4 do sessions[i]:close() end
@@ -241,22 +260,33 @@ do
   end
   local prompt = chapter .. "In the beginning"
   local n = QUICK and 64 or 256
+  -- best of 3: the whole call (prompt included), and the generation alone
+  -- (the prompt evaluated beforehand in the session, as a chat's would be)
   local function run(spec)
-    local best, text, info = math.huge
+    local best, best_gen, text, info = math.huge, math.huge
     for _ = 1, 3 do
       local a = clock()
       text, info = m:generate(prompt, { max_tokens = n, temperature = 0, n_ctx = 2048, speculative = spec })
       best = math.min(best, clock() - a)
+      local sess = m:session({ n_ctx = 2048 })
+      m:generate(prompt, { max_tokens = 0, session = sess })
+      a = clock()
+      m:generate(prompt, { max_tokens = n, temperature = 0, session = sess, speculative = spec })
+      best_gen = math.min(best_gen, clock() - a)
+      sess:close()
     end
-    return best, text, info
+    return best, best_gen, text, info
   end
-  local t_plain, plain = run(nil)
-  local t_spec, spec, info = run({ n_draft = 8, ngram = 3 })
+  local t_plain, g_plain, plain = run(nil)
   say("")
-  say("Speculative (prompt lookup, n_draft 8, ngram 3) on the shipped model, %d greedy tokens after a %d-token "
-    .. "chapter: plain %.0f ms, speculative %.0f ms: %.2fx; acceptance %.0f%%, %.2f tokens per pass; output %s.",
-    n, #m:tokenize(prompt), t_plain * 1000, t_spec * 1000, t_plain / t_spec, info.speculative.acceptance * 100,
-    info.speculative.tokens_per_pass, plain == spec and "identical" or "DIFFERS")
+  say("Speculative (prompt lookup) on the shipped model, %d greedy tokens after a %d-token chapter; plain: "
+    .. "%.0f ms with the prompt, %.0f ms generating.", n, #m:tokenize(prompt), t_plain * 1000, g_plain * 1000)
+  for _, k in ipairs({ 4, 8 }) do
+    local t_spec, g_spec, spec, info = run({ n_draft = k, ngram = 3 })
+    say("- n_draft %d, ngram 3: %.0f ms with the prompt (%.2fx), %.0f ms generating (%.2fx); acceptance %.0f%%, "
+      .. "%.2f tokens per pass; output %s.", k, t_spec * 1000, t_plain / t_spec, g_spec * 1000, g_plain / g_spec,
+      info.speculative.acceptance * 100, info.speculative.tokens_per_pass, plain == spec and "identical" or "DIFFERS")
+  end
   m:close()
 end
 
