@@ -41,7 +41,9 @@ local function unescape(body, line)
       if #hex ~= hexlen or not smatch(hex, "^[0-9A-Fa-f]+$") then
         syntax_error(line, "truncated \\" .. c .. " escape in string literal")
       end
-      out[#out + 1] = utf8_encode(tonumber(hex, 16))
+      local cp = tonumber(hex, 16)
+      if cp > 0x10FFFF then syntax_error(line, "illegal Unicode character \\" .. c .. hex .. " in string literal") end
+      out[#out + 1] = utf8_encode(cp)
       i = p + 2 + hexlen
     elseif smatch(c, "^[0-7]$") then
       local oct = smatch(body, "^[0-7][0-7]?[0-7]?", p + 1)
