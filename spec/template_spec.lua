@@ -228,7 +228,7 @@ describe("expressions", function()
     assert.are.equal("a\tb\n'\"|Aé😀|\\d|ab|1000|0.5|1e-07",
       r([[{{ 'a\tb\n\'"' }}|{{ '\x41\u00e9\U0001F600' }}|{{ '\d' }}|{{ 'a' "b" }}|{{ 1_000 }}|{{ 0.5 }}|{{ 1e-7 }}]]))
     -- past U+10FFFF, as Python: "illegal Unicode character" (found by fuzz_template)
-    assert.truthy(render_err([[{{ '\U99999999' }}]]):find("illegal Unicode character \U99999999 in string literal", 1, true))
+    assert.truthy(render_err([[{{ '\U99999999' }}]]):find("illegal Unicode character \\U99999999 in string literal", 1, true))
   end)
 
   it("prints literals and containers like Python", function()
