@@ -9,13 +9,7 @@ local json = require("dkjson")
 local shared, out = arg[1] or "../shared", arg[2] or "build/fuzz/seeds"
 local SHIPPED = "models/kjv-bitnet-6m"
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local slurp = require("support.checks").read_file_if -- nil when absent
 
 local function put(target, name, bytes)
   os.execute("mkdir -p '" .. out .. "/" .. target .. "'")

@@ -28,13 +28,7 @@ local function capture(cmd)
 end
 
 -- the file's text, or nil when it is not there (yet)
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read = require("support.checks").read_file_if
 
 local write = require("support.gguf_bytes").write -- (path, string)
 

@@ -18,6 +18,15 @@ function M.read_file(path)
   return data
 end
 
+--- M.read_file_if(path) -> the file's bytes, or nil when it is not there (yet).
+function M.read_file_if(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local data = f:read("*a")
+  f:close()
+  return data
+end
+
 function M.write_file(path, data)
   local f = assert(io.open(path, "wb"))
   f:write(data)
