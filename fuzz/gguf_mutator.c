@@ -16,7 +16,7 @@
 
 size_t LLVMFuzzerMutate(uint8_t *data, size_t size, size_t max_size);
 
-#define MAX_PARTS 8192
+#define MAX_PARTS 1024 /* entries or tensors: a 2B model has 332 tensors */
 
 typedef struct {
     const uint8_t *p;
@@ -109,30 +109,79 @@ static const uint32_t types[] = {GGML_F32, GGML_F16, GGML_Q8_0, GGML_Q4_K, GGML_
 /* Where a tensor info's fields are: name length k, then n_dims. */
 static size_t ti_dims_at(const uint8_t *p) { return 8 + (size_t)rd64(p); }
 
+/* The bytes a tensor info's shape and type need (0 if unknown or over
+ * cap), and where its offset field is. */
+static uint64_t tensor_bytes(const uint8_t *p, size_t n, size_t cap, size_t *offset_at) {
+    if (n < 12 || rd64(p) > n - 12) return 0; /* a byte mutation may have broken the info */
+    size_t at = ti_dims_at(p);
+    uint32_t dims = rd32(p + at);
+    if (dims > 4 || n - at - 4 < (size_t)dims * 8 + 12) return 0;
+    uint32_t type = rd32(p + at + 4 + (size_t)dims * 8), blck, bytes;
+    *offset_at = at + 4 + (size_t)dims * 8 + 4;
+    if (!bn_ggml_block(type, &blck, &bytes)) return 0;
+    uint64_t elems = 1;
+    for (uint32_t d = 0; d < dims; d++) {
+        uint64_t ne = rd64(p + at + 4 + (size_t)d * 8);
+        if (ne == 0 || ne > cap || elems > cap / ne) return 0;
+        elems *= ne;
+    }
+    uint64_t sz = elems / blck * bytes + (type == GGML_I2_S ? 4 : 0);
+    return sz > cap ? 0 : sz;
+}
+
 /* Lays tensors out one after another (each padded to 32 bytes) by the
  * sizes their shapes and types need; 0 if a size is unknown or too big. */
-static size_t relayout(uint8_t **ti, size_t nti, size_t cap) {
+static size_t relayout(uint8_t **ti, const size_t *ti_n, size_t nti, size_t cap) {
     size_t off = 0;
     for (size_t i = 0; i < nti; i++) {
-        uint8_t *p = ti[i];
-        size_t at = ti_dims_at(p);
-        uint32_t dims = rd32(p + at), type = rd32(p + at + 4 + (size_t)dims * 8), blck, bytes;
-        if (!bn_ggml_block(type, &blck, &bytes)) return 0;
-        uint64_t elems = 1;
-        for (uint32_t d = 0; d < dims; d++) {
-            uint64_t ne = rd64(p + at + 4 + (size_t)d * 8);
-            if (ne == 0 || ne > cap || elems > cap / ne) return 0;
-            elems *= ne;
-        }
-        uint64_t sz = elems / blck * bytes + (type == GGML_I2_S ? 4 : 0);
-        if (sz > cap || off > cap - sz) return 0;
-        memcpy(p + at + 4 + (size_t)dims * 8 + 4, &off, 8);
+        size_t at;
+        if (!ti_n[i]) continue; /* dropped */
+        uint64_t sz = tensor_bytes(ti[i], ti_n[i], cap, &at);
+        if (!sz || off > cap - sz) return 0;
+        memcpy(ti[i] + at, &off, 8);
         off += (size_t)(sz + 31) / 32 * 32;
     }
     return off;
 }
 
+/* The end of the tensor data the infos claim (offsets as they stand), or
+ * 0 when a size is unknown or an end passes cap. */
+static size_t data_extent(uint8_t *const *ti, const size_t *ti_n, size_t nti, size_t cap) {
+    size_t end = 0;
+    for (size_t i = 0; i < nti; i++) {
+        if (!ti_n[i]) continue;
+        size_t at;
+        uint64_t sz = tensor_bytes(ti[i], ti_n[i], cap, &at);
+        if (!sz) return 0;
+        uint64_t off = rd64(ti[i] + at);
+        if (off > cap - sz) return 0;
+        if (off + sz > end) end = (size_t)(off + sz);
+    }
+    return end;
+}
+
+/* Padded inputs (fuzz_util.h's fuzz_unpad: "ZPAD", u32 T, a GGUF file whose
+ * data the T zero bytes complete): set by the mutation of the file, T is
+ * then made to match what the tensor infos claim, but one time in eight it
+ * keeps its old value, so short files stay in play. */
+#define PAD_CAP ((size_t)1 << 22) /* fuzz_util.h's FUZZ_MAX_PAD */
+static size_t mutate_gguf(uint8_t *data, size_t size, size_t max_size, unsigned int seed, size_t *claimed);
+
 size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned int seed) {
+    if (size < 8 || max_size <= 8 || memcmp(data, "ZPAD", 4)) return mutate_gguf(data, size, max_size, seed, NULL);
+    size_t claimed = 0, n = mutate_gguf(data + 8, size - 8, max_size - 8, seed, &claimed);
+    if (claimed && seed % 8) {
+        uint32_t t = claimed > n ? (uint32_t)(claimed - n) : 0;
+        memcpy(data + 4, &t, 4);
+    }
+    return n + 8;
+}
+
+/* One mutation of a GGUF file in place; its new size. Sets *claimed (when
+ * given) to the end of the tensor data the result's infos claim, 0 when
+ * unknown. */
+static size_t mutate_gguf(uint8_t *data, size_t size, size_t max_size, unsigned int seed, size_t *claimed) {
+    if (claimed) *claimed = 0;
     layout *L = malloc(sizeof *L);
     uint8_t *out = L ? malloc(max_size) : NULL;
     uint8_t **owned = L ? calloc(2 * MAX_PARTS, sizeof *owned) : NULL;
@@ -212,8 +261,10 @@ size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsi
         break;
     }
     if (relay) {
-        size_t total = relayout(owned + L->nkv, L->nti, max_size);
-        if (total && total <= data_cap) {
+        /* a padded input keeps only the data it has; the padding grows */
+        size_t total = relayout(owned + L->nkv, owned_n + L->nkv, L->nti, claimed ? PAD_CAP : max_size);
+        if (claimed && total && total < data_n) data_n = total;
+        else if (!claimed && total && total <= data_cap) {
             if (total > data_n) memset(blob + data_n, 0, total - data_n);
             data_n = total;
         }
@@ -240,6 +291,10 @@ size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsi
     memcpy(out + dpos, blob, data_n);
     result = dpos + data_n;
     memcpy(data, out, result);
+    if (claimed) {
+        size_t extent = data_extent(owned + L->nkv, owned_n + L->nkv, L->nti, PAD_CAP);
+        *claimed = extent && extent <= PAD_CAP - dpos ? dpos + extent : 0;
+    }
 plain_blob:
     free(blob);
 plain:
