@@ -175,8 +175,8 @@ FUZZ_TARGETS = gguf tok_gguf hf tok_hf encode template sampler
 FUZZ_LIB_SRC = $(filter-out csrc/lua/%.c,$(SRC))
 FUZZ_OBJ = $(patsubst csrc/%.c,build/fuzz/obj/%.o,$(FUZZ_LIB_SRC))
 FUZZ_BIN = $(addprefix build/fuzz/fuzz_,$(FUZZ_TARGETS))
-# target:max_len (the GGUF and HF inputs are padded: headers and a little data)
-FUZZ_RUNS = gguf:65536 tok_gguf:800000 hf:65536 tok_hf:400000 encode:4096 template:8192 sampler:65536
+# target:max_len (model inputs are padded: headers and a little data; vocabularies cut to ~1000)
+FUZZ_RUNS = gguf:65536 tok_gguf:65536 hf:65536 tok_hf:65536 encode:4096 template:8192 sampler:65536
 SHARED ?= ../shared
 
 build/fuzz/obj/%.o: csrc/%.c $(HDR) Makefile fuzz/coverage_ignore.txt
