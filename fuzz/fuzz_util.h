@@ -68,9 +68,12 @@ static inline const uint8_t *fuzz_map(int fd, size_t n) {
 }
 
 /* A scratch directory of this process (derived from the pid, so nothing
- * is remembered between calls); the directory loaders read files in it. */
+ * is remembered between calls); the directory loaders read files in it.
+ * In /dev/shm when there is one: on ext4, closing a rewritten file flushed
+ * it to disk, an eighth of the HF target's time. */
 static inline void fuzz_dir(char *path, size_t cap) {
-    snprintf(path, cap, "/tmp/bitnet-fuzz-%ld", (long)getpid());
+    struct stat st;
+    snprintf(path, cap, "%s/bitnet-fuzz-%ld", stat("/dev/shm", &st) == 0 ? "/dev/shm" : "/tmp", (long)getpid());
     mkdir(path, 0700);
 }
 
