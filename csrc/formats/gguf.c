@@ -374,6 +374,16 @@ int bn_gguf_arr_str(const bn_gguf *g, const bn_gguf_kv *kv, bn_str *out) {
     return 1;
 }
 
+/* A float element read as an integer (a file may store token types as
+ * floats): truncated, NaN as 0, out-of-range values saturated (a plain cast
+ * of those is undefined behaviour). */
+static int64_t double_to_i64(double d) {
+    if (d != d) return 0;
+    if (d >= 9223372036854775807.0) return INT64_MAX;
+    if (d <= -9223372036854775808.0) return INT64_MIN;
+    return (int64_t)d;
+}
+
 static int arr_num(const bn_gguf *g, const bn_gguf_kv *kv, float *f, int64_t *n) {
     if (kv->type != GGUF_T_ARRAY || kv->arr_type >= GGUF_T_COUNT || !scalar_size[kv->arr_type]) return 0;
     size_t step = scalar_size[kv->arr_type];
@@ -383,7 +393,7 @@ static int arr_num(const bn_gguf *g, const bn_gguf_kv *kv, float *f, int64_t *n)
         int is_int;
         num_at(g->data + kv->pos + i * step, kv->arr_type, &d, &v, &is_int);
         if (f) f[i] = (float)d;
-        if (n) n[i] = is_int ? v : (int64_t)d;
+        if (n) n[i] = is_int ? v : double_to_i64(d);
     }
     return 1;
 }
