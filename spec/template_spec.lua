@@ -308,6 +308,11 @@ describe("filters", function()
       r("{{ 2.5|round }} {{ 3.5|round }} {{ -2.5|round }} {{ 1250|round(-2) }} {{ 1350|round(-2) }} "
         .. "{{ 1.23456|round(2) }} {{ 1.55|round(1, 'floor') }} {{ 1.55|round(1, 'ceil') }}"))
     assert.are.equal("1.5", r("{{ 1.5|round(400) }}"))
+    -- past the 99 digits Lua's format allows (found by fuzz_template); Python:
+    -- round(1.5, 175) = 1.5, round(1.23456789e-120, 123) = 1.235e-120,
+    -- round(6e-150, 149) = 1e-149, round(4e-150, 149) = 0.0
+    assert.are.equal("1.5 1.235e-120 1e-149 0",
+      r("{{ 1.5|round(175) }} {{ 1.23456789e-120|round(123) }} {{ 6e-150|round(149) }} {{ 4e-150|round(149) }}"))
     for _, p in ipairs({ "[1]", "'a'", "1.5" }) do
       assert.truthy(render_err("{{ 1.5|round(" .. p .. ") }}"):find("round precision must be an integer", 1, true))
     end

@@ -227,6 +227,23 @@ FILTERS.abs = function(v)
   if not x then fail(sformat("bad operand type for abs(): '%s'", pytype(v))) end
   return x < 0 and -x or x
 end
+-- x rounded to p > 0 decimal places, correctly (printf rounds the exact binary
+-- value, half to even, as Python's round). Lua's format takes at most 99 digits
+-- of precision; past that, rounding to p places keeps p + e + 1 significant
+-- digits (e the decimal exponent of x), and 17 of them give x back unchanged.
+local function round_places(x, p)
+  if p <= 99 then return tonumber(sformat("%." .. sformat("%d", p) .. "f", x)) end
+  if x == 0 then return x end
+  local e = tonumber(sformat("%.16e", x):match("e([-+]%d+)$"))
+  local digits = p + e + 1
+  if digits >= 17 then return x end
+  if digits >= 1 then return tonumber(sformat("%." .. sformat("%d", digits - 1) .. "e", x)) end
+  -- |x| < 10^-p: 0 or one unit of the last place (digits == 0 and more than half a unit)
+  local unit = tonumber("1e-" .. sformat("%d", p))
+  if digits == 0 and math.abs(x) > unit / 2 then return x < 0 and -unit or unit end
+  return x < 0 and -0.0 or 0.0
+end
+
 FILTERS.round = function(v, a, kw)
   local x = numval(v)
   if not x then fail("round filter needs a number") end
@@ -243,7 +260,7 @@ FILTERS.round = function(v, a, kw)
     if r - x == 0.5 and r % 2 ~= 0 then r = r - 1 end
     return r
   end
-  if method == "common" and p > 0 then return tonumber(sformat("%." .. sformat("%d", p) .. "f", x)) end
+  if method == "common" and p > 0 then return round_places(x, p) end
   -- negative precision (tens, hundreds...) and ceil/floor: scale, round, scale back
   local m = 10.0 ^ math.abs(p)
   local y = p >= 0 and x * m or x / m
