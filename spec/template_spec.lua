@@ -170,6 +170,20 @@ describe("set and scoping", function()
         { messages = { { role = "system" }, { role = "user" } } }))
   end)
 
+  it("dict() and namespace() take a mapping or a list of pairs, as Python's dict()", function()
+    -- Python: dict([('a', 1), ('b', 2)], c=3) == {'a': 1, 'b': 2, 'c': 3}
+    assert.are.equal('{"a": 1, "b": 2, "c": 3}', r("{{ dict([('a', 1), ['b', 2]], c=3) | tojson }}"))
+    assert.are.equal('{"x": 1, "y": 2}', r("{{ dict({'x': 1}, y=2) | tojson }}"))
+    assert.are.equal("3", r("{% set ns = namespace([['a', 3]]) %}{{ ns.a }}"))
+    -- found by fuzz_template: a number here escaped as an internal "bad argument to 'for iterator'"
+    assert.matches("dict%(%) argument must be a mapping or a list of key/value pairs, not number",
+      render_err("{{ dict(1) }}"))
+    assert.matches("namespace%(%) argument must be a mapping", render_err("{{ namespace('ab') }}"))
+    assert.matches("dict%(%) sequence item 0 is not a key/value pair", render_err("{{ dict([[1, 2, 3]]) }}"))
+    assert.matches("unhashable dict key", render_err("{{ dict([[[1], 2]]) }}"))
+    assert.matches("dict%(%) takes at most 1 positional argument, got 2", render_err("{{ dict({}, {}) }}"))
+  end)
+
   it("refuses attribute assignment on non-namespaces", function()
     assert.matches("cannot assign attribute on non%-namespace object", render_err("{% set x = 1 %}{% set x.y = 2 %}"))
   end)

@@ -17,16 +17,37 @@ local builtin = A.builtin
 -- Globals
 ---------------------------------------------------------------------------
 
-local function make_namespace(init, kw)
+-- Feeds put(key, value) from the positional argument of dict() or namespace(), as Python's
+-- dict(): a mapping, or a list whose items are key/value pairs.
+local function put_mapping(name, a, put)
+  if #a > 1 then fail(name .. "() takes at most 1 positional argument, got " .. #a) end
+  local init = a[1]
+  if init == nil then return end
+  local k = kind(init)
+  if k == "dict" then
+    for _, key in ipairs(dict_keys(init)) do put(key, norm(init[key])) end
+  elseif k == "list" then
+    for i = 1, #init do
+      local pair = init[i]
+      if kind(pair) ~= "list" or #pair ~= 2 then
+        fail(name .. "() sequence item " .. (i - 1) .. " is not a key/value pair")
+      end
+      local key = norm(pair[1])
+      if type(key) == "table" then fail("unhashable dict key") end
+      put(key, norm(pair[2]))
+    end
+  else
+    fail(name .. "() argument must be a mapping or a list of key/value pairs, not " .. k)
+  end
+end
+
+local function make_namespace(a, kw)
   local ns = setmetatable({ vals = {}, keys = {} }, NS_MT)
   local function put(key, v)
     if ns.vals[key] == nil then ns.keys[#ns.keys + 1] = key end
     ns.vals[key] = v
   end
-  if init ~= nil then
-    if kind(init) ~= "dict" then fail("namespace() positional argument must be a mapping") end
-    for _, key in ipairs(dict_keys(init)) do put(key, norm(init[key])) end
-  end
+  put_mapping("namespace", a, put)
   if kw then
     for _, key in ipairs(dict_keys(kw)) do put(key, kw[key]) end
   end
@@ -35,16 +56,14 @@ end
 
 local GLOBALS = {
   raise_exception = builtin(function(a) fail(to_str(a[1])) end),
-  namespace = builtin(function(a, kw) return make_namespace(a[1], kw) end),
+  namespace = builtin(function(a, kw) return make_namespace(a, kw) end),
   dict = builtin(function(a, kw)
     local out, order = {}, {}
     local function put(key, v)
       if out[key] == nil then order[#order + 1] = key end
       out[key] = v
     end
-    if a[1] ~= nil then
-      for _, key in ipairs(dict_keys(a[1])) do put(key, norm(a[1][key])) end
-    end
+    put_mapping("dict", a, put)
     if kw then for _, key in ipairs(dict_keys(kw)) do put(key, kw[key]) end end
     return setmetatable(out, { __jsontype = "object", __jsonorder = order })
   end),
