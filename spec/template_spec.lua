@@ -357,6 +357,19 @@ describe("filters", function()
         .. "{{ '3.7' | int }}|{{ 'x' | int }}|{{ 'x' | int(5) }}|{{ 'ab' | list }}"))
   end)
 
+  it("int and float parse strings as Python's int(s, base) and float(s), falling back as Jinja does", function()
+    -- Python: int(' -42 ') = -42, float(' 4.5\n') = 4.5, int('0x1f', 16) = 31, int('0x1f', 0) = 31,
+    -- int('-0b101', 0) = -5, int('zz', 36) = 1295, int('1fffffffffffff', 16) = 9007199254740991;
+    -- Jinja's do_int retries int(float(s)) when int(s, base) raises: '010' base 0 -> 10,
+    -- '19' base 8 -> 19, '12' base 1 -> 12, and '0x' base 16 -> the default.
+    assert.are.equal("-42|4.5|31|31|-5|1295|9007199254740991|10|19|12|5",
+      r("{{ ' -42 ' | int }}|{{ ' 4.5\n' | float }}|{{ '0x1f' | int(0, 16) }}|{{ '0x1f' | int(0, 0) }}|"
+        .. "{{ '-0b101' | int(0, 0) }}|{{ 'zz' | int(0, 36) }}|{{ '1fffffffffffff' | int(0, 16) }}|"
+        .. "{{ '010' | int(7, 0) }}|{{ '19' | int(5, 8) }}|{{ '12' | int(0, 1) }}|{{ '0x' | int(5, 16) }}"))
+    -- found by fuzz_template: a base that is not a number escaped as an internal "bad argument to 'tonumber'"
+    assert.are.equal("3|0", r("{{ '3' | int(0, nope) }}|{{ 's' | int(0, [16]) }}"))
+  end)
+
   it("selectattr, rejectattr, map(attribute=) and join(attribute=)", function()
     local ctx = { ms = { { role = "user", c = 1 }, { role = "assistant", c = 2 }, { role = "user", c = 3 } } }
     assert.are.equal("2|['assistant']|['user', 'assistant', 'user']|1;3|user/assistant/user",

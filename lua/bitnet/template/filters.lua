@@ -86,21 +86,46 @@ local function sorted_values(dec, reverse)
   return list(out)
 end
 
+local PREFIX_BASE = { x = 16, X = 16, o = 8, O = 8, b = 2, B = 2 }
+
+-- Python int(str, base): nil where Python raises (a base that is not 0 or 2..36 included,
+-- so the int filter falls back to float parsing and the default, as Jinja does).
 local function int_of_string(s, base)
-  s = sgsub(py_strip(s), "([0-9A-Za-z])_([0-9A-Za-z])", "%1%2")
-  if base == 10 then
-    if smatch(s, "^[+-]?[0-9]+$") then return tonumber(s) end
+  if type(base) ~= "number" or not is_int(base) or (base ~= 0 and (base < 2 or base > 36)) then
     return nil
   end
+  s = sgsub(py_strip(s, nil, true, true), "([0-9A-Za-z])_([0-9A-Za-z])", "%1%2")
   local sign = 1
   if smatch(s, "^[+-]") then sign = ssub(s, 1, 1) == "-" and -1 or 1; s = ssub(s, 2) end
-  local n = tonumber(s, base)
-  return n and sign * n
+  local prefixed = PREFIX_BASE[smatch(s, "^0([xXoObB])") or ""]
+  if prefixed and (base == 0 or base == prefixed) then s, base = ssub(s, 3), prefixed end
+  if base == 0 then
+    -- decimal; Python refuses leading zeros here ("010") but not zero itself ("00")
+    if smatch(s, "^0+$") then return 0 end
+    if smatch(s, "^0") then return nil end
+    base = 10
+  end
+  if not smatch(s, "^[0-9A-Za-z]+$") then return nil end
+  if base == 10 then
+    if not smatch(s, "^[0-9]+$") then return nil end
+    return sign * tonumber(s)
+  end
+  if #s <= 12 then -- 36^12 < 2^63: Lua 5.4's integer tonumber cannot wrap
+    local n = tonumber(s, base)
+    return n and sign * n
+  end
+  local n = 0.0
+  for i = 1, #s do
+    local d = tonumber(ssub(s, i, i), 36)
+    if d >= base then return nil end
+    n = n * base + d
+  end
+  return sign * n
 end
 
 -- Python float(str): decimal literal with optional sign/exponent, inf, nan.
 local function float_of_string(s)
-  s = slower(py_strip(s))
+  s = slower(py_strip(s, nil, true, true))
   local sign, body = smatch(s, "^([+-]?)(.*)$")
   if body == "inf" or body == "infinity" then return sign == "-" and -huge or huge end
   if body == "nan" then return 0 / 0 end
