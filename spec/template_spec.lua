@@ -276,6 +276,27 @@ describe("expressions", function()
         .. "{{ 'aBC'.capitalize() }}|{{ 'aXbXc'.replace('X', '-') }}|{{ 'aXbXc'.replace('X', '-', 1) }}"))
   end)
 
+  it("split's maxsplit is an integer, as Python's", function()
+    -- Python: 'a b c'.split(' ', True) == ['a', 'b c']; split(' ', 2.5) raises TypeError
+    assert.are.equal("['a', 'b c']|['a', 'b', 'c']", r("{{ 'a b c'.split(' ', true) }}|{{ 'a b c'.split(' ', -7) }}"))
+    assert.matches("'float' object cannot be interpreted as an integer", render_err("{{ 'a b c'.split(' ', 2.5) }}"))
+    assert.matches("'str' object cannot be interpreted as an integer", render_err("{{ 'a b c'.rsplit(' ', 'x') }}"))
+  end)
+
+  it("strftime_now formats as glibc's strftime (what Python calls), flags and extensions included", function()
+    -- Lua 5.4's os.date refuses "%-d", "%k", "%s" and unknown conversions; glibc prints
+    -- "%-d" unpadded, "%_m" space-padded, "%k" as a space-padded hour, and "%Q" or a lone "%" as written
+    local function expected()
+      local t = os.date("*t")
+      return ("%d|%2d|%2d|%%Q|%d|%%"):format(t.day, t.month, t.hour, t.year)
+    end
+    local before = expected()
+    local got = r("{{ strftime_now('%-d|%_m|%k|%Q|%Y|%') }}")
+    local after = expected()
+    assert.is_true(got == before or got == after, got)
+    assert.are.equal(os.date("%d %b %Y"), r("{{ strftime_now('%d %b %Y') }}"))
+  end)
+
   it("calls the dict methods templates use", function()
     local ctx = { d = T.object({ a = 1, b = 2 }, { "a", "b" }) }
     assert.are.equal("[('a', 1), ('b', 2)]|['a', 'b']|[1, 2]|1|None|5",

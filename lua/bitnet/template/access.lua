@@ -198,7 +198,15 @@ end
 
 -- Python str.split / str.rsplit.
 local function py_split(s, sep, maxsplit, from_right)
-  maxsplit = (given(maxsplit) and maxsplit >= 0) and maxsplit or -1
+  if not given(maxsplit) then
+    maxsplit = -1
+  elseif type(maxsplit) == "boolean" then
+    maxsplit = maxsplit and 1 or 0 -- Python's bool is an int
+  elseif type(maxsplit) ~= "number" or not is_int(maxsplit) then
+    fail(sformat("'%s' object cannot be interpreted as an integer", pytype(maxsplit)))
+  elseif maxsplit < 0 then
+    maxsplit = -1
+  end
   local out = {}
   if not given(sep) then
     local cs, n = uchars(s)

@@ -3,7 +3,8 @@
 -- raise_exception, namespace, dict, range, strftime_now.
 
 local ipairs, setmetatable, type = ipairs, setmetatable, type
-local ceil, os_date = math.ceil, os.date
+local ceil, os_date, os_time, pcall = math.ceil, os.date, os.time, pcall
+local sgsub, slower, ssub = string.gsub, string.lower, string.sub
 
 local V = require("bitnet.template.value")
 local NS_MT, dict_keys, fail, is_int = V.NS_MT, V.dict_keys, V.fail, V.is_int
@@ -54,6 +55,41 @@ local function make_namespace(a, kw)
   return ns
 end
 
+-- One conversion ("%d", "%-d", "%k") as glibc's strftime, which Python's time.strftime calls:
+-- Lua's os.date accepts only C99's set (5.4 raises on the rest, "%-d" and "%s" included).
+local function strftime_one(spec, now)
+  local ok, out = pcall(os_date, spec, now)
+  if ok then return out end
+  local flag, conv = spec:match("^%%([-_0]?)(.)$")
+  if not conv then return spec end -- a lone "%" at the end
+  if conv == "s" and flag == "" then return ("%d"):format(now) end
+  if conv == "P" and flag == "" then return slower(os_date("%p", now)) end
+  if conv == "k" then conv, flag = "H", flag == "" and "_" or flag end
+  if conv == "l" then conv, flag = "I", flag == "" and "_" or flag end
+  local padded = flag ~= "" and ("dmHIMSjyUWVuwCgGe"):find(conv, 1, true) and os_date("%" .. conv, now)
+  if not padded then return spec end -- glibc prints what it does not know as written
+  if flag == "-" then return (sgsub(padded, "^[0 ]+(.)", "%1")) end
+  if flag == "_" then return (sgsub(padded, "^0+(.)", function(c) return " " .. c end)) end
+  return (sgsub(padded, " ", "0"))
+end
+
+-- Python's time.strftime(fmt) for the current local time.
+local function strftime(fmt)
+  local now = os_time()
+  local ok, out = pcall(os_date, fmt, now)
+  if ok then return out end
+  local parts, i, n = {}, 1, #fmt
+  while i <= n do
+    local j = fmt:find("%", i, true)
+    if not j then parts[#parts + 1] = ssub(fmt, i); break end
+    parts[#parts + 1] = ssub(fmt, i, j - 1)
+    local spec = fmt:match("^%%[-_0]?.", j) or ssub(fmt, j)
+    parts[#parts + 1] = strftime_one(spec, now)
+    i = j + #spec
+  end
+  return table.concat(parts)
+end
+
 local GLOBALS = {
   raise_exception = builtin(function(a) fail(to_str(a[1])) end),
   namespace = builtin(function(a, kw) return make_namespace(a, kw) end),
@@ -88,7 +124,7 @@ local GLOBALS = {
     end
     return list(out)
   end),
-  strftime_now = builtin(function(a) return os_date(to_str(a[1])) end),
+  strftime_now = builtin(function(a) return strftime(to_str(a[1])) end),
 }
 
 return GLOBALS
