@@ -17,7 +17,7 @@ LIBJIT = build/luajit/bitnet/core.so
 LIBASAN = build/asan/bitnet/core.so
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all lua54 luajit asan tsan fuzz fuzz-build fuzz-seeds fuzz-regress bench-engine nvim-bench test test-states check-layers test-lua54 test-luajit test-asan test-kernels test-writer valgrind bench check-neon load-test soak clean
+.PHONY: all lua54 luajit asan tsan fuzz fuzz-build fuzz-seeds fuzz-regress template-probe bench-engine nvim-bench test test-states check-layers test-lua54 test-luajit test-asan test-kernels test-writer valgrind bench check-neon load-test soak clean
 
 all: lua54 luajit
 lua54: $(LIB54)
@@ -221,6 +221,11 @@ fuzz-regress: fuzz-build
 	  files=$$(ls spec/data/fuzz/$$t/* 2>/dev/null); \
 	  if [ -n "$$files" ]; then build/fuzz/fuzz_$$t -rss_limit_mb=3072 $$files || exit 1; fi; \
 	done
+
+# Every template filter, test, global and method with every kind of argument (fuzz/template_probe.lua).
+template-probe:
+	lua5.4 fuzz/template_probe.lua lua
+	luajit fuzz/template_probe.lua lua
 
 clean:
 	rm -rf build

@@ -276,9 +276,13 @@ describe("expressions", function()
         .. "{{ 'aBC'.capitalize() }}|{{ 'aXbXc'.replace('X', '-') }}|{{ 'aXbXc'.replace('X', '-', 1) }}"))
   end)
 
-  it("split's maxsplit is an integer, as Python's", function()
-    -- Python: 'a b c'.split(' ', True) == ['a', 'b c']; split(' ', 2.5) raises TypeError
-    assert.are.equal("['a', 'b c']|['a', 'b', 'c']", r("{{ 'a b c'.split(' ', true) }}|{{ 'a b c'.split(' ', -7) }}"))
+  it("split's maxsplit and replace's count are integers, as Python's", function()
+    -- Python: 'a b c'.split(' ', True) == ['a', 'b c']; split(' ', 2.5) raises TypeError;
+    -- 'aaa'.replace('a', 'b', True) == 'baa'
+    assert.are.equal("['a', 'b c']|['a', 'b', 'c']|baa|bba|bbb",
+      r("{{ 'a b c'.split(' ', true) }}|{{ 'a b c'.split(' ', -7) }}|{{ 'aaa'.replace('a', 'b', true) }}|"
+        .. "{{ 'aaa' | replace('a', 'b', 2) }}|{{ 'aaa' | replace('a', 'b', -1) }}"))
+    assert.matches("'str' object cannot be interpreted as an integer", render_err("{{ 'aaa' | replace('a', 'b', 'x') }}"))
     assert.matches("'float' object cannot be interpreted as an integer", render_err("{{ 'a b c'.split(' ', 2.5) }}"))
     assert.matches("'str' object cannot be interpreted as an integer", render_err("{{ 'a b c'.rsplit(' ', 'x') }}"))
   end)

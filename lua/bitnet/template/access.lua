@@ -196,17 +196,20 @@ local function str_arg(v, what)
   return v
 end
 
+-- A count argument (split's maxsplit, replace's count) as Python reads it: an integer (a bool
+-- counts as one); absent or negative means no limit (-1).
+local function count_arg(v)
+  if not given(v) then return -1 end
+  if type(v) == "boolean" then return v and 1 or 0 end
+  if type(v) ~= "number" or not is_int(v) then
+    fail(sformat("'%s' object cannot be interpreted as an integer", pytype(v)))
+  end
+  return v < 0 and -1 or v
+end
+
 -- Python str.split / str.rsplit.
 local function py_split(s, sep, maxsplit, from_right)
-  if not given(maxsplit) then
-    maxsplit = -1
-  elseif type(maxsplit) == "boolean" then
-    maxsplit = maxsplit and 1 or 0 -- Python's bool is an int
-  elseif type(maxsplit) ~= "number" or not is_int(maxsplit) then
-    fail(sformat("'%s' object cannot be interpreted as an integer", pytype(maxsplit)))
-  elseif maxsplit < 0 then
-    maxsplit = -1
-  end
+  maxsplit = count_arg(maxsplit)
   local out = {}
   if not given(sep) then
     local cs, n = uchars(s)
@@ -291,7 +294,7 @@ end
 
 local function py_replace(s, old, new, count)
   old, new = str_arg(old, "replace() argument 1"), str_arg(new, "replace() argument 2")
-  count = given(count) and count or -1
+  count = count_arg(count)
   if old == "" then
     local cs, n = uchars(s)
     local inserts = count < 0 and n + 1 or min(count, n + 1)
