@@ -3,7 +3,7 @@
 -- slice and loop form on every pair of values. Each render must succeed or fail with the
 -- engine's own "bitnet.template: ..." message that names no internal Lua file: an escaped
 -- Lua error is a bug. Systematic where fuzz_template is random (it found what four fuzz
--- rounds had not). Run: `make template-probe` (Lua 5.4 and LuaJIT, about 2 minutes).
+-- rounds had not). Run: `make template-probe` (Lua 5.4 and LuaJIT, about 6 minutes on one core).
 --
 -- usage: lua fuzz/template_probe.lua [LUA_DIR]   (exit status 1 when an internal error escaped)
 

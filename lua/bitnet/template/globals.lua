@@ -5,6 +5,7 @@
 local ipairs, setmetatable, type = ipairs, setmetatable, type
 local ceil, os_date, os_time, pcall = math.ceil, os.date, os.time, pcall
 local sgsub, slower, ssub = string.gsub, string.lower, string.sub
+local concat = table.concat
 
 local V = require("bitnet.template.value")
 local NS_MT, dict_keys, fail, is_int = V.NS_MT, V.dict_keys, V.fail, V.is_int
@@ -18,14 +19,14 @@ local builtin = A.builtin
 -- Globals
 ---------------------------------------------------------------------------
 
--- Feeds put(key, value) from the positional argument of dict() or namespace(), as Python's
--- dict(): a mapping, or a list whose items are key/value pairs.
-local function put_mapping(name, a, put)
+-- Feeds put(key, value) from the arguments of dict() or namespace(), as Python's dict(): the
+-- positional argument (a mapping, or a list whose items are key/value pairs), then the keywords.
+local function put_arguments(name, a, kw, put)
   if #a > 1 then fail(name .. "() takes at most 1 positional argument, got " .. #a) end
   local init = a[1]
-  if init == nil then return end
-  local k = kind(init)
-  if k == "dict" then
+  local k = init ~= nil and kind(init)
+  if not k then -- no positional argument: keywords only
+  elseif k == "dict" then
     for _, key in ipairs(dict_keys(init)) do put(key, norm(init[key])) end
   elseif k == "list" then
     for i = 1, #init do
@@ -40,6 +41,9 @@ local function put_mapping(name, a, put)
   else
     fail(name .. "() argument must be a mapping or a list of key/value pairs, not " .. k)
   end
+  if kw then
+    for _, key in ipairs(dict_keys(kw)) do put(key, kw[key]) end
+  end
 end
 
 local function make_namespace(a, kw)
@@ -48,10 +52,7 @@ local function make_namespace(a, kw)
     if ns.vals[key] == nil then ns.keys[#ns.keys + 1] = key end
     ns.vals[key] = v
   end
-  put_mapping("namespace", a, put)
-  if kw then
-    for _, key in ipairs(dict_keys(kw)) do put(key, kw[key]) end
-  end
+  put_arguments("namespace", a, kw, put)
   return ns
 end
 
@@ -87,7 +88,7 @@ local function strftime(fmt)
     parts[#parts + 1] = strftime_one(spec, now)
     i = j + #spec
   end
-  return table.concat(parts)
+  return concat(parts)
 end
 
 local GLOBALS = {
@@ -99,8 +100,7 @@ local GLOBALS = {
       if out[key] == nil then order[#order + 1] = key end
       out[key] = v
     end
-    put_mapping("dict", a, put)
-    if kw then for _, key in ipairs(dict_keys(kw)) do put(key, kw[key]) end end
+    put_arguments("dict", a, kw, put)
     return setmetatable(out, { __jsontype = "object", __jsonorder = order })
   end),
   range = builtin(function(a)
