@@ -17,7 +17,7 @@ LIBJIT = build/luajit/bitnet/core.so
 LIBASAN = build/asan/bitnet/core.so
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all lua54 luajit asan tsan fuzz fuzz-build fuzz-seeds fuzz-regress template-probe bench-engine nvim-bench test test-states check-layers test-lua54 test-luajit test-asan test-kernels test-writer valgrind bench check-neon load-test soak clean
+.PHONY: test-grammar bench-grammar all lua54 luajit asan tsan fuzz fuzz-build fuzz-seeds fuzz-regress template-probe bench-engine nvim-bench test test-states check-layers test-lua54 test-luajit test-asan test-kernels test-writer valgrind bench check-neon load-test soak clean
 
 all: lua54 luajit
 lua54: $(LIB54)
@@ -37,7 +37,7 @@ $(LIBASAN): $(SRC) $(HDR) Makefile
 	$(CC) $(WARN) -O1 -g $(SANITIZE) $(PIC) -I$(LUA54_INC) -Icsrc -shared -o $@ $(SRC) $(LIBS)
 
 # BUSTED_ARGS lets CI add an output handler; BITNET_BUILD picks the library.
-test: check-layers test-kernels test-writer test-lua54 test-luajit test-asan test-states
+test: check-layers test-kernels test-writer test-grammar test-lua54 test-luajit test-asan test-states
 
 # The layering of csrc/ (README "Building"): no include from a lower folder
 # to a higher one, no include cycle between modules.
@@ -94,6 +94,34 @@ $(WTEST): $(WTEST_SRC) $(HDR) Makefile
 
 test-writer: $(WTEST)
 	$(WTEST)
+
+# The grammar engine (csrc/grammar/) under ASan + UBSan: its front ends
+# (GBNF, ECMA patterns; tests/grammar_front_test.c) and its masks against
+# brute force over real vocabularies (tests/grammar_test.c).
+GRAMMAR_SRC = $(wildcard csrc/grammar/*.c) $(wildcard csrc/tokenizer/*.c) $(wildcard csrc/formats/*.c) csrc/base/errbuf.c
+GTEST = build/grammar_test
+$(GTEST): tests/grammar_test.c $(GRAMMAR_SRC) $(HDR) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) -O1 -g $(SANITIZE) -Icsrc -o $@ tests/grammar_test.c $(GRAMMAR_SRC) -lcjson -lm -lpthread
+GFTEST = build/grammar_front_test
+$(GFTEST): tests/grammar_front_test.c $(GRAMMAR_SRC) $(HDR) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) -O1 -g $(SANITIZE) -Icsrc -o $@ tests/grammar_front_test.c $(GRAMMAR_SRC) -lcjson -lm -lpthread
+
+test-grammar: $(GTEST) $(GFTEST)
+	$(GFTEST)
+	$(GTEST) $(SHARED)/tokenizer-tests
+
+# Structured output on JSONSchemaBench's MaskBench protocol (not CI: about
+# a minute): schemas passing, invalid instances accepted, mask and compile
+# percentiles on the dev sample in ../shared/structured, Llama 3's vocabulary.
+build/grammar_bench: bench/grammar_bench.c $(GRAMMAR_SRC) $(HDR) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) -Icsrc -o $@ bench/grammar_bench.c $(GRAMMAR_SRC) -lcjson -lm -lpthread
+
+bench-grammar: build/grammar_bench
+	build/grammar_bench $(SHARED)/tokenizer-tests/llama3/tokenizer.json $(SHARED)/structured/maskbench-dev.jsonl \
+	  --failures build/grammar_bench_failures.tsv
 
 # The NEON paths cross-compiled for AArch64 and, where qemu-user is
 # installed, run against the reference with and without the dot-product
@@ -171,12 +199,12 @@ valgrind: $(LIB54)
 FUZZ_CC ?= clang
 FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = gguf tok_gguf hf tok_hf encode template sampler
+FUZZ_TARGETS = gguf tok_gguf hf tok_hf encode template sampler gbnf schema
 FUZZ_LIB_SRC = $(filter-out csrc/lua/%.c,$(SRC))
 FUZZ_OBJ = $(patsubst csrc/%.c,build/fuzz/obj/%.o,$(FUZZ_LIB_SRC))
 FUZZ_BIN = $(addprefix build/fuzz/fuzz_,$(FUZZ_TARGETS))
 # target:max_len (model inputs are padded: headers and a little data; vocabularies cut to ~1000)
-FUZZ_RUNS = gguf:65536 tok_gguf:65536 hf:65536 tok_hf:65536 encode:4096 template:8192 sampler:65536
+FUZZ_RUNS = gguf:65536 tok_gguf:65536 hf:65536 tok_hf:65536 encode:4096 template:8192 sampler:65536 gbnf:4096 schema:8192
 SHARED ?= ../shared
 
 build/fuzz/obj/%.o: csrc/%.c $(HDR) Makefile fuzz/coverage_ignore.txt
@@ -193,6 +221,9 @@ build/fuzz/fuzz_gguf build/fuzz/fuzz_tok_gguf: build/fuzz/fuzz_%: fuzz/fuzz_%.c 
 build/fuzz/fuzz_template: fuzz/fuzz_template.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(WARN) -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer $(FUZZ_SAN) -I$(LUA54_INC) -o $@ $< -llua5.4
+
+build/fuzz/fuzz_gbnf build/fuzz/fuzz_schema: build/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_grammar.h build/fuzz/libbitnet.a
+	$(FUZZ_CC) $(WARN) -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer $(FUZZ_SAN) -Icsrc -o $@ $< build/fuzz/libbitnet.a $(LIBS)
 
 build/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_util.h build/fuzz/libbitnet.a
 	$(FUZZ_CC) $(WARN) -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer $(FUZZ_SAN) -Icsrc -o $@ $< build/fuzz/libbitnet.a $(LIBS)

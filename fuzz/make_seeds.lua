@@ -300,3 +300,24 @@ local extra = {
   "{%- if messages[0].role == 'system' -%}{{ raise_exception('no system') }}{%- endif -%}{# comment #}",
 }
 for i, src in ipairs(extra) do put("template", ("x%02d"):format(i), src) end
+
+-- gbnf: a grammar, NUL, a text to read through it (fuzz_gbnf.c): llama.cpp's
+-- grammars with their hand-made examples
+local examples = json.decode(assert(slurp("spec/data/gbnf/examples.json")))
+for file, cases in pairs(examples) do
+  local g = assert(slurp("spec/data/gbnf/" .. file))
+  for i, text in ipairs(cases.accept) do put("gbnf", ("%s-a%d"):format(file, i), g .. "\0" .. text) end
+  for i, text in ipairs(cases.reject) do put("gbnf", ("%s-r%d"):format(file, i), g .. "\0" .. text) end
+end
+
+-- schema: a JSON Schema, NUL, an instance (fuzz_schema.c): every 4th schema
+-- of the MaskBench dev sample with its first instance
+local n = 0
+for line in io.lines(shared .. "/structured/maskbench-dev.jsonl") do
+  n = n + 1
+  if n % 4 == 1 then
+    local case = json.decode(line)
+    local text = case.tests[1] and case.tests[1].text or ""
+    if #case.schema + #text < 8000 then put("schema", ("%03d"):format(n), case.schema .. "\0" .. text) end
+  end
+end

@@ -13,6 +13,7 @@ packages=(
   libcjson-dev                    # config.json and tokenizer.json
   luarocks                        # `luarocks make` packaging
   lua-busted lua-dkjson           # specs
+  python3 python3-jsonschema      # spec/grammar_spec.lua: generated JSON checked by a validator we did not write
   valgrind                        # `make valgrind`
   neovim                          # spec/nvim_spec.lua: the plugin in nvim/
   nginx libnginx-mod-http-lua lua-resty-core lua-cjson curl   # `bitnet serve` and spec/openresty_spec.lua

@@ -75,6 +75,7 @@ int luaopen_bitnet_core(lua_State *L) {
     bn_open_tokenizer(L); /* after bn_open_model: adds methods to module.Model */
     bn_open_convert(L);
     bn_open_job(L);
+    bn_open_grammar(L);
     lua_pushcfunction(L, l_clock);
     lua_setfield(L, -2, "clock");
     lua_pushcfunction(L, l_exec);

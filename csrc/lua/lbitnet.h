@@ -6,11 +6,17 @@
 #include "lua/compat.h"
 #include "model/model.h"
 #include "runtime/session.h"
+#include "tokenizer/tokenizer.h"
+
+struct bn_grammar;
+struct bn_matcher;
 
 #define BN_MODEL_MT "bitnet.Model"
 #define BN_SESSION_MT "bitnet.Session"
 #define BN_SAMPLER_MT "bitnet.Sampler"
 #define BN_JOB_MT "bitnet.Job"
+#define BN_GRAMMAR_MT "bitnet.Grammar"
+#define BN_MATCHER_MT "bitnet.Matcher"
 
 typedef struct { bn_model *m; } bn_lmodel;
 typedef struct { bn_session *s; } bn_lsession;
@@ -31,6 +37,13 @@ bn_session *bn_check_session(lua_State *L, int idx);
  * "session in use" while an async generation or another thread holds it. */
 bn_session *bn_claim_session(lua_State *L, int idx);
 
+/* The tokenizer of the Tokenizer or Model userdata at idx (raises naming
+ * fname when it is neither, or the model has no tokenizer). */
+const bn_tokenizer *bn_check_tokenizer_of(lua_State *L, int idx, const char *fname);
+/* The grammar / matcher of the userdata at idx (raises if not one or closed). */
+struct bn_grammar *bn_check_grammar(lua_State *L, int idx);
+struct bn_matcher *bn_check_matcher(lua_State *L, int idx);
+
 /* Returns the sampler of the Sampler userdata at idx (raises if not one). */
 struct bn_sampler *bn_check_sampler(lua_State *L, int idx);
 
@@ -50,5 +63,6 @@ void bn_open_sampler(lua_State *L);  /* bitnet.Sampler and module.sampler(opts) 
 void bn_open_tokenizer(lua_State *L); /* bitnet.Tokenizer/Decoder, module.tokenizer(path), model:tokenize... */
 void bn_open_convert(lua_State *L);  /* module.convert(src, dst [, opts]) */
 void bn_open_job(lua_State *L);      /* bitnet.Job and module.job(...): the background engine */
+void bn_open_grammar(lua_State *L);  /* bitnet.Grammar/Matcher and module.grammar(spec, tok) */
 
 #endif

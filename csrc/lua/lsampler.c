@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "grammar/grammar.h"
 #include "lua/lbitnet.h"
 #include "runtime/sampler.h"
 
@@ -301,6 +302,66 @@ static int l_greedy(lua_State *L) {
     return 1;
 }
 
+/* smp:set_grammar(grammar | nil): from now on only tokens the grammar
+ * allows are drawn (the sampler follows its own matcher, which smp:reset
+ * restarts); nil removes it. */
+static int l_set_grammar(lua_State *L) {
+    bn_sampler *s = check_sampler(L, 1);
+    struct bn_grammar *g = lua_isnoneornil(L, 2) ? NULL : bn_check_grammar(L, 2);
+    bn_err err = {{0}};
+    if (!bn_sampler_set_grammar(s, g, &err)) luaL_error(L, "smp:set_grammar: %s", err.msg);
+    return 0;
+}
+
+/* smp:commit(id): moves the grammar past generated token id (prompt tokens
+ * are for smp:accept alone); raises when the grammar does not allow it.
+ * Without a grammar it does nothing. */
+static int l_commit(lua_State *L) {
+    bn_sampler *s = check_sampler(L, 1);
+    lua_Integer id = 0;
+    if (!bn_isintegral(L, 2, &id) || id < 0 || id > INT32_MAX) luaL_error(L, "smp:commit: argument 1 must be a token id");
+    bn_err err = {{0}};
+    if (!bn_sampler_grammar_commit(s, (int32_t)id, &err)) luaL_error(L, "smp:commit: %s", err.msg);
+    return 0;
+}
+
+/* smp:forced_tokens(max) -> ids: while the grammar allows exactly one
+ * token, commits it; returns those tokens (at most max; {} when a choice
+ * is next or there is no grammar). */
+static int l_forced_tokens(lua_State *L) {
+    bn_sampler *s = check_sampler(L, 1);
+    lua_Integer max = luaL_checkinteger(L, 2);
+    if (max < 0) max = 0;
+    if (max > 4096) max = 4096;
+    int32_t *ids = lua_newuserdata(L, (size_t)(max ? max : 1) * sizeof *ids);
+    bn_err err = {{0}};
+    int n = bn_sampler_grammar_forced(s, ids, (int)max, &err);
+    if (n < 0) luaL_error(L, "smp:forced_tokens: %s", err.msg);
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_pushinteger(L, ids[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+/* smp:grammar_state() -> nil without a grammar, else { complete = bool,
+ * ended = bool, forced = the bytes the grammar forces next (up to 256) }. */
+static int l_grammar_state(lua_State *L) {
+    struct bn_matcher *m = bn_sampler_matcher(check_sampler(L, 1));
+    if (!m) return 0;
+    lua_createtable(L, 0, 3);
+    lua_pushboolean(L, bn_matcher_is_complete(m));
+    lua_setfield(L, -2, "complete");
+    lua_pushboolean(L, bn_matcher_is_ended(m));
+    lua_setfield(L, -2, "ended");
+    uint8_t buf[256];
+    size_t n = bn_matcher_forced_bytes(m, buf, sizeof buf);
+    lua_pushlstring(L, (const char *)buf, n);
+    lua_setfield(L, -2, "forced");
+    return 1;
+}
+
 static int l_tostring(lua_State *L) {
     bn_lsampler *u = luaL_checkudata(L, 1, BN_SAMPLER_MT);
     if (!u->s) {
@@ -328,7 +389,10 @@ static int l_gc(lua_State *L) {
 
 static const luaL_Reg sampler_methods[] = {{"sample", l_sample}, {"candidates", l_candidates}, {"choose", l_choose},
                                            {"accept", l_accept}, {"reset", l_reset},           {"seed", l_seed},
-                                           {"greedy", l_greedy}, {"options", l_options},       {NULL, NULL}};
+                                           {"greedy", l_greedy}, {"options", l_options},
+                                           {"set_grammar", l_set_grammar}, {"commit", l_commit},
+                                           {"grammar_state", l_grammar_state}, {"forced_tokens", l_forced_tokens},
+                                           {NULL, NULL}};
 
 void bn_open_sampler(lua_State *L) {
     bn_open_class(L, BN_SAMPLER_MT, "Sampler", sampler_methods, l_gc, l_tostring);

@@ -44,6 +44,14 @@ static bn_tokenizer *model_tokenizer(lua_State *L, bn_model *m, const char *fnam
     return m->tokenizer;
 }
 
+const bn_tokenizer *bn_check_tokenizer_of(lua_State *L, int idx, const char *fname) {
+    owner *o = luaL_testudata(L, idx, TOKENIZER_MT);
+    if (o) return o->t;
+    if (luaL_testudata(L, idx, BN_MODEL_MT)) return model_tokenizer(L, bn_check_model(L, idx), fname);
+    luaL_error(L, "%s: expected a bitnet.Tokenizer or bitnet.Model, got %s", fname, luaL_typename(L, idx));
+    return NULL;
+}
+
 /* Pushes a Tokenizer userdata sharing o's ownership (retains). */
 static void push_tokenizer(lua_State *L, owner o) {
     owner *u = lua_newuserdata(L, sizeof *u);

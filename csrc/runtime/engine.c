@@ -115,6 +115,10 @@ static int32_t choose(bn_job *j, const float *logits) {
     }
     j->run.n_sampled++;
     bn_sampler_accept(j->smp, id);
+    if (!bn_sampler_grammar_commit(j->smp, id, &err)) {
+        end_job(j, BN_JOB_ERROR, err.msg);
+        return -1;
+    }
     if (m->tokenizer && bn_tokenizer_is_eog(m->tokenizer, id)) {
         end_job(j, BN_JOB_STOP, NULL);
         return -1;

@@ -11,6 +11,8 @@
  * a draw lands within rounding of a bucket edge). */
 #include "runtime/sampler.h"
 
+#include "grammar/grammar.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,10 @@ struct bn_sampler {
     int32_t *window;  /* scratch: a sorted copy of the history */
     bn_cand *cand;    /* scratch: candidates */
     int cand_cap;
+    bn_matcher *matcher; /* structured output: the grammar's state, or NULL */
+    uint32_t *mask;      /* the matcher's last mask */
+    size_t mask_count;   /* tokens in it */
+    int mask_fresh;      /* mask is the matcher's current one */
 };
 
 /* ---- random generator ---- */
@@ -164,6 +170,8 @@ void bn_sampler_free(bn_sampler *s) {
     free(s->history);
     free(s->window);
     free(s->cand);
+    bn_matcher_free(s->matcher);
+    free(s->mask);
     free(s);
 }
 
@@ -171,7 +179,18 @@ const bn_sampler_params *bn_sampler_params_of(const bn_sampler *s) { return &s->
 
 bn_sampler *bn_sampler_clone(const bn_sampler *src, bn_err *err) {
     bn_sampler *s = bn_sampler_new(&src->p, src->bias_ids, src->bias, src->n_bias, err);
-    if (s) bn_sampler_copy_state(s, src);
+    if (!s) return NULL;
+    if (src->matcher) {
+        int32_t n = bn_vocab_n_tokens(bn_grammar_vocab(bn_matcher_grammar(src->matcher)));
+        s->matcher = bn_matcher_clone(src->matcher, err);
+        s->mask = malloc(((size_t)n + 31) / 32 * sizeof *s->mask + sizeof *s->mask);
+        if (!s->matcher || !s->mask) {
+            if (s->matcher && !s->mask) bn_errf(err, "out of memory");
+            bn_sampler_free(s);
+            return NULL;
+        }
+    }
+    bn_sampler_copy_state(s, src);
     return s;
 }
 
@@ -181,12 +200,73 @@ void bn_sampler_copy_state(bn_sampler *dst, const bn_sampler *src) {
         memcpy(dst->history, src->history, (size_t)src->p.repeat_last_n * sizeof *dst->history);
     dst->hist_len = src->hist_len;
     dst->hist_next = src->hist_next;
+    if (dst->matcher && src->matcher) {
+        bn_err err = {{0}}; /* only out of memory can fail a read of text that was read before */
+        bn_matcher_copy_state(dst->matcher, src->matcher, &err);
+        dst->mask_fresh = 0;
+    }
 }
 
 void bn_sampler_reset(bn_sampler *s) {
     s->hist_len = 0;
     s->hist_next = 0;
     seed_rng(s->rng, s->p.seed);
+    if (s->matcher) {
+        bn_err err = {{0}};
+        bn_matcher_reset(s->matcher, &err);
+        s->mask_fresh = 0;
+    }
+}
+
+int bn_sampler_grammar_forced(bn_sampler *s, int32_t *out, int max, bn_err *err) {
+    int n = 0;
+    if (!s->matcher) return 0;
+    int32_t covered = bn_vocab_n_tokens(bn_grammar_vocab(bn_matcher_grammar(s->matcher)));
+    while (n < max && !bn_matcher_is_ended(s->matcher)) {
+        if (!s->mask_fresh && !bn_matcher_mask(s->matcher, s->mask, &s->mask_count, err)) return -1;
+        s->mask_fresh = 1;
+        if (s->mask_count != 1) break;
+        int32_t id = -1;
+        for (int32_t w = 0; w < (covered + 31) / 32 && id < 0; w++)
+            if (s->mask[w]) id = w * 32 + __builtin_ctz(s->mask[w]);
+        if (!bn_sampler_grammar_commit(s, id, err)) return -1;
+        out[n++] = id;
+    }
+    return n;
+}
+
+int bn_sampler_set_grammar(bn_sampler *s, bn_grammar *g, bn_err *err) {
+    bn_matcher_free(s->matcher);
+    free(s->mask);
+    s->matcher = NULL;
+    s->mask = NULL;
+    s->mask_fresh = 0;
+    if (!g) return 1;
+    int32_t n = bn_vocab_n_tokens(bn_grammar_vocab(g));
+    s->matcher = bn_matcher_new(g, err);
+    s->mask = malloc(((size_t)n + 31) / 32 * sizeof *s->mask + sizeof *s->mask);
+    if (!s->matcher || !s->mask) {
+        if (s->matcher) bn_errf(err, "out of memory");
+        bn_matcher_free(s->matcher);
+        free(s->mask);
+        s->matcher = NULL;
+        s->mask = NULL;
+        return 0;
+    }
+    return 1;
+}
+
+bn_matcher *bn_sampler_matcher(const bn_sampler *s) { return s->matcher; }
+
+int bn_sampler_grammar_commit(bn_sampler *s, int32_t id, bn_err *err) {
+    if (!s->matcher) return 1;
+    int r = bn_matcher_commit(s->matcher, id, err);
+    if (r == BN_MATCH_OK) {
+        s->mask_fresh = 0;
+        return 1;
+    }
+    if (r == BN_MATCH_REJECT) bn_errf(err, "token %d is not allowed by the grammar here", (int)id);
+    return 0;
 }
 
 void bn_sampler_accept(bn_sampler *s, int32_t id) {
@@ -251,6 +331,24 @@ bn_cand *bn_sampler_prepare(bn_sampler *s, const float *logits, int n_vocab, bn_
     for (int i = 0; i < s->n_bias; i++) c[s->bias_ids[i]].logit += s->bias[i];
     for (int i = 0; i < n_vocab; i++)
         if (isnan(c[i].logit)) c[i].logit = -INFINITY; /* +inf plus -inf bias: banned wins */
+    if (s->matcher) {
+        /* structured output: only the tokens the grammar allows (the mask
+         * comes after penalties and bias so that no bias can bring one back) */
+        if (!s->mask_fresh && !bn_matcher_mask(s->matcher, s->mask, &s->mask_count, err)) return NULL;
+        s->mask_fresh = 1;
+        size_t count = s->mask_count;
+        int32_t covered = bn_vocab_n_tokens(bn_grammar_vocab(bn_matcher_grammar(s->matcher)));
+        int any = 0;
+        for (int i = 0; i < n_vocab; i++) {
+            if (i >= covered || !(s->mask[i >> 5] >> (i & 31) & 1)) c[i].logit = -INFINITY;
+            else if (c[i].logit > -INFINITY) any = 1;
+        }
+        if (!any) {
+            bn_errf(err, count ? "every token the grammar allows here is banned (logit_bias or -inf logits)"
+                               : "the grammar allows no token here");
+            return NULL;
+        }
+    }
     return c;
 }
 

@@ -25,6 +25,9 @@
 
 #include "base/errbuf.h"
 
+struct bn_grammar;
+struct bn_matcher;
+
 typedef struct {
     float temperature;       /* <= 0: greedy */
     int top_k;               /* 0: off */
@@ -94,6 +97,24 @@ int32_t bn_sampler_pick(bn_sampler *s, bn_cand *c, int n);
 /* The whole chain over a row of logits; -1 with a message on failure (see
  * bn_sampler_prepare). Does not accept the token: call bn_sampler_accept. */
 int32_t bn_sampler_sample(bn_sampler *s, const float *logits, int n_vocab, bn_err *err);
+
+/* Structured output: from now on only tokens grammar g allows are drawn
+ * (the sampler keeps its own matcher of g, which bn_sampler_reset restarts
+ * and clones copy). g NULL removes it. 0 with a message when out of memory. */
+int bn_sampler_set_grammar(bn_sampler *s, struct bn_grammar *g, bn_err *err);
+/* The sampler's matcher, or NULL. */
+struct bn_matcher *bn_sampler_matcher(const bn_sampler *s);
+/* Moves the matcher past generated token id (not prompt tokens: those are
+ * bn_sampler_accept's alone). 1, or 0 with a message when the grammar does
+ * not allow id or a budget is exceeded. Without a grammar: 1. */
+int bn_sampler_grammar_commit(bn_sampler *s, int32_t id, bn_err *err);
+
+/* Fast-forward: while the grammar allows exactly one token, commits it and
+ * writes it to out (at most max); returns how many (0: a choice is next),
+ * or -1 with a message. Taking a forced token without a draw leaves greedy
+ * output unchanged; it saves a forward pass per token when they are fed
+ * together. */
+int bn_sampler_grammar_forced(bn_sampler *s, int32_t *out, int max, bn_err *err);
 
 /* Moves the k best candidates (largest logit, lower id on ties) of c[0..n)
  * to the front in descending order; returns min(k, n). O(n log k). */

@@ -38,7 +38,11 @@ local SAMPLING_HELP = [[
       --repeat-penalty R, --repeat-last-n N
       --presence-penalty P, --frequency-penalty P
       --seed S            random seed (default: a fresh one)
-      --stop TEXT         stop before TEXT (repeatable)]]
+      --stop TEXT         stop before TEXT (repeatable)
+      --json              the output is one JSON value
+      --json-schema FILE  the output is JSON valid under the JSON Schema in FILE
+      --grammar-file FILE the output matches the GBNF grammar in FILE
+      --regex PATTERN     the output matches the regular expression]]
 
 local HELP = {
   run = "usage: bitnet run [MODEL] -p PROMPT [options]\n\n"
@@ -109,6 +113,8 @@ local SAMPLING_OPTS = {
   ["repeat-penalty"] = { "repeat_penalty", "number" }, ["repeat-last-n"] = { "repeat_last_n", "integer" },
   ["presence-penalty"] = { "presence_penalty", "number" }, ["frequency-penalty"] = { "frequency_penalty", "number" },
   seed = { "seed", "integer" }, stop = { "stop", "list" },
+  json = { "json", "flag" }, ["json-schema"] = { "json_schema_file", "string" },
+  ["grammar-file"] = { "grammar_file", "string" }, regex = { "regex", "string" },
 }
 
 local function merge(...)
@@ -249,15 +255,25 @@ local function load_model(path, opts)
   return model
 end
 
-local function sampler_options(opts)
+local read_file
+
+-- The generation options of the sampling flags; --json-schema and
+-- --grammar-file become json_schema / gbnf with the file's text.
+local function sampler_options(opts, io_)
   local out = {}
   for _, s in pairs(SAMPLING_OPTS) do
     if opts[s[1]] ~= nil then out[s[1]] = opts[s[1]] end
   end
+  out.json_schema_file, out.grammar_file = nil, nil
+  local n = (opts.json and 1 or 0) + (opts.json_schema_file and 1 or 0) + (opts.grammar_file and 1 or 0)
+    + (opts.regex and 1 or 0)
+  if n > 1 then usage_error("give at most one of --json, --json-schema, --grammar-file, --regex") end
+  if opts.json_schema_file then out.json_schema = read_file(opts.json_schema_file, io_) end
+  if opts.grammar_file then out.gbnf = read_file(opts.grammar_file, io_) end
   return out
 end
 
-local function read_file(path, io_)
+function read_file(path, io_)
   if path == "-" then return io_.stdin:read("*a") end
   local f, err = io.open(path, "rb")
   if not f then error({ msg = err }, 0) end
@@ -293,7 +309,7 @@ function commands.run(pos, opts, io_)
   end
   if not prompt then usage_error("run needs a prompt: -p TEXT or -f FILE") end
   local model = load_model(pos[1], opts)
-  local gopts = sampler_options(opts)
+  local gopts = sampler_options(opts, io_)
   local gen = model:stream(prompt, gopts)
   for piece in gen do
     io_.stdout:write(piece)
@@ -316,7 +332,7 @@ function commands.chat(pos, opts, io_)
   local model = load_model(pos[1], opts)
   local template = opts.template
   if template and not bitnet.template.builtin[template] then template = read_file(template, io_) end
-  local gopts = sampler_options(opts)
+  local gopts = sampler_options(opts, io_)
   gopts.template = template
   local interactive = io_.stdin == io.stdin and is_tty(0) -- then prompt for each turn
   local function fresh()

@@ -38,6 +38,7 @@ local core = require("bitnet.core")
 local sampling = require("bitnet.sampling")
 local template = require("bitnet.template")
 local pool = require("bitnet.pool")
+local grammar = require("bitnet.grammar")
 
 local M = {}
 
@@ -48,7 +49,7 @@ local clock = core.clock
 M.DEFAULT_MAX_TOKENS = 256
 
 local GENERATE_KEYS = { "max_tokens", "stop", "policy", "on_token", "session", "n_ctx", "sampler", "stream",
-  "async", "speculative", "pool", "context_shift" }
+  "async", "speculative", "pool", "context_shift", "grammar", "json_schema", "gbnf", "regex", "json", "fast_forward" }
 local allowed_generate, allowed_chat = {}, {}
 for _, k in ipairs(GENERATE_KEYS) do allowed_generate[k] = true end
 for _, k in ipairs(sampling.SAMPLER_KEYS) do allowed_generate[k] = true end
@@ -258,6 +259,11 @@ local function start(model, prompt, opts, fname)
   end
 
   local tok = model:tokenizer()
+  if opts.fast_forward ~= nil and type(opts.fast_forward) ~= "boolean" then
+    error(("%s: option 'fast_forward' must be a boolean"):format(fname), 3)
+  end
+  local g = grammar.from_options(opts, tok, fname)
+  if g then smp:set_grammar(g) end
   local ids = prompt_tokens(model, tok, prompt, fname)
   local slot
   if opts.pool then sess, slot = opts.pool:acquire(ids) end
@@ -283,6 +289,8 @@ local function start(model, prompt, opts, fname)
     tokens = {}, text = {}, pending = "", queue = {}, to_feed = nil, n_sampled = 0,
     prompt = ids, prompt_n = #ids, cached = cached, prefilled = cached, t_prefill = 0, t_decode_start = nil,
     shift_keep = shift_keep,
+    grammar = g, fast_forward = g ~= nil and opts.fast_forward ~= false, n_forced = 0,
+    clear_grammar = g ~= nil and opts.sampler ~= nil,
   }, on_engine and M.AsyncGeneration or Generation)
   if on_engine then
     gen.speculative = spec
@@ -373,6 +381,8 @@ function Generation:finish(reason)
     seed = self.smp:seed(),
   }
   if self.error then self.info.error = self.error end
+  if self.grammar then self.info.forced_tokens = self.n_forced end
+  if self.clear_grammar and not self.job then self.smp:set_grammar(nil) end
   if self.speculative then
     local drafted, accepted, passes = self.drafted or 0, self.accepted or 0, self.passes or 0
     self.info.speculative = {
@@ -429,13 +439,31 @@ function Generation:advance()
   if #self.tokens >= self.max_tokens then return self:finish("length") end
   local sess = self.sess
   if self.to_feed then
-    if sess:pos() >= sess:n_ctx() then
-      local n = math.floor((sess:pos() - (self.shift_keep or 0)) / 2)
-      if not self.shift_keep or n < 1 then return self:finish("length") end
-      sess:shift(self.shift_keep, n)
+    local n = #self.to_feed
+    if sess:pos() + n > sess:n_ctx() then
+      local drop = math.floor((sess:pos() - (self.shift_keep or 0)) / 2)
+      if not self.shift_keep or drop < 1 or sess:pos() - drop + n > sess:n_ctx() then return self:finish("length") end
+      sess:shift(self.shift_keep, drop)
     end
-    sess:feed({ self.to_feed })
+    sess:feed(self.to_feed)
     self.to_feed = nil
+  end
+  if self.fast_forward then
+    -- the tokens the grammar forces are taken without a draw and fed
+    -- together in the next step: one forward pass for the lot
+    local forced = self.smp:forced_tokens(self.max_tokens - #self.tokens)
+    if #forced > 0 then
+      self.n_forced = self.n_forced + #forced
+      self.n_sampled = self.n_sampled + #forced
+      for i, id in ipairs(forced) do
+        self.smp:accept(id)
+        if self.tok:is_eog(id) then return self:finish("stop") end
+        if self:take_token(id) then return end
+        forced[i] = id
+      end
+      self.to_feed = forced
+      return
+    end
   end
   local id
   if self.policy then
@@ -446,8 +474,9 @@ function Generation:advance()
   end
   self.n_sampled = self.n_sampled + 1
   self.smp:accept(id)
+  if self.grammar then self.smp:commit(id) end
   if self.tok:is_eog(id) then return self:finish("stop") end
-  self.to_feed = id
+  self.to_feed = { id }
   self:take_token(id)
 end
 

@@ -87,6 +87,10 @@ bitnet.convert = core.convert
 -- or a GGUF file (vocabulary-only files too). See csrc/lua/ltokenizer.c.
 bitnet.tokenizer = core.tokenizer
 
+--- bitnet.grammar(spec, tokenizer_or_model) -> Grammar | nil, message:
+-- structured output (JSON Schema, JSON, GBNF, regex); see lua/bitnet/grammar.lua.
+bitnet.grammar = require("bitnet.grammar").grammar
+
 require("bitnet.perplexity")
 bitnet.template = require("bitnet.template")
 

@@ -1,0 +1,71 @@
+/* grammar_internal.h: the compiled grammar's data, shared by grammar.c
+ * (compiling, the token-class cache) and matcher.c, and by nothing else. */
+#ifndef BN_GRAMMAR_INTERNAL_H
+#define BN_GRAMMAR_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "grammar/earley.h"
+#include "grammar/grammar.h"
+#include "grammar/lexer.h"
+
+/* The tokens that may end the current lexeme partway and go on from there
+ * are kept per lexeme as a trie of what is left of them (their remainders,
+ * depth-first like the vocabulary's trie), so a mask walks each shared
+ * remainder prefix once and skips a dead subtree in one step. */
+typedef struct {
+    uint32_t end;       /* one past this node's subtree */
+    uint32_t tok_first; /* tokens whose remainder ends here: tokens[tok_first..+tok_n) */
+    uint32_t tok_n;
+    uint16_t depth;     /* bytes into the remainder (1 for a root's child) */
+    uint8_t byte;
+} bn_rem_node;
+
+typedef struct {
+    int32_t lexeme;
+    uint32_t first, n; /* its nodes: nodes[first..first+n) */
+} bn_rem_group;
+
+/* All tokens below vocabulary trie node `node` may end lexeme `lexeme`
+ * at that node and go on: their remainders are the trie's own paths below
+ * it (used for large subtrees, where copying remainders would cost more). */
+typedef struct {
+    int32_t lexeme;
+    uint32_t node;
+} bn_sub_group;
+
+/* What a lexer state says of every token, independent of the parser. */
+typedef struct {
+    uint32_t *inside_bits; /* tokens read whole inside the lexeme(s), as bits; or */
+    int32_t *inside_ids;   /* ... as a list when few */
+    int32_t n_inside;
+    bn_rem_group *groups;
+    int32_t n_groups;
+    bn_rem_node *nodes;
+    int32_t *tokens;
+    bn_sub_group *subs;
+    int32_t n_subs;
+    size_t bytes;
+} bn_token_classes;
+
+struct bn_grammar {
+    atomic_int refs;
+    bn_gb *gb; /* owns the regular expressions the lexer reads */
+    bn_vocab *vocab;
+    bn_lexer *lexer;
+    bn_cfg cfg;
+    bn_grammar_limits lim;
+    size_t n_productions;
+    pthread_mutex_t lock; /* guards lexer, classes */
+    bn_token_classes **classes; /* per DFA state, NULL until asked */
+    size_t cap_classes;
+    size_t cache_bytes, max_cache_bytes;
+    int32_t *walk_states; /* scratch for the trie walk: a lexer state per depth */
+};
+
+/* The token classes of lexer state s (built on first use). NULL with a
+ * message when a budget is exceeded. Call with g->lock held. */
+const bn_token_classes *bn_grammar_classes(bn_grammar *g, int32_t s, bn_err *err);
+
+#endif

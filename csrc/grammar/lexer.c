@@ -1,0 +1,442 @@
+/* lexer.c: the lexemes' DFA, built on demand from Brzozowski derivatives
+ * (lexer.h).
+ *
+ * A DFA state is the list of (lexeme, regex) pairs still alive: each regex
+ * is what is left of its lexeme after the bytes read, the derivative of the
+ * lexeme's expression by them. Expressions are hash-consed and simplified
+ * (regex.h), so equal remainders are one id and the states are finite. A
+ * counted repetition x{m,n} is never expanded: its derivative is
+ * x'·x{m-1,n-1}, so a state exists only for the counts a text reaches. */
+#include "grammar/lexer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    int32_t lexeme;
+    bn_rxid re;
+} pair;
+
+typedef struct {
+    uint32_t first, n;         /* pairs in the pair pool, sorted by lexeme */
+    uint32_t acc_first, acc_n; /* lexemes that may end here, in the int pool */
+    uint32_t hash;
+    uint8_t started;
+    uint8_t has_loop;
+} dfa_state;
+
+typedef struct {
+    uint32_t first, n; /* lexeme ids in the int pool */
+    int32_t state;
+    uint32_t hash;
+} start_entry;
+
+struct bn_lexer {
+    bn_rx *rx;
+    size_t max_dfa;
+
+    bn_rxid *lex; /* per lexeme: its expression */
+    size_t n_lex, cap_lex;
+    int32_t *lex_by_rx; /* open addressing: lexeme ids, -1 empty */
+    size_t lex_by_rx_mask;
+
+    uint8_t byte_class[256];
+    uint8_t class_rep[256]; /* a byte of each class */
+    int n_classes;
+
+    /* derivatives: (expression, class) -> expression, open addressing */
+    uint64_t *dkey; /* (re + 1) << 8 | class; 0 empty */
+    bn_rxid *dval;
+    size_t dmask, dused;
+
+    dfa_state *dfa;
+    size_t n_dfa, cap_dfa;
+    int32_t *trans; /* n_dfa * n_classes; -3 unknown */
+    size_t cap_trans;
+    uint8_t *started;
+    uint16_t *n_acc;
+    size_t cap_started, cap_n_acc;
+    pair *pairs;
+    size_t n_pairs, cap_pairs;
+    int32_t *pool;
+    size_t n_pool, cap_pool;
+    uint64_t (*loops)[4];
+    size_t cap_loops;
+    int32_t *dfa_index;
+    size_t dfa_index_mask;
+
+    start_entry *starts;
+    size_t n_starts, cap_starts;
+    int32_t *start_index;
+    size_t start_index_mask;
+
+    pair *scratch;
+    size_t cap_scratch;
+};
+
+#define UNKNOWN (-3)
+
+static int grow(void **p, size_t *cap, size_t need, size_t size) {
+    if (need <= *cap) return 1;
+    size_t c = *cap ? *cap : 64;
+    while (c < need) c *= 2;
+    void *q = realloc(*p, c * size);
+    if (!q) return 0;
+    *p = q;
+    *cap = c;
+    return 1;
+}
+
+static uint32_t mix(uint32_t h, uint32_t v) { return (h ^ v) * 0x01000193u + (h >> 15); }
+
+static int32_t *new_index(size_t n) {
+    int32_t *t = malloc(n * sizeof *t);
+    if (t) memset(t, 0xff, n * sizeof *t);
+    return t;
+}
+
+bn_lexer *bn_lexer_new(bn_rx *rx, size_t max_nfa_states, size_t max_dfa_states) {
+    (void)max_nfa_states; /* no NFA: the expression arena's own budget bounds the derivatives */
+    bn_lexer *lx = calloc(1, sizeof *lx);
+    if (!lx) return NULL;
+    lx->rx = rx;
+    lx->max_dfa = max_dfa_states;
+    lx->lex_by_rx_mask = 255;
+    lx->lex_by_rx = new_index(256);
+    lx->dfa_index_mask = 1023;
+    lx->dfa_index = new_index(1024);
+    lx->start_index_mask = 255;
+    lx->start_index = new_index(256);
+    lx->dmask = 4095;
+    lx->dkey = calloc(4096, sizeof *lx->dkey);
+    lx->dval = malloc(4096 * sizeof *lx->dval);
+    if (!lx->lex_by_rx || !lx->dfa_index || !lx->start_index || !lx->dkey || !lx->dval) {
+        bn_lexer_free(lx);
+        return NULL;
+    }
+    return lx;
+}
+
+void bn_lexer_free(bn_lexer *lx) {
+    if (!lx) return;
+    free(lx->lex);
+    free(lx->lex_by_rx);
+    free(lx->dkey);
+    free(lx->dval);
+    free(lx->dfa);
+    free(lx->trans);
+    free(lx->started);
+    free(lx->n_acc);
+    free(lx->pairs);
+    free(lx->pool);
+    free(lx->loops);
+    free(lx->dfa_index);
+    free(lx->starts);
+    free(lx->start_index);
+    free(lx->scratch);
+    free(lx);
+}
+
+int32_t bn_lexer_n_lexemes(const bn_lexer *lx) { return (int32_t)lx->n_lex; }
+bn_rxid bn_lexer_regex(const bn_lexer *lx, int32_t lexeme) { return lx->lex[lexeme]; }
+size_t bn_lexer_n_nfa(const bn_lexer *lx) { return bn_rx_count(lx->rx); }
+size_t bn_lexer_n_dfa(const bn_lexer *lx) { return lx->n_dfa; }
+
+static int rehash_ids(int32_t **index, size_t *mask, size_t n, uint32_t (*hash_of)(const bn_lexer *, size_t),
+                      const bn_lexer *lx) {
+    size_t cap = (*mask + 1) * 2;
+    int32_t *t = new_index(cap);
+    if (!t) return 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t h = hash_of(lx, i) & (cap - 1);
+        while (t[h] >= 0) h = (h + 1) & (cap - 1);
+        t[h] = (int32_t)i;
+    }
+    free(*index);
+    *index = t;
+    *mask = cap - 1;
+    return 1;
+}
+
+static uint32_t lex_hash(const bn_lexer *lx, size_t i) { return (uint32_t)lx->lex[i] * 2654435761u; }
+static uint32_t dfa_hash(const bn_lexer *lx, size_t i) { return lx->dfa[i].hash; }
+static uint32_t start_hash(const bn_lexer *lx, size_t i) { return lx->starts[i].hash; }
+
+int32_t bn_lexer_add(bn_lexer *lx, bn_rxid re, bn_err *err) {
+    size_t h = ((uint32_t)re * 2654435761u) & lx->lex_by_rx_mask;
+    for (int32_t l; (l = lx->lex_by_rx[h]) >= 0; h = (h + 1) & lx->lex_by_rx_mask)
+        if (lx->lex[l] == re) return l;
+    if (!grow((void **)&lx->lex, &lx->cap_lex, lx->n_lex + 1, sizeof *lx->lex)) return bn_errf(err, "out of memory"), -1;
+    lx->lex[lx->n_lex] = re;
+    int32_t id = (int32_t)lx->n_lex++;
+    lx->lex_by_rx[h] = id;
+    if (lx->n_lex * 2 > lx->lex_by_rx_mask &&
+        !rehash_ids(&lx->lex_by_rx, &lx->lex_by_rx_mask, lx->n_lex, lex_hash, lx))
+        return bn_errf(err, "out of memory"), -1;
+    return id;
+}
+
+/* Refines the byte classes by every byte set below re (each node once). */
+static int refine(bn_lexer *lx, bn_rxid re, uint8_t *seen, int *n_classes) {
+    if (seen[re]) return 1;
+    seen[re] = 1;
+    size_t n;
+    const bn_rxid *p;
+    switch (bn_rx_kind_of(lx->rx, re)) {
+    case BN_RX_BYTES: {
+        const uint64_t *set = bn_rx_set(lx->rx, re);
+        int16_t map[256][2];
+        memset(map, 0xff, sizeof map);
+        int m = 0;
+        uint8_t next[256];
+        for (int c = 0; c < 256; c++) {
+            int in = (int)(set[c >> 6] >> (c & 63) & 1);
+            int old = lx->byte_class[c];
+            if (map[old][in] < 0) map[old][in] = (int16_t)m++;
+            next[c] = (uint8_t)map[old][in];
+        }
+        memcpy(lx->byte_class, next, 256);
+        *n_classes = m;
+        return 1;
+    }
+    case BN_RX_CONCAT:
+    case BN_RX_ALT:
+    case BN_RX_REPEAT:
+        p = bn_rx_parts(lx->rx, re, &n);
+        for (size_t i = 0; i < n; i++)
+            if (!refine(lx, p[i], seen, n_classes)) return 0;
+        return 1;
+    default: return 1;
+    }
+}
+
+int bn_lexer_finish(bn_lexer *lx, bn_err *err) {
+    memset(lx->byte_class, 0, sizeof lx->byte_class);
+    int n = 1;
+    uint8_t *seen = calloc(bn_rx_count(lx->rx) + 1, 1);
+    if (!seen) return bn_errf(err, "out of memory");
+    for (size_t i = 0; i < lx->n_lex; i++) refine(lx, lx->lex[i], seen, &n);
+    free(seen);
+    lx->n_classes = n;
+    for (int c = 255; c >= 0; c--) lx->class_rep[lx->byte_class[c]] = (uint8_t)c;
+    return 1;
+}
+
+/* ---- derivatives ---- */
+
+static int dput(bn_lexer *lx, uint64_t key, bn_rxid v) {
+    if (lx->dused * 2 >= lx->dmask) {
+        size_t cap = (lx->dmask + 1) * 2;
+        uint64_t *k = calloc(cap, sizeof *k);
+        bn_rxid *val = malloc(cap * sizeof *val);
+        if (!k || !val) {
+            free(k);
+            free(val);
+            return 0;
+        }
+        for (size_t i = 0; i <= lx->dmask; i++) {
+            if (!lx->dkey[i]) continue;
+            size_t h = (size_t)((lx->dkey[i] * 0x9E3779B97F4A7C15ull) >> 20) & (cap - 1);
+            while (k[h]) h = (h + 1) & (cap - 1);
+            k[h] = lx->dkey[i];
+            val[h] = lx->dval[i];
+        }
+        free(lx->dkey);
+        free(lx->dval);
+        lx->dkey = k;
+        lx->dval = val;
+        lx->dmask = cap - 1;
+    }
+    size_t h = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & lx->dmask;
+    while (lx->dkey[h]) h = (h + 1) & lx->dmask;
+    lx->dkey[h] = key;
+    lx->dval[h] = v;
+    lx->dused++;
+    return 1;
+}
+
+/* The derivative of re by byte b (of class cls): what is left to match
+ * after b. BN_RX_ERROR when the expression budget is spent. */
+static bn_rxid deriv(bn_lexer *lx, bn_rxid re, uint8_t b, int cls, int depth) {
+    bn_rx *rx = lx->rx;
+    bn_rx_kind k = bn_rx_kind_of(rx, re);
+    if (k == BN_RX_NOTHING || k == BN_RX_EMPTY) return bn_rx_nothing(rx);
+    if (k == BN_RX_BYTES) {
+        const uint64_t *set = bn_rx_set(rx, re);
+        return set[b >> 6] >> (b & 63) & 1 ? bn_rx_empty(rx) : bn_rx_nothing(rx);
+    }
+    uint64_t key = ((uint64_t)(uint32_t)re + 1) << 8 | (uint64_t)cls;
+    size_t h = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & lx->dmask;
+    for (; lx->dkey[h]; h = (h + 1) & lx->dmask)
+        if (lx->dkey[h] == key) return lx->dval[h];
+    if (depth > 5000) return BN_RX_ERROR;
+    size_t n;
+    const bn_rxid *p = bn_rx_parts(rx, re, &n);
+    bn_rxid r;
+    if (k == BN_RX_CONCAT) {
+        bn_rxid a = p[0], rest = p[1];
+        r = bn_rx_concat(rx, deriv(lx, a, b, cls, depth + 1), rest);
+        if (bn_rx_nullable(rx, a)) r = bn_rx_alt(rx, r, deriv(lx, rest, b, cls, depth + 1));
+    } else if (k == BN_RX_ALT) {
+        bn_rxid small[8], *v = n <= 8 ? small : malloc(n * sizeof *v);
+        if (!v) return BN_RX_ERROR;
+        /* parts may move the arena: copy the ids first */
+        bn_rxid parts_small[8], *parts = n <= 8 ? parts_small : malloc(n * sizeof *parts);
+        if (!parts) {
+            if (v != small) free(v);
+            return BN_RX_ERROR;
+        }
+        memcpy(parts, p, n * sizeof *parts);
+        for (size_t i = 0; i < n; i++) v[i] = deriv(lx, parts[i], b, cls, depth + 1);
+        r = bn_rx_alt_n(rx, v, n);
+        if (v != small) free(v);
+        if (parts != parts_small) free(parts);
+    } else { /* REPEAT: x{m,n}' = x' x{m-1,n-1} */
+        uint32_t lo, hi;
+        bn_rx_bounds(rx, re, &lo, &hi);
+        bn_rxid x = p[0];
+        r = bn_rx_concat(rx, deriv(lx, x, b, cls, depth + 1),
+                         bn_rx_repeat(rx, x, lo ? lo - 1 : 0, hi == BN_RX_INF ? BN_RX_INF : hi - 1));
+    }
+    if (r == BN_RX_ERROR || !dput(lx, key, r)) return BN_RX_ERROR;
+    return r;
+}
+
+/* ---- DFA states ---- */
+
+static int cmp_pair(const void *a, const void *b) {
+    const pair *x = a, *y = b;
+    if (x->lexeme != y->lexeme) return (x->lexeme > y->lexeme) - (x->lexeme < y->lexeme);
+    return (x->re > y->re) - (x->re < y->re);
+}
+
+static uint32_t pairs_hash(const pair *s, size_t n, int started) {
+    uint32_t h = 2166136261u ^ (uint32_t)started;
+    for (size_t i = 0; i < n; i++) h = mix(mix(h, (uint32_t)s[i].lexeme), (uint32_t)s[i].re);
+    return h;
+}
+
+/* The state of pairs[0..n) (sorted, no dead pair), made if new. */
+static int32_t intern_state(bn_lexer *lx, const pair *ps, size_t n, int started) {
+    if (n == 0) return BN_LEX_DEAD;
+    uint32_t h = pairs_hash(ps, n, started);
+    size_t slot = h & lx->dfa_index_mask;
+    for (int32_t d; (d = lx->dfa_index[slot]) >= 0; slot = (slot + 1) & lx->dfa_index_mask) {
+        const dfa_state *ds = &lx->dfa[d];
+        if (ds->hash == h && ds->started == started && ds->n == n && memcmp(lx->pairs + ds->first, ps, n * sizeof *ps) == 0)
+            return d;
+    }
+    if (lx->n_dfa >= lx->max_dfa) return BN_LEX_BUDGET;
+    size_t nc = (size_t)lx->n_classes;
+    if (!grow((void **)&lx->dfa, &lx->cap_dfa, lx->n_dfa + 1, sizeof *lx->dfa) ||
+        !grow((void **)&lx->trans, &lx->cap_trans, (lx->n_dfa + 1) * nc, sizeof *lx->trans) ||
+        !grow((void **)&lx->pairs, &lx->cap_pairs, lx->n_pairs + n, sizeof *lx->pairs) ||
+        !grow((void **)&lx->pool, &lx->cap_pool, lx->n_pool + n, sizeof *lx->pool) ||
+        !grow((void **)&lx->started, &lx->cap_started, lx->n_dfa + 1, 1) ||
+        !grow((void **)&lx->n_acc, &lx->cap_n_acc, lx->n_dfa + 1, sizeof *lx->n_acc))
+        return BN_LEX_BUDGET;
+    dfa_state ds = {(uint32_t)lx->n_pairs, (uint32_t)n, (uint32_t)lx->n_pool, 0, h, (uint8_t)started, 0};
+    memcpy(lx->pairs + lx->n_pairs, ps, n * sizeof *ps);
+    lx->n_pairs += n;
+    if (started)
+        for (size_t i = 0; i < n; i++)
+            if (bn_rx_nullable(lx->rx, ps[i].re) &&
+                (ds.acc_n == 0 || lx->pool[ds.acc_first + ds.acc_n - 1] != ps[i].lexeme))
+                lx->pool[lx->n_pool + ds.acc_n++] = ps[i].lexeme;
+    lx->n_pool += ds.acc_n;
+    int32_t id = (int32_t)lx->n_dfa++;
+    lx->dfa[id] = ds;
+    lx->started[id] = (uint8_t)started;
+    lx->n_acc[id] = (uint16_t)(ds.acc_n > 65535 ? 65535 : ds.acc_n);
+    for (size_t c = 0; c < nc; c++) lx->trans[(size_t)id * nc + c] = UNKNOWN;
+    lx->dfa_index[slot] = id;
+    if (lx->n_dfa * 2 > lx->dfa_index_mask && !rehash_ids(&lx->dfa_index, &lx->dfa_index_mask, lx->n_dfa, dfa_hash, lx))
+        return BN_LEX_BUDGET;
+    return id;
+}
+
+int32_t bn_lexer_start(bn_lexer *lx, const int32_t *lexemes, size_t n) {
+    uint32_t h = 0x811c9dc5u;
+    for (size_t i = 0; i < n; i++) h = mix(h, (uint32_t)lexemes[i]);
+    size_t slot = h & lx->start_index_mask;
+    for (int32_t e; (e = lx->start_index[slot]) >= 0; slot = (slot + 1) & lx->start_index_mask) {
+        const start_entry *se = &lx->starts[e];
+        if (se->hash == h && se->n == n && memcmp(lx->pool + se->first, lexemes, n * sizeof *lexemes) == 0)
+            return se->state;
+    }
+    if (!grow((void **)&lx->scratch, &lx->cap_scratch, n + 1, sizeof *lx->scratch)) return BN_LEX_BUDGET;
+    for (size_t i = 0; i < n; i++) lx->scratch[i] = (pair){lexemes[i], lx->lex[lexemes[i]]};
+    qsort(lx->scratch, n, sizeof *lx->scratch, cmp_pair);
+    int32_t state = intern_state(lx, lx->scratch, n, 0);
+    if (state == BN_LEX_BUDGET) return state;
+    if (!grow((void **)&lx->starts, &lx->cap_starts, lx->n_starts + 1, sizeof *lx->starts) ||
+        !grow((void **)&lx->pool, &lx->cap_pool, lx->n_pool + n, sizeof *lx->pool))
+        return BN_LEX_BUDGET;
+    memcpy(lx->pool + lx->n_pool, lexemes, n * sizeof *lexemes);
+    lx->starts[lx->n_starts] = (start_entry){(uint32_t)lx->n_pool, (uint32_t)n, state, h};
+    lx->n_pool += n;
+    lx->start_index[slot] = (int32_t)lx->n_starts++;
+    if (lx->n_starts * 2 > lx->start_index_mask &&
+        !rehash_ids(&lx->start_index, &lx->start_index_mask, lx->n_starts, start_hash, lx))
+        return BN_LEX_BUDGET;
+    return state;
+}
+
+static int32_t compute_next(bn_lexer *lx, int32_t state, int cls) {
+    uint8_t b = lx->class_rep[cls];
+    size_t n = lx->dfa[state].n;
+    if (!grow((void **)&lx->scratch, &lx->cap_scratch, n + 1, sizeof *lx->scratch)) return BN_LEX_BUDGET;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        pair p = lx->pairs[lx->dfa[state].first + i]; /* re-read: deriv may grow the arena, not the pairs */
+        bn_rxid d = deriv(lx, p.re, b, cls, 0);
+        if (d == BN_RX_ERROR) return BN_LEX_BUDGET;
+        if (bn_rx_kind_of(lx->rx, d) != BN_RX_NOTHING) lx->scratch[m++] = (pair){p.lexeme, d};
+    }
+    qsort(lx->scratch, m, sizeof *lx->scratch, cmp_pair);
+    return intern_state(lx, lx->scratch, m, 1);
+}
+
+int32_t bn_lexer_next(bn_lexer *lx, int32_t state, uint8_t b) {
+    int cls = lx->byte_class[b];
+    int32_t t = lx->trans[(size_t)state * (size_t)lx->n_classes + (size_t)cls];
+    if (t != UNKNOWN) return t;
+    int32_t next = compute_next(lx, state, cls);
+    if (next == BN_LEX_BUDGET) return next;
+    lx->trans[(size_t)state * (size_t)lx->n_classes + (size_t)cls] = next; /* trans may have moved */
+    return next;
+}
+
+int bn_lexer_started(const bn_lexer *lx, int32_t state) { return lx->dfa[state].started; }
+
+const int32_t *bn_lexer_accepts(const bn_lexer *lx, int32_t state, size_t *n) {
+    *n = lx->dfa[state].acc_n;
+    return lx->pool + lx->dfa[state].acc_first;
+}
+
+const uint64_t *bn_lexer_self_loop(bn_lexer *lx, int32_t state) {
+    if (!grow((void **)&lx->loops, &lx->cap_loops, lx->n_dfa, sizeof *lx->loops)) return NULL;
+    if (!lx->dfa[state].has_loop) {
+        uint64_t set[4] = {0, 0, 0, 0};
+        for (int c = 0; c < lx->n_classes; c++) {
+            int32_t next = bn_lexer_next(lx, state, lx->class_rep[c]);
+            if (next == BN_LEX_BUDGET) return NULL;
+            if (next == state)
+                for (int b = 0; b < 256; b++)
+                    if (lx->byte_class[b] == c) set[b >> 6] |= 1ull << (b & 63);
+        }
+        if (!grow((void **)&lx->loops, &lx->cap_loops, lx->n_dfa, sizeof *lx->loops)) return NULL;
+        memcpy(lx->loops[state], set, sizeof set);
+        lx->dfa[state].has_loop = 1;
+    }
+    return lx->loops[state];
+}
+
+void bn_lexer_view_of(const bn_lexer *lx, bn_lexer_view *v) {
+    v->trans = lx->trans;
+    v->cls = lx->byte_class;
+    v->starts = lx->started;
+    v->n_acc = lx->n_acc;
+    v->nc = (size_t)lx->n_classes;
+}
+
