@@ -125,4 +125,35 @@ describe("fuzz regressions", function()
       end)
     end
   end
+
+  -- gbnf and schema: a grammar (or schema), NUL, a text (fuzz_gbnf.c, fuzz_schema.c)
+  for _, target in ipairs({ "gbnf", "schema" }) do
+    for _, path in ipairs(files(target)) do
+      it(target .. " " .. path .. " compiles and reads its text, or is refused with a message", function()
+        local s = slurp(path)
+        local nul = s:find("\0", 1, true)
+        local spec_text, text = nul and s:sub(1, nul - 1) or s, nul and s:sub(nul + 1) or ""
+        local tok = assert(bitnet.tokenizer(bitnet.default_model()))
+        local g, err
+        if target == "gbnf" then
+          g, err = bitnet.grammar({ gbnf = spec_text }, tok)
+        else
+          local ok, parsed = pcall(require("dkjson").decode, spec_text)
+          if not ok or parsed == nil then return end -- not JSON: the target skips it too
+          g, err = bitnet.grammar({ json_schema = spec_text }, tok)
+        end
+        if not g then
+          assert.is_string(err)
+          return
+        end
+        local m = g:matcher()
+        for i = 1, math.min(#text, 64) do
+          m:mask()
+          if not m:feed(text:sub(i, i)) then break end
+        end
+        m:is_complete()
+        m:forced()
+      end)
+    end
+  end
 end)

@@ -178,6 +178,22 @@ static void run_vocab(const char *path) {
         tokens_accepted(g, t, "12+(345+6)+78");
         bn_grammar_free(g);
     }
+    /* counted repetitions: masks are cached per state clamped to the longest
+     * token, so 290 characters left and 150 left share one entry */
+    g = gbnf(v, "root ::= \"\\\"\" [a-z ]{3,300} \"\\\"\" \",\" [0-9]{1,200}\n");
+    if (g) {
+        char buf[512];
+        for (int k = 0; k <= 300; k += k < 5 ? 1 : k < 290 ? 37 : 1) {
+            buf[0] = '"';
+            for (int i = 0; i < k; i++) buf[1 + i] = (char)('a' + i % 26);
+            buf[1 + k] = 0;
+            if (k == 0 || k == 2 || k == 150 || k == 260 || k == 298 || k == 300) brute(g, buf, stride * 3);
+            else accepts(g, buf, 0);
+        }
+        accepts(g, "\"abc\",1", 1);
+        accepts(g, "\"ab\",1", 0);
+        bn_grammar_free(g);
+    }
     bn_vocab_free(v);
     bn_tokenizer_free(t);
 }

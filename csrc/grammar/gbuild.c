@@ -230,7 +230,7 @@ bn_rxid bn_gb_term_rx(const bn_gb *gb, bn_gx x) { return gb->x[x].a; }
 int32_t bn_gb_ref_rule(const bn_gb *gb, bn_gx x) { return gb->x[x].a; }
 const bn_gx *bn_gb_parts(const bn_gb *gb, bn_gx x, size_t *n) {
     *n = gb->x[x].n;
-    return gb->parts + gb->x[x].first;
+    return *n ? gb->parts + gb->x[x].first : NULL; /* no parts yet: parts may be NULL */
 }
 void bn_gb_bounds(const bn_gb *gb, bn_gx x, uint32_t *min, uint32_t *max) {
     *min = gb->x[x].min;

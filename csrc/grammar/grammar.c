@@ -615,10 +615,6 @@ static int build_rem_tries(bn_token_classes *tc, const bound_tmp *bt, size_t m, 
     return 1;
 }
 
-static int is_subset(const uint64_t *a, const uint64_t *b) {
-    return !(a[0] & ~b[0]) && !(a[1] & ~b[1]) && !(a[2] & ~b[2]) && !(a[3] & ~b[3]);
-}
-
 static bn_token_classes *build_classes(bn_grammar *g, int32_t s0, bn_err *err) {
     const bn_vocab *v = g->vocab;
     size_t n_nodes;
@@ -636,10 +632,9 @@ static bn_token_classes *build_classes(bn_grammar *g, int32_t s0, bn_err *err) {
     if (!inside) goto oom;
     st[0] = s0;
     const uint64_t(*below_sets)[4] = bn_vocab_below(v);
+    const uint32_t *first_tok = bn_vocab_first_tok(v);
     bn_lexer_view lv;
     bn_lexer_view_of(g->lexer, &lv);
-    int32_t loop_state = -1; /* the state whose self-loop set is in loop */
-    const uint64_t *loop = NULL;
     for (size_t i = 1; i < n_nodes;) {
         const bn_trie_node *nd = &nodes[i];
         int32_t s = bn_lexer_step(g->lexer, &lv, st[nd->depth - 1], nd->byte);
@@ -692,19 +687,15 @@ static bn_token_classes *build_classes(bn_grammar *g, int32_t s0, bn_err *err) {
                 }
         } else {
             /* a state that loops on every byte below: the whole subtree stays inside */
-            if (s != loop_state) {
-                loop = bn_lexer_self_loop(g->lexer, s);
-                if (!loop) goto budget;
-                bn_lexer_view_of(g->lexer, &lv);
-                loop_state = s;
-            }
-            if (is_subset(below_sets[i], loop)) {
-                for (size_t j = i + 1; j < nd->end; j++)
-                    for (uint32_t k = 0; k < nodes[j].tok_n; k++) {
-                        int32_t t = order[nodes[j].tok_first + k];
-                        n_inside += !(inside[t >> 5] >> (t & 31) & 1);
-                        inside[t >> 5] |= 1u << (t & 31);
-                    }
+            int loops = bn_lexer_loops_on(g->lexer, s, below_sets[i]);
+            if (loops < 0) goto budget;
+            bn_lexer_view_of(g->lexer, &lv);
+            if (loops) {
+                for (uint32_t k = first_tok[i + 1]; k < first_tok[nd->end]; k++) {
+                    int32_t t = order[k];
+                    n_inside += !(inside[t >> 5] >> (t & 31) & 1);
+                    inside[t >> 5] |= 1u << (t & 31);
+                }
                 i = nd->end;
                 continue;
             }
@@ -769,6 +760,13 @@ oom:
 }
 
 const bn_token_classes *bn_grammar_classes(bn_grammar *g, int32_t s, bn_err *err) {
+    /* states that no token can tell apart share their classes: key on the
+     * state clamped to the longest token */
+    s = bn_lexer_clamped(g->lexer, s, (uint32_t)bn_vocab_max_len(g->vocab));
+    if (s < 0) {
+        bn_errf(err, "the grammar needs more than %zu lexer states (max_dfa_states)", g->lim.max_dfa_states);
+        return NULL;
+    }
     if ((size_t)s < g->cap_classes && g->classes[s]) return g->classes[s];
     if ((size_t)s >= g->cap_classes) {
         size_t c = g->cap_classes ? g->cap_classes : 64;

@@ -62,6 +62,8 @@ struct bn_lexer {
     size_t n_pool, cap_pool;
     uint64_t (*loops)[4];
     size_t cap_loops;
+    uint64_t (*loop_yes)[4], (*loop_no)[4]; /* per state: bytes known to loop back / to leave */
+    size_t cap_loop_yes, cap_loop_no;
     int32_t *dfa_index;
     size_t dfa_index_mask;
 
@@ -72,6 +74,14 @@ struct bn_lexer {
 
     pair *scratch;
     size_t cap_scratch;
+
+    /* clamping (bn_lexer_clamped): expression -> clamped expression, and state -> its clamped state */
+    uint64_t *ckey; /* re + 1; 0 empty */
+    bn_rxid *cval;
+    size_t cmask, cused;
+    int32_t *clamp_of;
+    size_t cap_clamp_of;
+    uint32_t horizon;
 };
 
 #define UNKNOWN (-3)
@@ -130,10 +140,15 @@ void bn_lexer_free(bn_lexer *lx) {
     free(lx->pairs);
     free(lx->pool);
     free(lx->loops);
+    free(lx->loop_yes);
+    free(lx->loop_no);
     free(lx->dfa_index);
     free(lx->starts);
     free(lx->start_index);
     free(lx->scratch);
+    free(lx->ckey);
+    free(lx->cval);
+    free(lx->clamp_of);
     free(lx);
 }
 
@@ -361,7 +376,7 @@ int32_t bn_lexer_start(bn_lexer *lx, const int32_t *lexemes, size_t n) {
     size_t slot = h & lx->start_index_mask;
     for (int32_t e; (e = lx->start_index[slot]) >= 0; slot = (slot + 1) & lx->start_index_mask) {
         const start_entry *se = &lx->starts[e];
-        if (se->hash == h && se->n == n && memcmp(lx->pool + se->first, lexemes, n * sizeof *lexemes) == 0)
+        if (se->hash == h && se->n == n && (n == 0 || memcmp(lx->pool + se->first, lexemes, n * sizeof *lexemes) == 0))
             return se->state;
     }
     if (!grow((void **)&lx->scratch, &lx->cap_scratch, n + 1, sizeof *lx->scratch)) return BN_LEX_BUDGET;
@@ -372,7 +387,7 @@ int32_t bn_lexer_start(bn_lexer *lx, const int32_t *lexemes, size_t n) {
     if (!grow((void **)&lx->starts, &lx->cap_starts, lx->n_starts + 1, sizeof *lx->starts) ||
         !grow((void **)&lx->pool, &lx->cap_pool, lx->n_pool + n, sizeof *lx->pool))
         return BN_LEX_BUDGET;
-    memcpy(lx->pool + lx->n_pool, lexemes, n * sizeof *lexemes);
+    if (n) memcpy(lx->pool + lx->n_pool, lexemes, n * sizeof *lexemes);
     lx->starts[lx->n_starts] = (start_entry){(uint32_t)lx->n_pool, (uint32_t)n, state, h};
     lx->n_pool += n;
     lx->start_index[slot] = (int32_t)lx->n_starts++;
@@ -440,3 +455,132 @@ void bn_lexer_view_of(const bn_lexer *lx, bn_lexer_view *v) {
     v->nc = (size_t)lx->n_classes;
 }
 
+
+/* ---- clamping: states that no token can tell apart ---- */
+
+static int cput(bn_lexer *lx, uint64_t key, bn_rxid v) {
+    if (!lx->ckey || lx->cused * 2 >= lx->cmask) {
+        size_t cap = lx->ckey ? (lx->cmask + 1) * 2 : 1024;
+        uint64_t *k = calloc(cap, sizeof *k);
+        bn_rxid *val = malloc(cap * sizeof *val);
+        if (!k || !val) {
+            free(k);
+            free(val);
+            return 0;
+        }
+        for (size_t i = 0; lx->ckey && i <= lx->cmask; i++) {
+            if (!lx->ckey[i]) continue;
+            size_t h = (size_t)((lx->ckey[i] * 0x9E3779B97F4A7C15ull) >> 20) & (cap - 1);
+            while (k[h]) h = (h + 1) & (cap - 1);
+            k[h] = lx->ckey[i];
+            val[h] = lx->cval[i];
+        }
+        free(lx->ckey);
+        free(lx->cval);
+        lx->ckey = k;
+        lx->cval = val;
+        lx->cmask = cap - 1;
+    }
+    size_t h = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & lx->cmask;
+    while (lx->ckey[h]) h = (h + 1) & lx->cmask;
+    lx->ckey[h] = key;
+    lx->cval[h] = v;
+    lx->cused++;
+    return 1;
+}
+
+/* re with every repetition bound above the horizon H clamped: a minimum
+ * over H becomes H + 1 and a maximum over H unbounded. On every text of at
+ * most H bytes the two agree on where a match can end and whether it can
+ * go on (each iteration of a bounded part takes a byte: a repetition of an
+ * expression that matches "" has minimum 0, see bn_rx_repeat). */
+static bn_rxid clamp(bn_lexer *lx, bn_rxid re, int depth) {
+    bn_rx *rx = lx->rx;
+    bn_rx_kind k = bn_rx_kind_of(rx, re);
+    if (k == BN_RX_NOTHING || k == BN_RX_EMPTY || k == BN_RX_BYTES) return re;
+    uint64_t key = (uint64_t)(uint32_t)re + 1;
+    if (lx->ckey) {
+        size_t h = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & lx->cmask;
+        for (; lx->ckey[h]; h = (h + 1) & lx->cmask)
+            if (lx->ckey[h] == key) return lx->cval[h];
+    }
+    if (depth > 5000) return BN_RX_ERROR;
+    size_t n;
+    const bn_rxid *p = bn_rx_parts(rx, re, &n);
+    bn_rxid r;
+    if (k == BN_RX_CONCAT) {
+        bn_rxid a = p[0], b = p[1];
+        bn_rxid ca = clamp(lx, a, depth + 1);
+        r = bn_rx_concat(rx, ca, clamp(lx, b, depth + 1));
+    } else if (k == BN_RX_ALT) {
+        bn_rxid *v = malloc(n * sizeof *v);
+        if (!v) return BN_RX_ERROR;
+        memcpy(v, p, n * sizeof *v);
+        for (size_t i = 0; i < n; i++) v[i] = clamp(lx, v[i], depth + 1);
+        r = bn_rx_alt_n(rx, v, n);
+        free(v);
+    } else {
+        uint32_t lo, hi, H = lx->horizon;
+        bn_rx_bounds(rx, re, &lo, &hi);
+        bn_rxid x = clamp(lx, p[0], depth + 1);
+        r = bn_rx_repeat(rx, x, lo > H ? H + 1 : lo, hi == BN_RX_INF || hi > H ? BN_RX_INF : hi);
+    }
+    if (r == BN_RX_ERROR || !cput(lx, key, r)) return BN_RX_ERROR;
+    return r;
+}
+
+int32_t bn_lexer_clamped(bn_lexer *lx, int32_t state, uint32_t horizon) {
+    if (lx->horizon != horizon) { /* one horizon per lexer: forget clamps made for another */
+        free(lx->ckey);
+        lx->ckey = NULL;
+        lx->cused = 0;
+        for (size_t i = 0; i < lx->cap_clamp_of; i++) lx->clamp_of[i] = UNKNOWN;
+        lx->horizon = horizon;
+    }
+    size_t old = lx->cap_clamp_of;
+    if (!grow((void **)&lx->clamp_of, &lx->cap_clamp_of, (size_t)state + 1, sizeof *lx->clamp_of))
+        return BN_LEX_BUDGET;
+    for (size_t i = old; i < lx->cap_clamp_of; i++) lx->clamp_of[i] = UNKNOWN;
+    if (lx->clamp_of[state] != UNKNOWN) return lx->clamp_of[state];
+    size_t n = lx->dfa[state].n;
+    if (!grow((void **)&lx->scratch, &lx->cap_scratch, n + 1, sizeof *lx->scratch)) return BN_LEX_BUDGET;
+    for (size_t i = 0; i < n; i++) {
+        pair pr = lx->pairs[lx->dfa[state].first + i];
+        bn_rxid c = clamp(lx, pr.re, 0);
+        if (c == BN_RX_ERROR) return BN_LEX_BUDGET;
+        lx->scratch[i] = (pair){pr.lexeme, c};
+    }
+    qsort(lx->scratch, n, sizeof *lx->scratch, cmp_pair);
+    int32_t c = intern_state(lx, lx->scratch, n, lx->dfa[state].started);
+    if (c < 0) return c;
+    if (!grow((void **)&lx->clamp_of, &lx->cap_clamp_of, (size_t)state + 1, sizeof *lx->clamp_of)) return BN_LEX_BUDGET;
+    lx->clamp_of[state] = c;
+    return c;
+}
+
+int bn_lexer_loops_on(bn_lexer *lx, int32_t state, const uint64_t bytes[4]) {
+    size_t old_yes = lx->cap_loop_yes, old_no = lx->cap_loop_no;
+    if (!grow((void **)&lx->loop_yes, &lx->cap_loop_yes, lx->n_dfa, sizeof *lx->loop_yes) ||
+        !grow((void **)&lx->loop_no, &lx->cap_loop_no, lx->n_dfa, sizeof *lx->loop_no))
+        return -1;
+    if (lx->cap_loop_yes > old_yes) memset(lx->loop_yes + old_yes, 0, (lx->cap_loop_yes - old_yes) * sizeof *lx->loop_yes);
+    if (lx->cap_loop_no > old_no) memset(lx->loop_no + old_no, 0, (lx->cap_loop_no - old_no) * sizeof *lx->loop_no);
+    for (;;) {
+        /* the first byte of bytes not known yet; a byte known to leave answers at once */
+        int b = -1;
+        for (int w = 0; w < 4 && b < 0; w++) {
+            if (bytes[w] & lx->loop_no[state][w]) return 0;
+            uint64_t need = bytes[w] & ~lx->loop_yes[state][w];
+            if (need) b = w * 64 + __builtin_ctzll(need);
+        }
+        if (b < 0) return 1;
+        int32_t t = bn_lexer_next(lx, state, (uint8_t)b);
+        if (t == BN_LEX_BUDGET) return -1;
+        /* its whole byte class answers the same */
+        int cls = lx->byte_class[b];
+        uint64_t(*into)[4] = t == state ? lx->loop_yes : lx->loop_no;
+        for (int c = 0; c < 256; c++)
+            if (lx->byte_class[c] == cls) into[state][c >> 6] |= 1ull << (c & 63);
+        if (t != state) return 0;
+    }
+}

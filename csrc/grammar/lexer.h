@@ -47,6 +47,18 @@ int32_t bn_lexer_next(bn_lexer *lx, int32_t state, uint8_t b);
 int bn_lexer_started(const bn_lexer *lx, int32_t state);
 /* The lexemes that may end at state (sorted; none at a start state). */
 const int32_t *bn_lexer_accepts(const bn_lexer *lx, int32_t state, size_t *n);
+/* The state that reads every text of at most horizon bytes as state does,
+ * with repetition bounds above the horizon clamped (so a string with 4000
+ * characters left and one with 3000 are one state for tokens of at most
+ * 128 bytes): what masks key their cache on. A state id, or BN_LEX_BUDGET.
+ * A lexer keeps one horizon (a call with another forgets the clamps). */
+int32_t bn_lexer_clamped(bn_lexer *lx, int32_t state, uint32_t horizon);
+
+/* Whether every byte of the set leads from state back to itself: 1, 0, or
+ * -1 when the budget is spent. Builds only the transitions it needs, and
+ * remembers the answers per byte class. */
+int bn_lexer_loops_on(bn_lexer *lx, int32_t state, const uint64_t bytes[4]);
+
 /* A view of the transition table for tight loops: bn_lexer_step reads it
  * and falls back to bn_lexer_next (which may move the table, so the view
  * is refreshed) for a transition not built yet. */

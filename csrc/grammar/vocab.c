@@ -11,6 +11,7 @@ struct bn_vocab {
     int32_t n_tokens;
     bn_trie_node *nodes;
     uint64_t (*below)[4];
+    uint32_t *first_tok;
     size_t n_nodes;
     int32_t *order;
     uint32_t *len; /* per token id: its byte count; 0: not in the trie */
@@ -108,6 +109,14 @@ bn_vocab *bn_vocab_new(const bn_tokenizer *t, bn_err *err) {
         }
         free(stack);
     }
+    v->first_tok = malloc((v->n_nodes + 1) * sizeof *v->first_tok);
+    if (!v->first_tok) goto oom;
+    uint32_t acc = 0;
+    for (size_t i = 0; i < v->n_nodes; i++) {
+        v->first_tok[i] = acc;
+        acc += v->nodes[i].tok_n;
+    }
+    v->first_tok[v->n_nodes] = acc;
     free(ps);
     ps = NULL;
     v->tok = t;
@@ -134,6 +143,7 @@ void bn_vocab_free(bn_vocab *v) {
     if (v->tok) bn_tokenizer_free((bn_tokenizer *)v->tok);
     free(v->nodes);
     free(v->below);
+    free(v->first_tok);
     free(v->order);
     free(v->len);
     free(v->eog);
@@ -146,6 +156,7 @@ const bn_trie_node *bn_vocab_trie(const bn_vocab *v, size_t *n_nodes) {
     return v->nodes;
 }
 const int32_t *bn_vocab_order(const bn_vocab *v) { return v->order; }
+const uint32_t *bn_vocab_first_tok(const bn_vocab *v) { return v->first_tok; }
 const uint64_t (*bn_vocab_below(const bn_vocab *v))[4] { return (const uint64_t (*)[4])v->below; }
 const uint8_t *bn_vocab_bytes(const bn_vocab *v, int32_t id, size_t *len) {
     if (id < 0 || id >= v->n_tokens || v->len[id] == 0) {

@@ -36,6 +36,9 @@ int32_t bn_vocab_n_tokens(const bn_vocab *v); /* the tokenizer's vocabulary size
 const bn_trie_node *bn_vocab_trie(const bn_vocab *v, size_t *n_nodes);
 /* Per node: every byte on a path below it, as a 256-bit set. */
 const uint64_t (*bn_vocab_below(const bn_vocab *v))[4];
+/* Per node i (and n_nodes): how many tokens end at nodes before i, so the
+ * tokens of nodes i..j-1 are order[first[i]..first[j]). */
+const uint32_t *bn_vocab_first_tok(const bn_vocab *v);
 /* Token ids in trie order (the trie's nodes index into it). */
 const int32_t *bn_vocab_order(const bn_vocab *v);
 /* The bytes of token id (NULL for a token not in the trie). */
