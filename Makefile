@@ -108,8 +108,14 @@ $(GFTEST): tests/grammar_front_test.c $(GRAMMAR_SRC) $(HDR) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) -O1 -g $(SANITIZE) -Icsrc -o $@ tests/grammar_front_test.c $(GRAMMAR_SRC) -lcjson -lm -lpthread
 
-test-grammar: $(GTEST) $(GFTEST)
+JSTEST = build/json_schema_test
+$(JSTEST): tests/json_schema_test.c $(GRAMMAR_SRC) $(HDR) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) -O1 -g $(SANITIZE) -Icsrc -o $@ tests/json_schema_test.c $(GRAMMAR_SRC) -lcjson -lm -lpthread
+
+test-grammar: $(GTEST) $(GFTEST) $(JSTEST)
 	$(GFTEST)
+	$(JSTEST) $(SHARED)/tokenizer-tests/llama3/tokenizer.json
 	$(GTEST) $(SHARED)/tokenizer-tests
 
 # Structured output on JSONSchemaBench's MaskBench protocol (not CI: about
