@@ -43,11 +43,11 @@ static void fuzz_grammar_run(bn_gb *gb, const uint8_t *text, size_t n) {
     uint32_t *bits = calloc(((size_t)nv + 31) / 32, sizeof *bits);
     bn_matcher *m = bn_matcher_new(g, &err);
     if (m && bits) {
-        for (size_t i = 0; i <= n && i < 64; i++) {
+        for (size_t i = 0; i <= n && i < 24; i++) {
             size_t count;
             if (!bn_matcher_mask(m, bits, &count, &err)) break;
-            /* check up to 8 tokens spread over the vocabulary against commit */
-            for (int32_t k = 0; k < 8; k++) {
+            /* check 4 tokens spread over the vocabulary against commit */
+            for (int32_t k = 0; k < 4; k++) {
                 int32_t id = (int32_t)(((uint32_t)k * 2654435761u + (uint32_t)i * 40503u) % (uint32_t)nv);
                 bn_matcher *c = bn_matcher_clone(m, &err);
                 if (!c) break;

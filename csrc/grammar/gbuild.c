@@ -1,5 +1,6 @@
 /* gbuild.c: the grammar builder (gbuild.h): rules by name, expressions in
  * one growable array. */
+#include "base/grow.h"
 #include "grammar/gbuild.h"
 
 #include <stdio.h>
@@ -45,17 +46,6 @@ void bn_gb_default_limits(bn_grammar_limits *lim) {
     lim->max_dfa_states = 50000;
     lim->max_items = 100000;
     lim->max_branches = 256;
-}
-
-static int grow(void **p, size_t *cap, size_t need, size_t size) {
-    if (need <= *cap) return 1;
-    size_t c = *cap ? *cap : 64;
-    while (c < need) c *= 2;
-    void *q = realloc(*p, c * size);
-    if (!q) return 0;
-    *p = q;
-    *cap = c;
-    return 1;
 }
 
 bn_gb *bn_gb_new(const bn_grammar_limits *lim) {
@@ -128,8 +118,8 @@ int32_t bn_gb_rule(bn_gb *gb, const char *name, size_t len) {
         if (gb->rule[r].name_len == len && memcmp(gb->names + gb->rule[r].name_off, name, len) == 0) return r;
     if (gb->n_rule >= gb->lim.max_rules) return fail(gb, "the grammar has too many rules");
     if (len > UINT32_MAX || gb->n_names + len > UINT32_MAX) return fail(gb, "rule names too long");
-    if (!grow((void **)&gb->rule, &gb->cap_rule, gb->n_rule + 1, sizeof *gb->rule) ||
-        !grow((void **)&gb->names, &gb->cap_names, gb->n_names + len + 1, 1))
+    if (!bn_grow((void **)&gb->rule, &gb->cap_rule, gb->n_rule + 1, sizeof *gb->rule) ||
+        !bn_grow((void **)&gb->names, &gb->cap_names, gb->n_names + len + 1, 1))
         return fail(gb, "out of memory");
     memcpy(gb->names + gb->n_names, name, len);
     gb->names[gb->n_names + len] = 0;
@@ -175,8 +165,8 @@ static bn_gx add(bn_gb *gb, gx_node node, const bn_gx *parts, size_t n) {
     if (gb->n_x >= gb->lim.max_exprs) return fail(gb, "the grammar has too many expressions");
     for (size_t i = 0; i < n; i++)
         if (parts[i] == BN_GX_ERROR) return BN_GX_ERROR;
-    if (!grow((void **)&gb->x, &gb->cap_x, gb->n_x + 1, sizeof *gb->x) ||
-        !grow((void **)&gb->parts, &gb->cap_parts, gb->n_parts + n, sizeof *gb->parts))
+    if (!bn_grow((void **)&gb->x, &gb->cap_x, gb->n_x + 1, sizeof *gb->x) ||
+        !bn_grow((void **)&gb->parts, &gb->cap_parts, gb->n_parts + n, sizeof *gb->parts))
         return fail(gb, "out of memory");
     if (n) memcpy(gb->parts + gb->n_parts, parts, n * sizeof *parts);
     node.first = (uint32_t)gb->n_parts;

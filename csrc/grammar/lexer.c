@@ -7,6 +7,7 @@
  * (regex.h), so equal remainders are one id and the states are finite. A
  * counted repetition x{m,n} is never expanded: its derivative is
  * x'·x{m-1,n-1}, so a state exists only for the counts a text reaches. */
+#include "base/grow.h"
 #include "grammar/lexer.h"
 
 #include <stdlib.h>
@@ -31,6 +32,62 @@ typedef struct {
     uint32_t hash;
 } start_entry;
 
+/* An open-addressing map from a nonzero 64-bit key to an expression, for
+ * the derivatives and clamps the lexer has computed. */
+typedef struct {
+    uint64_t *key; /* 0: empty */
+    bn_rxid *val;
+    size_t mask, used;
+} memo;
+
+static size_t memo_slot(uint64_t key, size_t mask) { return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & mask; }
+
+/* The value of key, or BN_RX_ERROR when absent. */
+static bn_rxid memo_get(const memo *m, uint64_t key) {
+    if (!m->key) return BN_RX_ERROR;
+    for (size_t h = memo_slot(key, m->mask); m->key[h]; h = (h + 1) & m->mask)
+        if (m->key[h] == key) return m->val[h];
+    return BN_RX_ERROR;
+}
+
+/* Adds key (absent) -> v. 0 when out of memory. */
+static int memo_put(memo *m, uint64_t key, bn_rxid v) {
+    if (!m->key || m->used * 2 >= m->mask) {
+        size_t cap = m->key ? (m->mask + 1) * 2 : 4096;
+        uint64_t *k = calloc(cap, sizeof *k);
+        bn_rxid *val = malloc(cap * sizeof *val);
+        if (!k || !val) {
+            free(k);
+            free(val);
+            return 0;
+        }
+        for (size_t i = 0; m->key && i <= m->mask; i++) {
+            if (!m->key[i]) continue;
+            size_t h = memo_slot(m->key[i], cap - 1);
+            while (k[h]) h = (h + 1) & (cap - 1);
+            k[h] = m->key[i];
+            val[h] = m->val[i];
+        }
+        free(m->key);
+        free(m->val);
+        m->key = k;
+        m->val = val;
+        m->mask = cap - 1;
+    }
+    size_t h = memo_slot(key, m->mask);
+    while (m->key[h]) h = (h + 1) & m->mask;
+    m->key[h] = key;
+    m->val[h] = v;
+    m->used++;
+    return 1;
+}
+
+static void memo_clear(memo *m) {
+    free(m->key);
+    free(m->val);
+    memset(m, 0, sizeof *m);
+}
+
 struct bn_lexer {
     bn_rx *rx;
     size_t max_dfa;
@@ -45,9 +102,7 @@ struct bn_lexer {
     int n_classes;
 
     /* derivatives: (expression, class) -> expression, open addressing */
-    uint64_t *dkey; /* (re + 1) << 8 | class; 0 empty */
-    bn_rxid *dval;
-    size_t dmask, dused;
+    memo derivs; /* ((re + 1) << 8 | class) -> derivative */
 
     dfa_state *dfa;
     size_t n_dfa, cap_dfa;
@@ -76,26 +131,13 @@ struct bn_lexer {
     size_t cap_scratch;
 
     /* clamping (bn_lexer_clamped): expression -> clamped expression, and state -> its clamped state */
-    uint64_t *ckey; /* re + 1; 0 empty */
-    bn_rxid *cval;
-    size_t cmask, cused;
+    memo clamps; /* re + 1 -> clamped expression */
     int32_t *clamp_of;
     size_t cap_clamp_of;
     uint32_t horizon;
 };
 
 #define UNKNOWN (-3)
-
-static int grow(void **p, size_t *cap, size_t need, size_t size) {
-    if (need <= *cap) return 1;
-    size_t c = *cap ? *cap : 64;
-    while (c < need) c *= 2;
-    void *q = realloc(*p, c * size);
-    if (!q) return 0;
-    *p = q;
-    *cap = c;
-    return 1;
-}
 
 static uint32_t mix(uint32_t h, uint32_t v) { return (h ^ v) * 0x01000193u + (h >> 15); }
 
@@ -117,10 +159,7 @@ bn_lexer *bn_lexer_new(bn_rx *rx, size_t max_nfa_states, size_t max_dfa_states) 
     lx->dfa_index = new_index(1024);
     lx->start_index_mask = 255;
     lx->start_index = new_index(256);
-    lx->dmask = 4095;
-    lx->dkey = calloc(4096, sizeof *lx->dkey);
-    lx->dval = malloc(4096 * sizeof *lx->dval);
-    if (!lx->lex_by_rx || !lx->dfa_index || !lx->start_index || !lx->dkey || !lx->dval) {
+    if (!lx->lex_by_rx || !lx->dfa_index || !lx->start_index) {
         bn_lexer_free(lx);
         return NULL;
     }
@@ -131,8 +170,7 @@ void bn_lexer_free(bn_lexer *lx) {
     if (!lx) return;
     free(lx->lex);
     free(lx->lex_by_rx);
-    free(lx->dkey);
-    free(lx->dval);
+    memo_clear(&lx->derivs);
     free(lx->dfa);
     free(lx->trans);
     free(lx->started);
@@ -146,8 +184,7 @@ void bn_lexer_free(bn_lexer *lx) {
     free(lx->starts);
     free(lx->start_index);
     free(lx->scratch);
-    free(lx->ckey);
-    free(lx->cval);
+    memo_clear(&lx->clamps);
     free(lx->clamp_of);
     free(lx);
 }
@@ -181,7 +218,7 @@ int32_t bn_lexer_add(bn_lexer *lx, bn_rxid re, bn_err *err) {
     size_t h = ((uint32_t)re * 2654435761u) & lx->lex_by_rx_mask;
     for (int32_t l; (l = lx->lex_by_rx[h]) >= 0; h = (h + 1) & lx->lex_by_rx_mask)
         if (lx->lex[l] == re) return l;
-    if (!grow((void **)&lx->lex, &lx->cap_lex, lx->n_lex + 1, sizeof *lx->lex)) return bn_errf(err, "out of memory"), -1;
+    if (!bn_grow((void **)&lx->lex, &lx->cap_lex, lx->n_lex + 1, sizeof *lx->lex)) return bn_errf(err, "out of memory"), -1;
     lx->lex[lx->n_lex] = re;
     int32_t id = (int32_t)lx->n_lex++;
     lx->lex_by_rx[h] = id;
@@ -239,37 +276,6 @@ int bn_lexer_finish(bn_lexer *lx, bn_err *err) {
 
 /* ---- derivatives ---- */
 
-static int dput(bn_lexer *lx, uint64_t key, bn_rxid v) {
-    if (lx->dused * 2 >= lx->dmask) {
-        size_t cap = (lx->dmask + 1) * 2;
-        uint64_t *k = calloc(cap, sizeof *k);
-        bn_rxid *val = malloc(cap * sizeof *val);
-        if (!k || !val) {
-            free(k);
-            free(val);
-            return 0;
-        }
-        for (size_t i = 0; i <= lx->dmask; i++) {
-            if (!lx->dkey[i]) continue;
-            size_t h = (size_t)((lx->dkey[i] * 0x9E3779B97F4A7C15ull) >> 20) & (cap - 1);
-            while (k[h]) h = (h + 1) & (cap - 1);
-            k[h] = lx->dkey[i];
-            val[h] = lx->dval[i];
-        }
-        free(lx->dkey);
-        free(lx->dval);
-        lx->dkey = k;
-        lx->dval = val;
-        lx->dmask = cap - 1;
-    }
-    size_t h = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & lx->dmask;
-    while (lx->dkey[h]) h = (h + 1) & lx->dmask;
-    lx->dkey[h] = key;
-    lx->dval[h] = v;
-    lx->dused++;
-    return 1;
-}
-
 /* The derivative of re by byte b (of class cls): what is left to match
  * after b. BN_RX_ERROR when the expression budget is spent. */
 static bn_rxid deriv(bn_lexer *lx, bn_rxid re, uint8_t b, int cls, int depth) {
@@ -281,9 +287,8 @@ static bn_rxid deriv(bn_lexer *lx, bn_rxid re, uint8_t b, int cls, int depth) {
         return set[b >> 6] >> (b & 63) & 1 ? bn_rx_empty(rx) : bn_rx_nothing(rx);
     }
     uint64_t key = ((uint64_t)(uint32_t)re + 1) << 8 | (uint64_t)cls;
-    size_t h = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & lx->dmask;
-    for (; lx->dkey[h]; h = (h + 1) & lx->dmask)
-        if (lx->dkey[h] == key) return lx->dval[h];
+    bn_rxid known = memo_get(&lx->derivs, key);
+    if (known != BN_RX_ERROR) return known;
     if (depth > 5000) return BN_RX_ERROR;
     size_t n;
     const bn_rxid *p = bn_rx_parts(rx, re, &n);
@@ -313,7 +318,7 @@ static bn_rxid deriv(bn_lexer *lx, bn_rxid re, uint8_t b, int cls, int depth) {
         r = bn_rx_concat(rx, deriv(lx, x, b, cls, depth + 1),
                          bn_rx_repeat(rx, x, lo ? lo - 1 : 0, hi == BN_RX_INF ? BN_RX_INF : hi - 1));
     }
-    if (r == BN_RX_ERROR || !dput(lx, key, r)) return BN_RX_ERROR;
+    if (r == BN_RX_ERROR || !memo_put(&lx->derivs, key, r)) return BN_RX_ERROR;
     return r;
 }
 
@@ -343,12 +348,12 @@ static int32_t intern_state(bn_lexer *lx, const pair *ps, size_t n, int started)
     }
     if (lx->n_dfa >= lx->max_dfa) return BN_LEX_BUDGET;
     size_t nc = (size_t)lx->n_classes;
-    if (!grow((void **)&lx->dfa, &lx->cap_dfa, lx->n_dfa + 1, sizeof *lx->dfa) ||
-        !grow((void **)&lx->trans, &lx->cap_trans, (lx->n_dfa + 1) * nc, sizeof *lx->trans) ||
-        !grow((void **)&lx->pairs, &lx->cap_pairs, lx->n_pairs + n, sizeof *lx->pairs) ||
-        !grow((void **)&lx->pool, &lx->cap_pool, lx->n_pool + n, sizeof *lx->pool) ||
-        !grow((void **)&lx->started, &lx->cap_started, lx->n_dfa + 1, 1) ||
-        !grow((void **)&lx->n_acc, &lx->cap_n_acc, lx->n_dfa + 1, sizeof *lx->n_acc))
+    if (!bn_grow((void **)&lx->dfa, &lx->cap_dfa, lx->n_dfa + 1, sizeof *lx->dfa) ||
+        !bn_grow((void **)&lx->trans, &lx->cap_trans, (lx->n_dfa + 1) * nc, sizeof *lx->trans) ||
+        !bn_grow((void **)&lx->pairs, &lx->cap_pairs, lx->n_pairs + n, sizeof *lx->pairs) ||
+        !bn_grow((void **)&lx->pool, &lx->cap_pool, lx->n_pool + n, sizeof *lx->pool) ||
+        !bn_grow((void **)&lx->started, &lx->cap_started, lx->n_dfa + 1, 1) ||
+        !bn_grow((void **)&lx->n_acc, &lx->cap_n_acc, lx->n_dfa + 1, sizeof *lx->n_acc))
         return BN_LEX_BUDGET;
     dfa_state ds = {(uint32_t)lx->n_pairs, (uint32_t)n, (uint32_t)lx->n_pool, 0, h, (uint8_t)started, 0};
     memcpy(lx->pairs + lx->n_pairs, ps, n * sizeof *ps);
@@ -379,13 +384,13 @@ int32_t bn_lexer_start(bn_lexer *lx, const int32_t *lexemes, size_t n) {
         if (se->hash == h && se->n == n && (n == 0 || memcmp(lx->pool + se->first, lexemes, n * sizeof *lexemes) == 0))
             return se->state;
     }
-    if (!grow((void **)&lx->scratch, &lx->cap_scratch, n + 1, sizeof *lx->scratch)) return BN_LEX_BUDGET;
+    if (!bn_grow((void **)&lx->scratch, &lx->cap_scratch, n + 1, sizeof *lx->scratch)) return BN_LEX_BUDGET;
     for (size_t i = 0; i < n; i++) lx->scratch[i] = (pair){lexemes[i], lx->lex[lexemes[i]]};
     qsort(lx->scratch, n, sizeof *lx->scratch, cmp_pair);
     int32_t state = intern_state(lx, lx->scratch, n, 0);
     if (state == BN_LEX_BUDGET) return state;
-    if (!grow((void **)&lx->starts, &lx->cap_starts, lx->n_starts + 1, sizeof *lx->starts) ||
-        !grow((void **)&lx->pool, &lx->cap_pool, lx->n_pool + n, sizeof *lx->pool))
+    if (!bn_grow((void **)&lx->starts, &lx->cap_starts, lx->n_starts + 1, sizeof *lx->starts) ||
+        !bn_grow((void **)&lx->pool, &lx->cap_pool, lx->n_pool + n, sizeof *lx->pool))
         return BN_LEX_BUDGET;
     if (n) memcpy(lx->pool + lx->n_pool, lexemes, n * sizeof *lexemes);
     lx->starts[lx->n_starts] = (start_entry){(uint32_t)lx->n_pool, (uint32_t)n, state, h};
@@ -400,7 +405,7 @@ int32_t bn_lexer_start(bn_lexer *lx, const int32_t *lexemes, size_t n) {
 static int32_t compute_next(bn_lexer *lx, int32_t state, int cls) {
     uint8_t b = lx->class_rep[cls];
     size_t n = lx->dfa[state].n;
-    if (!grow((void **)&lx->scratch, &lx->cap_scratch, n + 1, sizeof *lx->scratch)) return BN_LEX_BUDGET;
+    if (!bn_grow((void **)&lx->scratch, &lx->cap_scratch, n + 1, sizeof *lx->scratch)) return BN_LEX_BUDGET;
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         pair p = lx->pairs[lx->dfa[state].first + i]; /* re-read: deriv may grow the arena, not the pairs */
@@ -430,7 +435,7 @@ const int32_t *bn_lexer_accepts(const bn_lexer *lx, int32_t state, size_t *n) {
 }
 
 const uint64_t *bn_lexer_self_loop(bn_lexer *lx, int32_t state) {
-    if (!grow((void **)&lx->loops, &lx->cap_loops, lx->n_dfa, sizeof *lx->loops)) return NULL;
+    if (!bn_grow((void **)&lx->loops, &lx->cap_loops, lx->n_dfa, sizeof *lx->loops)) return NULL;
     if (!lx->dfa[state].has_loop) {
         uint64_t set[4] = {0, 0, 0, 0};
         for (int c = 0; c < lx->n_classes; c++) {
@@ -440,7 +445,7 @@ const uint64_t *bn_lexer_self_loop(bn_lexer *lx, int32_t state) {
                 for (int b = 0; b < 256; b++)
                     if (lx->byte_class[b] == c) set[b >> 6] |= 1ull << (b & 63);
         }
-        if (!grow((void **)&lx->loops, &lx->cap_loops, lx->n_dfa, sizeof *lx->loops)) return NULL;
+        if (!bn_grow((void **)&lx->loops, &lx->cap_loops, lx->n_dfa, sizeof *lx->loops)) return NULL;
         memcpy(lx->loops[state], set, sizeof set);
         lx->dfa[state].has_loop = 1;
     }
@@ -458,37 +463,6 @@ void bn_lexer_view_of(const bn_lexer *lx, bn_lexer_view *v) {
 
 /* ---- clamping: states that no token can tell apart ---- */
 
-static int cput(bn_lexer *lx, uint64_t key, bn_rxid v) {
-    if (!lx->ckey || lx->cused * 2 >= lx->cmask) {
-        size_t cap = lx->ckey ? (lx->cmask + 1) * 2 : 1024;
-        uint64_t *k = calloc(cap, sizeof *k);
-        bn_rxid *val = malloc(cap * sizeof *val);
-        if (!k || !val) {
-            free(k);
-            free(val);
-            return 0;
-        }
-        for (size_t i = 0; lx->ckey && i <= lx->cmask; i++) {
-            if (!lx->ckey[i]) continue;
-            size_t h = (size_t)((lx->ckey[i] * 0x9E3779B97F4A7C15ull) >> 20) & (cap - 1);
-            while (k[h]) h = (h + 1) & (cap - 1);
-            k[h] = lx->ckey[i];
-            val[h] = lx->cval[i];
-        }
-        free(lx->ckey);
-        free(lx->cval);
-        lx->ckey = k;
-        lx->cval = val;
-        lx->cmask = cap - 1;
-    }
-    size_t h = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & lx->cmask;
-    while (lx->ckey[h]) h = (h + 1) & lx->cmask;
-    lx->ckey[h] = key;
-    lx->cval[h] = v;
-    lx->cused++;
-    return 1;
-}
-
 /* re with every repetition bound above the horizon H clamped: a minimum
  * over H becomes H + 1 and a maximum over H unbounded. On every text of at
  * most H bytes the two agree on where a match can end and whether it can
@@ -499,11 +473,8 @@ static bn_rxid clamp(bn_lexer *lx, bn_rxid re, int depth) {
     bn_rx_kind k = bn_rx_kind_of(rx, re);
     if (k == BN_RX_NOTHING || k == BN_RX_EMPTY || k == BN_RX_BYTES) return re;
     uint64_t key = (uint64_t)(uint32_t)re + 1;
-    if (lx->ckey) {
-        size_t h = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & lx->cmask;
-        for (; lx->ckey[h]; h = (h + 1) & lx->cmask)
-            if (lx->ckey[h] == key) return lx->cval[h];
-    }
+    bn_rxid known = memo_get(&lx->clamps, key);
+    if (known != BN_RX_ERROR) return known;
     if (depth > 5000) return BN_RX_ERROR;
     size_t n;
     const bn_rxid *p = bn_rx_parts(rx, re, &n);
@@ -525,25 +496,23 @@ static bn_rxid clamp(bn_lexer *lx, bn_rxid re, int depth) {
         bn_rxid x = clamp(lx, p[0], depth + 1);
         r = bn_rx_repeat(rx, x, lo > H ? H + 1 : lo, hi == BN_RX_INF || hi > H ? BN_RX_INF : hi);
     }
-    if (r == BN_RX_ERROR || !cput(lx, key, r)) return BN_RX_ERROR;
+    if (r == BN_RX_ERROR || !memo_put(&lx->clamps, key, r)) return BN_RX_ERROR;
     return r;
 }
 
 int32_t bn_lexer_clamped(bn_lexer *lx, int32_t state, uint32_t horizon) {
     if (lx->horizon != horizon) { /* one horizon per lexer: forget clamps made for another */
-        free(lx->ckey);
-        lx->ckey = NULL;
-        lx->cused = 0;
+        memo_clear(&lx->clamps);
         for (size_t i = 0; i < lx->cap_clamp_of; i++) lx->clamp_of[i] = UNKNOWN;
         lx->horizon = horizon;
     }
     size_t old = lx->cap_clamp_of;
-    if (!grow((void **)&lx->clamp_of, &lx->cap_clamp_of, (size_t)state + 1, sizeof *lx->clamp_of))
+    if (!bn_grow((void **)&lx->clamp_of, &lx->cap_clamp_of, (size_t)state + 1, sizeof *lx->clamp_of))
         return BN_LEX_BUDGET;
     for (size_t i = old; i < lx->cap_clamp_of; i++) lx->clamp_of[i] = UNKNOWN;
     if (lx->clamp_of[state] != UNKNOWN) return lx->clamp_of[state];
     size_t n = lx->dfa[state].n;
-    if (!grow((void **)&lx->scratch, &lx->cap_scratch, n + 1, sizeof *lx->scratch)) return BN_LEX_BUDGET;
+    if (!bn_grow((void **)&lx->scratch, &lx->cap_scratch, n + 1, sizeof *lx->scratch)) return BN_LEX_BUDGET;
     for (size_t i = 0; i < n; i++) {
         pair pr = lx->pairs[lx->dfa[state].first + i];
         bn_rxid c = clamp(lx, pr.re, 0);
@@ -553,15 +522,15 @@ int32_t bn_lexer_clamped(bn_lexer *lx, int32_t state, uint32_t horizon) {
     qsort(lx->scratch, n, sizeof *lx->scratch, cmp_pair);
     int32_t c = intern_state(lx, lx->scratch, n, lx->dfa[state].started);
     if (c < 0) return c;
-    if (!grow((void **)&lx->clamp_of, &lx->cap_clamp_of, (size_t)state + 1, sizeof *lx->clamp_of)) return BN_LEX_BUDGET;
+    if (!bn_grow((void **)&lx->clamp_of, &lx->cap_clamp_of, (size_t)state + 1, sizeof *lx->clamp_of)) return BN_LEX_BUDGET;
     lx->clamp_of[state] = c;
     return c;
 }
 
 int bn_lexer_loops_on(bn_lexer *lx, int32_t state, const uint64_t bytes[4]) {
     size_t old_yes = lx->cap_loop_yes, old_no = lx->cap_loop_no;
-    if (!grow((void **)&lx->loop_yes, &lx->cap_loop_yes, lx->n_dfa, sizeof *lx->loop_yes) ||
-        !grow((void **)&lx->loop_no, &lx->cap_loop_no, lx->n_dfa, sizeof *lx->loop_no))
+    if (!bn_grow((void **)&lx->loop_yes, &lx->cap_loop_yes, lx->n_dfa, sizeof *lx->loop_yes) ||
+        !bn_grow((void **)&lx->loop_no, &lx->cap_loop_no, lx->n_dfa, sizeof *lx->loop_no))
         return -1;
     if (lx->cap_loop_yes > old_yes) memset(lx->loop_yes + old_yes, 0, (lx->cap_loop_yes - old_yes) * sizeof *lx->loop_yes);
     if (lx->cap_loop_no > old_no) memset(lx->loop_no + old_no, 0, (lx->cap_loop_no - old_no) * sizeof *lx->loop_no);

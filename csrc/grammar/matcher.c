@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/grow.h"
 #include "grammar/grammar_internal.h"
 
 typedef struct {
@@ -67,17 +68,6 @@ struct bn_matcher {
     size_t n_text, cap_text;
 };
 
-static int grow(void **p, size_t *cap, size_t need, size_t size) {
-    if (need <= *cap) return 1;
-    size_t c = *cap ? *cap : 16;
-    while (c < need) c *= 2;
-    void *q = realloc(*p, c * size);
-    if (!q) return 0;
-    *p = q;
-    *cap = c;
-    return 1;
-}
-
 static void *mfail(bn_matcher *m, const char *msg) {
     if (!m->failed) bn_errf(m->err, "%s", msg);
     m->failed = 1;
@@ -95,7 +85,7 @@ static pnode *new_pnode(bn_matcher *m) {
     if (m->n_blocks == 0 || m->used == BLOCK) {
         if (m->n_blocks == m->cap_blocks) {
             size_t old = m->cap_blocks;
-            if (!grow((void **)&m->blocks, &m->cap_blocks, m->n_blocks + 1, sizeof *m->blocks))
+            if (!bn_grow((void **)&m->blocks, &m->cap_blocks, m->n_blocks + 1, sizeof *m->blocks))
                 return mfail(m, "out of memory");
             for (size_t i = old; i < m->cap_blocks; i++) m->blocks[i] = NULL;
         }
@@ -140,7 +130,7 @@ static pnode *scan(bn_matcher *m, pnode *p, int32_t lexeme) {
     for (pnode *ch = p->child; ch; ch = ch->next)
         if (ch->via == lexeme) return ch->col ? ch : NULL;
     /* the chart view: the committed columns, then the path of this call's columns */
-    if (!grow((void **)&m->path, &m->cap_path, (size_t)p->depth + 1, sizeof *m->path)) return mfail(m, "out of memory");
+    if (!bn_grow((void **)&m->path, &m->cap_path, (size_t)p->depth + 1, sizeof *m->path)) return mfail(m, "out of memory");
     int32_t k = p->depth;
     for (pnode *q = p; q->parent; q = q->parent) m->path[--k] = q->col;
     bn_chart_view view = {p->base->cols, p->base->n, m->path, p->depth};
@@ -148,7 +138,7 @@ static pnode *scan(bn_matcher *m, pnode *p, int32_t lexeme) {
     int r = bn_earley_scan(&m->g->cfg, m->work, &view, lexeme, m->g->lim.max_items, &col);
     if (r == BN_EARLEY_BUDGET) return mfail(m, "a parser column grew past max_items (an ambiguous or very large grammar)");
     if (col) {
-        if (!grow((void **)&m->spec, &m->cap_spec, m->n_spec + 1, sizeof *m->spec)) {
+        if (!bn_grow((void **)&m->spec, &m->cap_spec, m->n_spec + 1, sizeof *m->spec)) {
             bn_column_free(col);
             return mfail(m, "out of memory");
         }
@@ -173,7 +163,7 @@ static int push_conf(bn_matcher *m, confset *out, pnode *p, int32_t s) {
         mfail(m, "the grammar is too ambiguous: more readings of the text than max_branches");
         return 0;
     }
-    if (!grow((void **)&out->v, &out->cap, out->n + 1, sizeof *out->v)) return mfail(m, "out of memory"), 0;
+    if (!bn_grow((void **)&out->v, &out->cap, out->n + 1, sizeof *out->v)) return mfail(m, "out of memory"), 0;
     out->v[out->n++] = (conf){p, s};
     return 1;
 }
@@ -238,7 +228,7 @@ static int roots(bn_matcher *m, confset *out) {
             p->col = c->cols[c->n - 1];
             p->base = c;
         }
-        if (!grow((void **)&out->v, &out->cap, out->n + 1, sizeof *out->v)) return mfail(m, "out of memory"), 0;
+        if (!bn_grow((void **)&out->v, &out->cap, out->n + 1, sizeof *out->v)) return mfail(m, "out of memory"), 0;
         out->v[out->n++] = (conf){p, m->br[i].lex};
     }
     return 1;
@@ -282,7 +272,7 @@ static int materialize(bn_matcher *m, const confset *set) {
             for (pnode *q = p; q->parent; q = q->parent) {
                 c->cols[p->base->n + q->depth - 1] = q->col;
                 if (!q->col->kept) {
-                    if (!grow((void **)&m->owned, &m->cap_owned, m->n_owned + 1, sizeof *m->owned)) {
+                    if (!bn_grow((void **)&m->owned, &m->cap_owned, m->n_owned + 1, sizeof *m->owned)) {
                         chart_drop(c);
                         goto oom;
                     }
@@ -338,8 +328,8 @@ int bn_matcher_reset(bn_matcher *m, bn_err *err) {
     c0->lex_start = s0;
     c0->kept = 1;
     chart *c = malloc(sizeof *c);
-    if (!c || !grow((void **)&m->owned, &m->cap_owned, 1, sizeof *m->owned) ||
-        !grow((void **)&m->br, &m->cap_br, 1, sizeof *m->br) || !(c->cols = malloc(16 * sizeof *c->cols))) {
+    if (!c || !bn_grow((void **)&m->owned, &m->cap_owned, 1, sizeof *m->owned) ||
+        !bn_grow((void **)&m->br, &m->cap_br, 1, sizeof *m->br) || !(c->cols = malloc(16 * sizeof *c->cols))) {
         free(c);
         bn_column_free(c0);
         return bn_errf(err, "out of memory");
@@ -410,7 +400,7 @@ static int feed_locked(bn_matcher *m, const uint8_t *s, size_t n) {
     }
     r = materialize(m, &a) ? BN_MATCH_OK : BN_MATCH_ERROR;
     if (r == BN_MATCH_OK && n) {
-        if (!grow((void **)&m->text, &m->cap_text, m->n_text + n, 1)) {
+        if (!bn_grow((void **)&m->text, &m->cap_text, m->n_text + n, 1)) {
             mfail(m, "out of memory");
             r = BN_MATCH_ERROR;
         } else {

@@ -1,5 +1,6 @@
 /* regex.c: the hash-consed arena of regular expressions over bytes
  * (regex.h), and the UTF-8 compilation of code-point classes. */
+#include "base/grow.h"
 #include "grammar/regex.h"
 
 #include <stdlib.h>
@@ -28,17 +29,6 @@ struct bn_rx {
 static uint32_t mix(uint32_t h, uint32_t v) {
     h ^= v + 0x9e3779b9u + (h << 6) + (h >> 2);
     return h;
-}
-
-static int grow(void **p, size_t *cap, size_t need, size_t size) {
-    if (need <= *cap) return 1;
-    size_t c = *cap ? *cap : 64;
-    while (c < need) c *= 2;
-    void *q = realloc(*p, c * size);
-    if (!q) return 0;
-    *p = q;
-    *cap = c;
-    return 1;
 }
 
 bn_rx *bn_rx_new(size_t max_nodes) {
@@ -112,13 +102,13 @@ static bn_rxid intern(bn_rx *rx, bn_rx_kind kind, uint32_t min, uint32_t max, co
     for (int32_t id; (id = rx->table[slot]) >= 0; slot = (slot + 1) & rx->table_mask)
         if (rx->node[id].hash == h && same(rx, &rx->node[id], &probe, parts, set)) return id;
     if (rx->n_node >= rx->max_nodes) return fail(rx, "the regular expression budget is spent (too many nodes)");
-    if (!grow((void **)&rx->node, &rx->cap_node, rx->n_node + 1, sizeof *rx->node)) return fail(rx, "out of memory");
+    if (!bn_grow((void **)&rx->node, &rx->cap_node, rx->n_node + 1, sizeof *rx->node)) return fail(rx, "out of memory");
     if (kind == BN_RX_BYTES) {
-        if (!grow((void **)&rx->sets, &rx->cap_sets, rx->n_sets + 1, sizeof *rx->sets)) return fail(rx, "out of memory");
+        if (!bn_grow((void **)&rx->sets, &rx->cap_sets, rx->n_sets + 1, sizeof *rx->sets)) return fail(rx, "out of memory");
         memcpy(rx->sets[rx->n_sets], set, 32);
         probe.first = (uint32_t)rx->n_sets++;
     } else {
-        if (!grow((void **)&rx->parts, &rx->cap_parts, rx->n_parts + n, sizeof *rx->parts))
+        if (!bn_grow((void **)&rx->parts, &rx->cap_parts, rx->n_parts + n, sizeof *rx->parts))
             return fail(rx, "out of memory");
         if (n) memcpy(rx->parts + rx->n_parts, parts, n * sizeof *parts);
         probe.first = (uint32_t)rx->n_parts;
