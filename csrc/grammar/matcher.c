@@ -156,6 +156,13 @@ static pnode *scan(bn_matcher *m, pnode *p, int32_t lexeme) {
     return col ? ch : NULL;
 }
 
+/* The a-th lexeme that may end at state s. Read it afresh each time: the
+ * list lives in the lexer's pool, which moves whenever a state is made. */
+static int32_t accept_at(const bn_lexer *lx, int32_t s, size_t a) {
+    size_t n;
+    return bn_lexer_accepts(lx, s, &n)[a];
+}
+
 static int push_conf(bn_matcher *m, confset *out, pnode *p, int32_t s) {
     for (size_t i = 0; i < out->n; i++)
         if (out->v[i].p == p && out->v[i].s == s) return 1;
@@ -183,9 +190,9 @@ static int step(bn_matcher *m, const confset *in, uint8_t b, confset *out) {
         if (t >= 0 && !push_conf(m, out, p, t)) return 0;
         if (!v.n_acc[s]) continue;
         size_t n_acc;
-        const int32_t *acc = bn_lexer_accepts(lx, s, &n_acc);
+        bn_lexer_accepts(lx, s, &n_acc);
         for (size_t a = 0; a < n_acc; a++) {
-            pnode *q = scan(m, p, acc[a]);
+            pnode *q = scan(m, p, accept_at(lx, s, a)); /* re-read: new states move the list */
             if (m->failed) return 0;
             if (!q) continue;
             int32_t s0 = start_of(m, q);
@@ -205,9 +212,9 @@ static int conf_complete(bn_matcher *m, pnode *p, int32_t s) {
     bn_lexer *lx = m->g->lexer;
     if (s < 0 || !bn_lexer_started(lx, s)) return p->col->accepting;
     size_t n_acc;
-    const int32_t *acc = bn_lexer_accepts(lx, s, &n_acc);
+    bn_lexer_accepts(lx, s, &n_acc);
     for (size_t a = 0; a < n_acc; a++) {
-        pnode *q = scan(m, p, acc[a]);
+        pnode *q = scan(m, p, accept_at(lx, s, a)); /* re-read: new states move the list */
         if (m->failed) return 0;
         if (q && q->col->accepting) return 1;
     }
@@ -554,9 +561,9 @@ static int mask_conf(bn_matcher *m, pnode *p, int32_t s, uint32_t *bits, int dep
     if (!bn_lexer_started(lx, s)) return 1;
     /* the current lexeme may end before the next token */
     size_t n_acc;
-    const int32_t *acc = bn_lexer_accepts(lx, s, &n_acc);
+    bn_lexer_accepts(lx, s, &n_acc);
     for (size_t a = 0; a < n_acc; a++) {
-        pnode *q = scan(m, p, acc[a]);
+        pnode *q = scan(m, p, accept_at(lx, s, a)); /* re-read: new states move the list */
         if (m->failed) return 0;
         if (!q) continue;
         int32_t s0 = start_of(m, q);
