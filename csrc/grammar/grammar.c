@@ -293,6 +293,17 @@ static int lower_into(lower_ctx *c, bn_gx x, seq_builder *s, int depth) {
     }
 }
 
+static void lower_ctx_free(lower_ctx *c) {
+    free(c->pure);
+    free(c->as_rx);
+    free(c->inlinable);
+    free(c->nt_of_rule);
+    free(c->rule_queue.v);
+    free(c->nullable_rx);
+    free(c->nullable_nt);
+    free(c->prods.v);
+}
+
 static int cmp_prod_lhs(const void *a, const void *b) {
     const int32_t *x = *(int32_t *const *)a, *y = *(int32_t *const *)b;
     if (x[0] != y[0]) return (x[0] > y[0]) - (x[0] < y[0]);
@@ -474,14 +485,7 @@ bn_grammar *bn_grammar_compile(bn_gb *gb, bn_vocab *v, bn_err *err) {
     if (c.failed) goto fail_lower;
     if (!build_cfg(&c, &g->cfg, start_nt) || !bn_lexer_finish(g->lexer, err)) goto fail_lower;
     g->n_productions = c.n_prods;
-    free(c.pure);
-    free(c.as_rx);
-    free(c.inlinable);
-    free(c.nt_of_rule);
-    free(c.rule_queue.v);
-    free(c.nullable_rx);
-    free(c.nullable_nt);
-    free(c.prods.v);
+    lower_ctx_free(&c);
     g->walk_states = malloc((bn_vocab_max_len(v) + 2) * sizeof *g->walk_states);
     if (!g->walk_states) {
         bn_errf(err, "out of memory");
@@ -489,14 +493,7 @@ bn_grammar *bn_grammar_compile(bn_gb *gb, bn_vocab *v, bn_err *err) {
     }
     return g;
 fail_lower:
-    free(c.pure);
-    free(c.as_rx);
-    free(c.inlinable);
-    free(c.nt_of_rule);
-    free(c.rule_queue.v);
-    free(c.nullable_rx);
-    free(c.nullable_nt);
-    free(c.prods.v);
+    lower_ctx_free(&c);
 fail:
     bn_grammar_free(g);
     return NULL;
@@ -615,6 +612,17 @@ static int build_rem_tries(bn_token_classes *tc, const bound_tmp *bt, size_t m, 
     return 1;
 }
 
+/* Sets the bits of tokens order[from..to) in bits; returns how many were new. */
+static int32_t mark_tokens(uint32_t *bits, const int32_t *order, uint32_t from, uint32_t to) {
+    int32_t fresh = 0;
+    for (uint32_t k = from; k < to; k++) {
+        int32_t t = order[k];
+        fresh += !(bits[t >> 5] >> (t & 31) & 1);
+        bits[t >> 5] |= 1u << (t & 31);
+    }
+    return fresh;
+}
+
 static bn_token_classes *build_classes(bn_grammar *g, int32_t s0, bn_err *err) {
     const bn_vocab *v = g->vocab;
     size_t n_nodes;
@@ -644,11 +652,7 @@ static bn_token_classes *build_classes(bn_grammar *g, int32_t s0, bn_err *err) {
             continue;
         }
         st[nd->depth] = s;
-        for (uint32_t k = 0; k < nd->tok_n; k++) {
-            int32_t t = order[nd->tok_first + k];
-            n_inside += !(inside[t >> 5] >> (t & 31) & 1);
-            inside[t >> 5] |= 1u << (t & 31);
-        }
+        n_inside += mark_tokens(inside, order, nd->tok_first, nd->tok_first + nd->tok_n);
         if (nd->end == i + 1) { /* a leaf */
             i++;
             continue;
@@ -691,11 +695,7 @@ static bn_token_classes *build_classes(bn_grammar *g, int32_t s0, bn_err *err) {
             if (loops < 0) goto budget;
             bn_lexer_view_of(g->lexer, &lv);
             if (loops) {
-                for (uint32_t k = first_tok[i + 1]; k < first_tok[nd->end]; k++) {
-                    int32_t t = order[k];
-                    n_inside += !(inside[t >> 5] >> (t & 31) & 1);
-                    inside[t >> 5] |= 1u << (t & 31);
-                }
+                n_inside += mark_tokens(inside, order, first_tok[i + 1], first_tok[nd->end]);
                 i = nd->end;
                 continue;
             }

@@ -488,19 +488,28 @@ int bn_matcher_is_ended(const bn_matcher *m) { return m->ended; }
 
 static void set_bit(uint32_t *bits, int32_t t) { bits[t >> 5] |= 1u << (t & 31); }
 
+/* Seeds m->levels[0] with the reading after lexeme ends at parser state
+ * p: 1, 0 when the lexeme cannot end there (or nothing can follow), -1 on
+ * error. */
+static int seed_after(bn_matcher *m, pnode *p, int32_t lexeme) {
+    pnode *q = scan(m, p, lexeme);
+    if (m->failed) return -1;
+    int32_t s0 = q ? start_of(m, q) : BN_LEX_DEAD;
+    if (s0 == BN_LEX_BUDGET) return -1;
+    if (s0 < 0) return 0;
+    m->levels[0].n = 0;
+    return push_conf(m, &m->levels[0], q, s0) ? 1 : -1;
+}
+
 /* Marks the tokens of tc's remainder tries that parser state p lets go on
  * after the lexeme ends: a walk over each trie, a dead subtree skipped. */
 static int eval_boundary(bn_matcher *m, pnode *p, const bn_token_classes *tc, uint32_t *bits) {
     for (int32_t gi = 0; gi < tc->n_groups; gi++) {
         const bn_rem_group *grp = &tc->groups[gi];
-        pnode *q = scan(m, p, grp->lexeme);
-        if (m->failed) return 0;
-        int32_t s0 = q ? start_of(m, q) : BN_LEX_DEAD;
-        if (s0 == BN_LEX_BUDGET) return 0;
-        if (s0 < 0) continue;
+        int r = seed_after(m, p, grp->lexeme);
+        if (r < 0) return 0;
+        if (r == 0) continue;
         confset *lv = m->levels;
-        lv[0].n = 0;
-        if (!push_conf(m, &lv[0], q, s0)) return 0;
         const bn_rem_node *nodes = tc->nodes;
         for (uint32_t i = grp->first, end = grp->first + grp->n; i < end;) {
             const bn_rem_node *nd = &nodes[i];
@@ -519,14 +528,10 @@ static int eval_boundary(bn_matcher *m, pnode *p, const bn_token_classes *tc, ui
     const int32_t *order = bn_vocab_order(m->g->vocab);
     for (int32_t si = 0; si < tc->n_subs; si++) {
         const bn_sub_group *sg = &tc->subs[si];
-        pnode *q = scan(m, p, sg->lexeme);
-        if (m->failed) return 0;
-        int32_t s0 = q ? start_of(m, q) : BN_LEX_DEAD;
-        if (s0 == BN_LEX_BUDGET) return 0;
-        if (s0 < 0) continue;
+        int r = seed_after(m, p, sg->lexeme);
+        if (r < 0) return 0;
+        if (r == 0) continue;
         confset *lv = m->levels;
-        lv[0].n = 0;
-        if (!push_conf(m, &lv[0], q, s0)) return 0;
         uint32_t base = vn[sg->node].depth;
         for (uint32_t i = sg->node + 1, end = vn[sg->node].end; i < end;) {
             const bn_trie_node *nd = &vn[i];
