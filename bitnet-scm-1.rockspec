@@ -49,6 +49,7 @@ build = {
             "csrc/grammar/lexer.c",
             "csrc/grammar/matcher.c",
             "csrc/grammar/regex.c",
+            "csrc/grammar/token_classes.c",
             "csrc/grammar/vocab.c",
             "csrc/kernels/avx2.c",
             "csrc/kernels/avx512.c",

@@ -9,8 +9,10 @@
  * invalid one must be refused at some token or at the end. A schema passes
  * when it compiles and every instance is judged right.
  *
- * Usage: grammar_bench TOKENIZER_JSON SCHEMAS_JSONL [--failures FILE] [--quiet]
+ * Usage: grammar_bench TOKENIZER_JSON SCHEMAS_JSONL [--failures FILE] [--slow FILE] [--quiet]
  * Prints the figures (schemas passing, refused, invalid instances accepted,
+ * --slow FILE lists each mask over 400 us: schema, token index, us, token
+ * classes built, lexer states made, tokens allowed, the token.
  * mask and compile percentiles, the share of tokens the grammar forced). */
 #define _POSIX_C_SOURCE 200809L
 
@@ -57,13 +59,14 @@ static double pct(samples *s, double p) {
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: %s TOKENIZER_JSON SCHEMAS_JSONL [--failures FILE] [--quiet]\n", argv[0]);
+        fprintf(stderr, "usage: %s TOKENIZER_JSON SCHEMAS_JSONL [--failures FILE] [--slow FILE] [--quiet]\n", argv[0]);
         return 2;
     }
-    FILE *failures = NULL;
+    FILE *failures = NULL, *slow = NULL;
     int quiet = 0;
     for (int i = 3; i < argc; i++) {
         if (!strcmp(argv[i], "--failures") && i + 1 < argc) failures = fopen(argv[++i], "w");
+        else if (!strcmp(argv[i], "--slow") && i + 1 < argc) slow = fopen(argv[++i], "w");
         else if (!strcmp(argv[i], "--quiet")) quiet = 1;
     }
     bn_err err = {{0}};
@@ -134,6 +137,8 @@ int main(int argc, char **argv) {
             size_t at = 0;
             for (size_t i = 0; i < ids.n && accepted; i++) {
                 size_t count;
+                bn_grammar_stats st0, st1;
+                if (slow) bn_grammar_stats_get(g, &st0);
                 double a = now_us();
                 int ok = bn_matcher_mask(m, bits, &count, &err);
                 int32_t t = ids.v[i];
@@ -141,6 +146,14 @@ int main(int argc, char **argv) {
                 int r = allowed ? bn_matcher_commit(m, t, &err) : BN_MATCH_REJECT;
                 double b = now_us();
                 add(&mask_us, b - a);
+                if (slow && b - a > 400) {
+                    bn_grammar_stats_get(g, &st1);
+                    size_t tl;
+                    const uint8_t *tb = bn_vocab_bytes(vocab, t, &tl);
+                    fprintf(slow, "%s\t%zu\t%.0f\t%zu\t%zu\t%zu\t%.*s\n", name, i, b - a,
+                            st1.n_cached_states - st0.n_cached_states, st1.n_dfa_states - st0.n_dfa_states, count,
+                            tb ? (int)tl : 0, tb ? (const char *)tb : "");
+                }
                 if (b - a > schema_mask_max) schema_mask_max = b - a;
                 schema_mask_sum += b - a;
                 schema_tokens++;
@@ -185,6 +198,7 @@ int main(int argc, char **argv) {
     free(line);
     fclose(f);
     if (failures) fclose(failures);
+    if (slow) fclose(slow);
     printf("schemas: %zu, passing: %zu (%.1f%%), refused at compile: %zu (%.1f%%)\n", n_schema, n_pass,
            100.0 * (double)n_pass / (double)n_schema, n_refused, 100.0 * (double)n_refused / (double)n_schema);
     printf("instances: %zu valid (%zu rejected), %zu invalid (%zu ACCEPTED), %zu with budget errors\n", n_valid,

@@ -194,6 +194,44 @@ static void run_vocab(const char *path) {
         accepts(g, "\"ab\",1", 0);
         bn_grammar_free(g);
     }
+    /* string interiors, where the class walk takes plain-text tokens in
+     * bulk: any plain text, counted (the count's last characters), with
+     * excluded characters, and a union of keys with any string */
+    g = gbnf(v, "root ::= \"[\" s (\",\" s)* \"]\"\n"
+                "s ::= \"\\\"\" ([^\"\\\\\\x00-\\x1f] | \"\\\\\" [\"\\\\nt])* \"\\\"\"\n");
+    if (g) {
+        accepts(g, "[\"a\\\"b\",\"\"]", 1);
+        brute(g, "[\"", stride);
+        brute(g, "[\"ab", stride);
+        brute(g, "[\"\xe4\xb8", stride);
+        brute(g, "[\"a\\", stride);
+        bn_grammar_free(g);
+    }
+    g = gbnf(v, "root ::= \"\\\"\" [^\"\\\\]{0,12} \"\\\"\" [0-9]\n");
+    if (g) {
+        brute(g, "\"", stride);
+        brute(g, "\"abcdefg", stride);
+        brute(g, "\"abcdefghijk", stride);
+        brute(g, "\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", stride);
+        bn_grammar_free(g);
+    }
+    g = gbnf(v, "root ::= (\"\\\"\" [^,\"\\\\]+ \"\\\"\" \",\")+\n");
+    if (g) {
+        accepts(g, "\"a b\",\"c\",", 1);
+        accepts(g, "\"a,b\",", 0);
+        brute(g, "\"", stride);
+        brute(g, "\"a", stride);
+        brute(g, "\"a\",\"\xe4", stride);
+        bn_grammar_free(g);
+    }
+    g = gbnf(v, "root ::= \"{\\\"\" (\"alpha\" | \"alps\" | \"beta\" | [^\"\\\\]+) \"\\\":1}\"\n");
+    if (g) {
+        brute(g, "{\"", stride);
+        brute(g, "{\"al", stride);
+        brute(g, "{\"alp", stride);
+        tokens_accepted(g, t, "{\"alphabet soup\":1}");
+        bn_grammar_free(g);
+    }
     bn_vocab_free(v);
     bn_tokenizer_free(t);
 }

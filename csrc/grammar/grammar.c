@@ -486,8 +486,7 @@ bn_grammar *bn_grammar_compile(bn_gb *gb, bn_vocab *v, bn_err *err) {
     if (!build_cfg(&c, &g->cfg, start_nt) || !bn_lexer_finish(g->lexer, err)) goto fail_lower;
     g->n_productions = c.n_prods;
     lower_ctx_free(&c);
-    g->walk_states = malloc((bn_vocab_max_len(v) + 2) * sizeof *g->walk_states);
-    if (!g->walk_states) {
+    if (!bn_token_walk_init(g)) {
         bn_errf(err, "out of memory");
         goto fail;
     }
@@ -501,26 +500,20 @@ fail:
 
 void bn_grammar_retain(bn_grammar *g) { atomic_fetch_add(&g->refs, 1); }
 
-static void free_classes(bn_token_classes *tc) {
-    if (!tc) return;
-    free(tc->inside_bits);
-    free(tc->inside_ids);
-    free(tc->groups);
-    free(tc->nodes);
-    free(tc->tokens);
-    free(tc->subs);
-    free(tc);
-}
-
 void bn_grammar_free(bn_grammar *g) {
     if (!g || atomic_fetch_sub(&g->refs, 1) != 1) return;
-    for (size_t i = 0; i < g->cap_classes; i++) free_classes(g->classes[i]);
+    for (size_t i = 0; i < g->cap_classes; i++) bn_token_classes_free(g->classes[i]);
     free(g->classes);
     bn_lexer_free(g->lexer);
     bn_cfg_free(&g->cfg);
     bn_gb_free(g->gb);
     bn_vocab_free(g->vocab);
-    free(g->walk_states);
+    free(g->walk);
+    free(g->absorb);
+    free(g->ksets);
+    free(g->plain_rx);
+    free(g->memo);
+    free(g->memo_ops);
     pthread_mutex_destroy(&g->lock);
     free(g);
 }
@@ -538,256 +531,4 @@ void bn_grammar_stats_get(bn_grammar *g, bn_grammar_stats *s) {
     for (size_t i = 0; i < g->cap_classes; i++) s->n_cached_states += g->classes[i] != NULL;
     s->cache_bytes = g->cache_bytes;
     pthread_mutex_unlock(&g->lock);
-}
-
-/* ---- token classes of a lexer state ---- */
-
-/* C11 qsort has no context: entries carry what the comparison needs. */
-typedef struct {
-    int32_t token, lexeme;
-    uint32_t offset;
-    const uint8_t *rest;
-    size_t rest_n;
-} bound_tmp;
-
-static int cmp_bound(const void *a, const void *b) {
-    const bound_tmp *x = a, *y = b;
-    if (x->lexeme != y->lexeme) return (x->lexeme > y->lexeme) - (x->lexeme < y->lexeme);
-    size_t n = x->rest_n < y->rest_n ? x->rest_n : y->rest_n;
-    int c = memcmp(x->rest, y->rest, n);
-    if (c) return c;
-    if (x->rest_n != y->rest_n) return x->rest_n < y->rest_n ? -1 : 1;
-    return (x->token > y->token) - (x->token < y->token);
-}
-
-/* Builds the remainder tries of bt[0..m) (sorted by lexeme, remainder)
- * into tc. 0 when out of memory. */
-static int build_rem_tries(bn_token_classes *tc, const bound_tmp *bt, size_t m, size_t max_len) {
-    size_t total = 0, n_groups = 0;
-    for (size_t i = 0; i < m; i++) {
-        total += bt[i].rest_n;
-        if (i == 0 || bt[i].lexeme != bt[i - 1].lexeme) n_groups++;
-    }
-    tc->groups = malloc((n_groups ? n_groups : 1) * sizeof *tc->groups);
-    tc->nodes = malloc((total ? total : 1) * sizeof *tc->nodes);
-    tc->tokens = malloc((m ? m : 1) * sizeof *tc->tokens);
-    uint32_t *open = malloc((max_len + 1) * sizeof *open);
-    if (!tc->groups || !tc->nodes || !tc->tokens || !open) {
-        free(open);
-        return 0;
-    }
-    uint32_t n_nodes = 0;
-    int32_t g = -1;
-    size_t depth = 0;
-    const uint8_t *prev = NULL;
-    size_t prev_n = 0;
-    for (size_t i = 0; i < m; i++) {
-        const bound_tmp *e = &bt[i];
-        size_t lcp = 0;
-        if (g >= 0 && tc->groups[g].lexeme == e->lexeme)
-            while (lcp < prev_n && lcp < e->rest_n && prev[lcp] == e->rest[lcp]) lcp++;
-        else {
-            while (depth > 0) tc->nodes[open[depth--]].end = n_nodes;
-            if (g >= 0) tc->groups[g].n = n_nodes - tc->groups[g].first;
-            g++;
-            tc->groups[g] = (bn_rem_group){e->lexeme, n_nodes, 0};
-        }
-        while (depth > lcp) tc->nodes[open[depth--]].end = n_nodes;
-        for (size_t d = lcp; d < e->rest_n; d++) {
-            tc->nodes[n_nodes] = (bn_rem_node){0, 0, 0, (uint16_t)(d + 1), e->rest[d]};
-            open[++depth] = n_nodes++;
-        }
-        bn_rem_node *at = &tc->nodes[open[depth]];
-        if (at->tok_n == 0) at->tok_first = (uint32_t)i;
-        at->tok_n++;
-        tc->tokens[i] = e->token;
-        prev = e->rest;
-        prev_n = e->rest_n;
-    }
-    while (depth > 0) tc->nodes[open[depth--]].end = n_nodes;
-    if (g >= 0) tc->groups[g].n = n_nodes - tc->groups[g].first;
-    tc->n_groups = g + 1;
-    free(open);
-    tc->bytes += n_nodes * sizeof *tc->nodes + m * sizeof *tc->tokens + (size_t)tc->n_groups * sizeof *tc->groups;
-    return 1;
-}
-
-/* Sets the bits of tokens order[from..to) in bits; returns how many were new. */
-static int32_t mark_tokens(uint32_t *bits, const int32_t *order, uint32_t from, uint32_t to) {
-    int32_t fresh = 0;
-    for (uint32_t k = from; k < to; k++) {
-        int32_t t = order[k];
-        fresh += !(bits[t >> 5] >> (t & 31) & 1);
-        bits[t >> 5] |= 1u << (t & 31);
-    }
-    return fresh;
-}
-
-static bn_token_classes *build_classes(bn_grammar *g, int32_t s0, bn_err *err) {
-    const bn_vocab *v = g->vocab;
-    size_t n_nodes;
-    const bn_trie_node *nodes = bn_vocab_trie(v, &n_nodes);
-    const int32_t *order = bn_vocab_order(v);
-    int32_t n_tok = bn_vocab_n_tokens(v);
-    size_t words = ((size_t)n_tok + 31) / 32;
-    uint32_t *inside = calloc(words ? words : 1, sizeof *inside);
-    bound_tmp *bt = NULL;
-    size_t n_bt = 0, cap_bt = 0;
-    bn_sub_group *subs = NULL;
-    size_t n_subs = 0, cap_subs = 0;
-    int32_t *st = g->walk_states;
-    int32_t n_inside = 0;
-    if (!inside) goto oom;
-    st[0] = s0;
-    const uint64_t(*below_sets)[4] = bn_vocab_below(v);
-    const uint32_t *first_tok = bn_vocab_first_tok(v);
-    bn_lexer_view lv;
-    bn_lexer_view_of(g->lexer, &lv);
-    for (size_t i = 1; i < n_nodes;) {
-        const bn_trie_node *nd = &nodes[i];
-        int32_t s = bn_lexer_step(g->lexer, &lv, st[nd->depth - 1], nd->byte);
-        if (s < 0) {
-            if (s == BN_LEX_BUDGET) goto budget;
-            i = nd->end;
-            continue;
-        }
-        st[nd->depth] = s;
-        n_inside += mark_tokens(inside, order, nd->tok_first, nd->tok_first + nd->tok_n);
-        if (nd->end == i + 1) { /* a leaf */
-            i++;
-            continue;
-        }
-        if (lv.n_acc[s]) {
-            size_t n_acc;
-            const int32_t *acc = bn_lexer_accepts(g->lexer, s, &n_acc);
-            /* every token below may end a lexeme here and go on: a large
-             * subtree is kept as the trie node, a small one as entries */
-            if (nd->end - i > 64) {
-                for (size_t a = 0; a < n_acc; a++) {
-                    if (n_subs == cap_subs) {
-                        size_t c = cap_subs ? cap_subs * 2 : 64;
-                        bn_sub_group *p = realloc(subs, c * sizeof *p);
-                        if (!p) goto oom;
-                        subs = p;
-                        cap_subs = c;
-                    }
-                    subs[n_subs++] = (bn_sub_group){acc[a], (uint32_t)i};
-                }
-            } else
-                for (size_t j = i + 1; j < nd->end; j++) {
-                    const bn_trie_node *below = &nodes[j];
-                    for (uint32_t k = 0; k < below->tok_n; k++) {
-                        for (size_t a = 0; a < n_acc; a++) {
-                            if (n_bt == cap_bt) {
-                                size_t c = cap_bt ? cap_bt * 2 : 1024;
-                                bound_tmp *p = realloc(bt, c * sizeof *p);
-                                if (!p) goto oom;
-                                bt = p;
-                                cap_bt = c;
-                            }
-                            bt[n_bt++] = (bound_tmp){order[below->tok_first + k], acc[a], nd->depth, NULL, 0};
-                        }
-                    }
-                }
-        } else {
-            /* a state that loops on every byte below: the whole subtree stays inside */
-            int loops = bn_lexer_loops_on(g->lexer, s, below_sets[i]);
-            if (loops < 0) goto budget;
-            bn_lexer_view_of(g->lexer, &lv);
-            if (loops) {
-                n_inside += mark_tokens(inside, order, first_tok[i + 1], first_tok[nd->end]);
-                i = nd->end;
-                continue;
-            }
-        }
-        i++;
-    }
-    /* drop the boundary entries of tokens already inside; sort the rest by remainder */
-    size_t m = 0;
-    for (size_t i = 0; i < n_bt; i++) {
-        int32_t t = bt[i].token;
-        if (inside[t >> 5] >> (t & 31) & 1) continue;
-        size_t len;
-        const uint8_t *p = bn_vocab_bytes(v, t, &len);
-        bt[m] = bt[i];
-        bt[m].rest = p + bt[i].offset;
-        bt[m].rest_n = len - bt[i].offset;
-        m++;
-    }
-    if (m) qsort(bt, m, sizeof *bt, cmp_bound);
-    bn_token_classes *tc = calloc(1, sizeof *tc);
-    if (!tc) goto oom;
-    tc->n_inside = n_inside;
-    tc->subs = subs;
-    tc->n_subs = (int32_t)n_subs;
-    subs = NULL;
-    tc->bytes = sizeof *tc + n_subs * sizeof *tc->subs;
-    if (!build_rem_tries(tc, bt, m, bn_vocab_max_len(v))) {
-        free_classes(tc);
-        goto oom;
-    }
-    if ((size_t)n_inside * 32 < (size_t)n_tok) {
-        /* few: keep a list */
-        tc->inside_ids = malloc(((size_t)n_inside + 1) * sizeof *tc->inside_ids);
-        if (!tc->inside_ids) {
-            free_classes(tc);
-            goto oom;
-        }
-        int32_t k = 0;
-        for (size_t w = 0; w < words; w++)
-            for (uint32_t bits = inside[w]; bits; bits &= bits - 1)
-                tc->inside_ids[k++] = (int32_t)(w * 32 + (size_t)__builtin_ctz(bits));
-        tc->bytes += (size_t)n_inside * sizeof *tc->inside_ids;
-        free(inside);
-    } else {
-        tc->inside_bits = inside;
-        tc->bytes += words * sizeof *inside;
-    }
-    free(bt);
-    return tc;
-budget:
-    free(inside);
-    free(bt);
-    free(subs);
-    bn_errf(err, "the grammar needs more than %zu lexer states (max_dfa_states)", g->lim.max_dfa_states);
-    return NULL;
-oom:
-    free(inside);
-    free(bt);
-    free(subs);
-    bn_errf(err, "out of memory computing token classes");
-    return NULL;
-}
-
-const bn_token_classes *bn_grammar_classes(bn_grammar *g, int32_t s, bn_err *err) {
-    /* states that no token can tell apart share their classes: key on the
-     * state clamped to the longest token */
-    s = bn_lexer_clamped(g->lexer, s, (uint32_t)bn_vocab_max_len(g->vocab));
-    if (s < 0) {
-        bn_errf(err, "the grammar needs more than %zu lexer states (max_dfa_states)", g->lim.max_dfa_states);
-        return NULL;
-    }
-    if ((size_t)s < g->cap_classes && g->classes[s]) return g->classes[s];
-    if ((size_t)s >= g->cap_classes) {
-        size_t c = g->cap_classes ? g->cap_classes : 64;
-        while (c <= (size_t)s) c *= 2;
-        bn_token_classes **p = realloc(g->classes, c * sizeof *p);
-        if (!p) return bn_errf(err, "out of memory"), NULL;
-        memset(p + g->cap_classes, 0, (c - g->cap_classes) * sizeof *p);
-        g->classes = p;
-        g->cap_classes = c;
-    }
-    if (g->cache_bytes > g->max_cache_bytes) {
-        /* over budget: start the cache again rather than grow without bound */
-        for (size_t i = 0; i < g->cap_classes; i++) {
-            free_classes(g->classes[i]);
-            g->classes[i] = NULL;
-        }
-        g->cache_bytes = 0;
-    }
-    bn_token_classes *tc = build_classes(g, s, err);
-    if (!tc) return NULL;
-    g->classes[s] = tc;
-    g->cache_bytes += tc->bytes;
-    return tc;
 }

@@ -61,8 +61,30 @@ struct bn_grammar {
     bn_token_classes **classes; /* per DFA state, NULL until asked */
     size_t cap_classes;
     size_t cache_bytes, max_cache_bytes;
-    int32_t *walk_states; /* scratch for the trie walk: a lexer state per depth */
+    struct bn_walk_level *walk; /* scratch for the trie walk: one per depth (token_classes.c) */
+    /* per lexer state and plain-text state: what plain text the state
+     * reads whole (token_classes.c), and the byte sets those answers name */
+    struct bn_absorb *absorb;
+    size_t cap_absorb;
+    /* what walking a subtree below the root did, per (state, node,
+     * region), to replay when another state's walk reaches it
+     * (token_classes.c) */
+    struct bn_walk_memo *memo;
+    size_t memo_mask, memo_used;
+    struct bn_walk_op *memo_ops;
+    size_t n_memo_ops, cap_memo_ops;
+    uint8_t *plain_rx; /* per expression: 1 some match is all plain bytes, 2 none, 0 not asked */
+    size_t cap_plain_rx;
+    uint64_t (*ksets)[4];
+    size_t n_ksets, cap_ksets;
+    uint8_t edges[BN_PLAIN_STATES][256]; /* per plain state: a byte of each (lexer class, next plain state) */
+    uint16_t n_edges[BN_PLAIN_STATES];
+    int edges_ready;
 };
+
+void bn_token_classes_free(bn_token_classes *tc);
+/* Allocates g's scratch for the walk (0 when out of memory). */
+int bn_token_walk_init(bn_grammar *g);
 
 /* The token classes of lexer state s (built on first use). NULL with a
  * message when a budget is exceeded. Call with g->lock held. */

@@ -187,6 +187,15 @@ static bn_rxid intersect(js_ctx *c, bn_rxid acc, bn_rxid re) {
     return bn_jrx_product(c->jrx, acc, re, 1);
 }
 
+/* Whether re is C{a,b} where every string of C is one character (as
+ * string content spells it). */
+static int one_char_repeat(js_ctx *c, bn_rxid re) {
+    if (bn_rx_kind_of(c->rx, re) != BN_RX_REPEAT) return 0;
+    bn_rxid part = bn_rx_parts(c->rx, re, &(size_t){0})[0];
+    bn_rxid beyond = bn_jrx_product(c->jrx, part, c->chars.any, 0);
+    return beyond != BN_RX_ERROR && bn_rx_kind_of(c->rx, beyond) == BN_RX_NOTHING;
+}
+
 bn_rxid js_string_content(js_ctx *c, const js_shape *s, int superset) {
     const js_branch *b = s->branch;
     int lengths = s->min_len > 0 || s->max_len != BN_RX_INF;
@@ -198,7 +207,17 @@ bn_rxid js_string_content(js_ctx *c, const js_shape *s, int superset) {
     for (uint32_t i = 0; i < s->n_patterns; i++) acc = intersect(c, acc, js_pattern(c, s->patterns[i]));
     for (int i = 0; i < n_formats; i++) acc = intersect(c, acc, js_format(c, s->formats[i]));
     if (acc == -2) acc = bn_jstr_length(c->rx, &c->chars, s->min_len, s->max_len);
-    else if (lengths && acc != BN_RX_ERROR) {
+    else if (lengths && acc != BN_RX_ERROR && one_char_repeat(c, acc)) {
+        /* C{a,b} with C one character (`^[^,"]+$` and its like): the
+         * lengths narrow the counts. A product would spell the counts out
+         * as nested options, where the lexer sees a new state per
+         * character instead of one counted repetition. */
+        uint32_t lo, hi;
+        bn_rx_bounds(c->rx, acc, &lo, &hi);
+        if (s->min_len > lo) lo = s->min_len;
+        if (s->max_len < hi) hi = s->max_len;
+        acc = bn_rx_repeat(c->rx, bn_rx_parts(c->rx, acc, &(size_t){0})[0], lo, hi);
+    } else if (lengths && acc != BN_RX_ERROR) {
         /* the product's states are about the pattern's times the lengths
          * counted: where that passes the budget, allow fewer characters
          * than the schema does (never more), down to 8 */

@@ -103,6 +103,12 @@ struct bn_lexer {
 
     /* derivatives: (expression, class) -> expression, open addressing */
     memo derivs; /* ((re + 1) << 8 | class) -> derivative */
+    /* per expression: the classes its derivative is not nothing by (a
+     * superset), so a state of many lexemes derives only the few a byte
+     * keeps alive */
+    uint64_t (*first)[4];
+    uint8_t *first_known;
+    size_t cap_first, cap_first_known;
 
     dfa_state *dfa;
     size_t n_dfa, cap_dfa;
@@ -171,6 +177,8 @@ void bn_lexer_free(bn_lexer *lx) {
     free(lx->lex);
     free(lx->lex_by_rx);
     memo_clear(&lx->derivs);
+    free(lx->first);
+    free(lx->first_known);
     free(lx->dfa);
     free(lx->trans);
     free(lx->started);
@@ -278,6 +286,8 @@ int bn_lexer_finish(bn_lexer *lx, bn_err *err) {
 
 /* The derivative of re by byte b (of class cls): what is left to match
  * after b. BN_RX_ERROR when the expression budget is spent. */
+static void first_classes(bn_lexer *lx, bn_rxid re, uint64_t out[4], int depth);
+
 static bn_rxid deriv(bn_lexer *lx, bn_rxid re, uint8_t b, int cls, int depth) {
     bn_rx *rx = lx->rx;
     bn_rx_kind k = bn_rx_kind_of(rx, re);
@@ -307,7 +317,12 @@ static bn_rxid deriv(bn_lexer *lx, bn_rxid re, uint8_t b, int cls, int depth) {
             return BN_RX_ERROR;
         }
         memcpy(parts, p, n * sizeof *parts);
-        for (size_t i = 0; i < n; i++) v[i] = deriv(lx, parts[i], b, cls, depth + 1);
+        for (size_t i = 0; i < n; i++) {
+            /* (of many alternatives, a byte keeps few: the others need no derivative) */
+            uint64_t first[4];
+            first_classes(lx, parts[i], first, 0);
+            v[i] = first[cls >> 6] >> (cls & 63) & 1 ? deriv(lx, parts[i], b, cls, depth + 1) : bn_rx_nothing(rx);
+        }
         r = bn_rx_alt_n(rx, v, n);
         if (v != small) free(v);
         if (parts != parts_small) free(parts);
@@ -320,6 +335,67 @@ static bn_rxid deriv(bn_lexer *lx, bn_rxid re, uint8_t b, int cls, int depth) {
     }
     if (r == BN_RX_ERROR || !memo_put(&lx->derivs, key, r)) return BN_RX_ERROR;
     return r;
+}
+
+/* The byte classes re can begin with, into out (all classes when the
+ * expression is too deep or memory is short: a superset is safe). */
+static void first_classes(bn_lexer *lx, bn_rxid re, uint64_t out[4], int depth) {
+    bn_rx *rx = lx->rx;
+    size_t need = (size_t)re + 1;
+    if (depth > 2000 || !bn_grow((void **)&lx->first, &lx->cap_first, need, sizeof *lx->first)) {
+        memset(out, 0xff, 4 * sizeof *out);
+        return;
+    }
+    size_t old = lx->cap_first_known;
+    if (!bn_grow((void **)&lx->first_known, &lx->cap_first_known, need, 1)) {
+        memset(out, 0xff, 4 * sizeof *out);
+        return;
+    }
+    memset(lx->first_known + old, 0, lx->cap_first_known - old);
+    if (lx->first_known[re]) {
+        memcpy(out, lx->first[re], 4 * sizeof *out);
+        return;
+    }
+    uint64_t set[4] = {0, 0, 0, 0}, sub[4];
+    size_t n;
+    const bn_rxid *p;
+    switch (bn_rx_kind_of(rx, re)) {
+    case BN_RX_BYTES: {
+        const uint64_t *bytes = bn_rx_set(rx, re);
+        for (int b = 0; b < 256; b++)
+            if (bytes[b >> 6] >> (b & 63) & 1) set[lx->byte_class[b] >> 6] |= 1ull << (lx->byte_class[b] & 63);
+        break;
+    }
+    case BN_RX_CONCAT: {
+        p = bn_rx_parts(rx, re, &n);
+        bn_rxid a = p[0], b = p[1];
+        first_classes(lx, a, set, depth + 1);
+        if (bn_rx_nullable(rx, a)) {
+            first_classes(lx, b, sub, depth + 1);
+            for (int w = 0; w < 4; w++) set[w] |= sub[w];
+        }
+        break;
+    }
+    case BN_RX_ALT: {
+        p = bn_rx_parts(rx, re, &n);
+        for (size_t i = 0; i < n; i++) {
+            bn_rxid part = bn_rx_parts(rx, re, &n)[i]; /* re-read: the arrays may move */
+            first_classes(lx, part, sub, depth + 1);
+            for (int w = 0; w < 4; w++) set[w] |= sub[w];
+        }
+        break;
+    }
+    case BN_RX_REPEAT: {
+        uint32_t lo, hi;
+        bn_rx_bounds(rx, re, &lo, &hi);
+        if (hi) first_classes(lx, bn_rx_parts(rx, re, &n)[0], set, depth + 1);
+        break;
+    }
+    default: break;
+    }
+    memcpy(lx->first[re], set, sizeof set);
+    lx->first_known[re] = 1;
+    memcpy(out, set, sizeof set);
 }
 
 /* ---- DFA states ---- */
@@ -409,6 +485,9 @@ static int32_t compute_next(bn_lexer *lx, int32_t state, int cls) {
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         pair p = lx->pairs[lx->dfa[state].first + i]; /* re-read: deriv may grow the arena, not the pairs */
+        uint64_t first[4];
+        first_classes(lx, p.re, first, 0);
+        if (!(first[cls >> 6] >> (cls & 63) & 1)) continue; /* b ends this one */
         bn_rxid d = deriv(lx, p.re, b, cls, 0);
         if (d == BN_RX_ERROR) return BN_LEX_BUDGET;
         if (bn_rx_kind_of(lx->rx, d) != BN_RX_NOTHING) lx->scratch[m++] = (pair){p.lexeme, d};
@@ -428,6 +507,15 @@ int32_t bn_lexer_next(bn_lexer *lx, int32_t state, uint8_t b) {
 }
 
 int bn_lexer_started(const bn_lexer *lx, int32_t state) { return lx->dfa[state].started; }
+
+size_t bn_lexer_n_parts(const bn_lexer *lx, int32_t state) { return lx->dfa[state].n; }
+
+bn_rxid bn_lexer_part_regex(const bn_lexer *lx, int32_t state, size_t i) { return lx->pairs[lx->dfa[state].first + i].re; }
+
+int32_t bn_lexer_part(bn_lexer *lx, int32_t state, size_t i) {
+    pair pr = lx->pairs[lx->dfa[state].first + i];
+    return intern_state(lx, &pr, 1, lx->dfa[state].started);
+}
 
 const int32_t *bn_lexer_accepts(const bn_lexer *lx, int32_t state, size_t *n) {
     *n = lx->dfa[state].acc_n;

@@ -45,6 +45,12 @@ int32_t bn_lexer_start(bn_lexer *lx, const int32_t *lexemes, size_t n);
 int32_t bn_lexer_next(bn_lexer *lx, int32_t state, uint8_t b);
 /* Whether state has read a byte of its lexeme (a start state has not). */
 int bn_lexer_started(const bn_lexer *lx, int32_t state);
+/* A state reads several lexemes (or readings of one) at once: its parts.
+ * bn_lexer_part is the state of part i alone (made if new): a state id or
+ * BN_LEX_BUDGET. What every part says of a text, the whole says too. */
+size_t bn_lexer_n_parts(const bn_lexer *lx, int32_t state);
+int32_t bn_lexer_part(bn_lexer *lx, int32_t state, size_t i);
+bn_rxid bn_lexer_part_regex(const bn_lexer *lx, int32_t state, size_t i); /* what is left of its expression */
 /* The lexemes that may end at state (sorted; none at a start state). */
 const int32_t *bn_lexer_accepts(const bn_lexer *lx, int32_t state, size_t *n);
 /* The state that reads every text of at most horizon bytes as state does,

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/bits.h"
 #include "base/grow.h"
 #include "grammar/grammar_internal.h"
 
@@ -604,14 +605,7 @@ int bn_matcher_mask(bn_matcher *m, uint32_t *bits, size_t *count, bn_err *err) {
         const int32_t *e = bn_vocab_eog(m->g->vocab, &n);
         for (size_t i = 0; i < n; i++) set_bit(bits, e[i]);
     }
-    size_t c = 0;
-    for (size_t w = 0; w < words; w++) {
-        uint32_t x = bits[w]; /* a portable popcount (no -mpopcnt here) */
-        x = x - ((x >> 1) & 0x55555555u);
-        x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
-        c += (((x + (x >> 4)) & 0x0F0F0F0Fu) * 0x01010101u) >> 24;
-    }
-    *count = c;
+    *count = bn_popcount_words(bits, words);
     return 1;
 }
 

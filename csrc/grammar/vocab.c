@@ -13,6 +13,9 @@ struct bn_vocab {
     uint64_t (*below)[4];
     uint32_t *first_tok;
     size_t n_nodes;
+    uint32_t *plain_bits; /* plain-text tokens by id ... */
+    uint32_t *plain_le;   /* ... and those of at most L bytes, L = 0..BN_VOCAB_PLAIN_LE_MAX (words each) */
+    uint16_t *plain_len;  /* per trie position: plain token's length, or 0 */
     int32_t *order;
     uint32_t *len; /* per token id: its byte count; 0: not in the trie */
     size_t max_len;
@@ -34,6 +37,64 @@ static int cmp_piece(const void *a, const void *b) {
     if (c) return c;
     if (x->n != y->n) return x->n < y->n ? -1 : 1;
     return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Which tokens are plain text (vocab.h), as bits and per trie position;
+ * flags each node with a token below that is not, and the deepest token
+ * below. 0 when out of memory. */
+static int find_plain(bn_vocab *v) {
+    size_t words = ((size_t)v->n_tokens + 31) / 32;
+    if (!words) words = 1;
+    v->plain_bits = calloc(words, sizeof *v->plain_bits);
+    v->plain_le = calloc(words * (BN_VOCAB_PLAIN_LE_MAX + 1), sizeof *v->plain_le);
+    v->plain_len = calloc(v->first_tok[v->n_nodes] + 1, sizeof *v->plain_len);
+    uint8_t *pstate = malloc(v->max_len + 2);
+    if (!v->plain_bits || !v->plain_le || !v->plain_len || !pstate) {
+        free(pstate);
+        return 0;
+    }
+    pstate[0] = BN_PLAIN_START;
+    for (size_t i = 1; i < v->n_nodes; i++) {
+        bn_trie_node *nd = &v->nodes[i];
+        uint8_t p = bn_plain_next(pstate[nd->depth - 1], nd->byte);
+        pstate[nd->depth] = p;
+        nd->flags = 0;
+        nd->max_below = nd->tok_n ? nd->depth : 0;
+        if (p == BN_PLAIN_DEAD) {
+            if (nd->tok_n) nd->flags |= BN_TRIE_NOT_PLAIN;
+            continue;
+        }
+        for (uint32_t k = nd->tok_first; k < nd->tok_first + nd->tok_n; k++) {
+            int32_t t = v->order[k];
+            v->plain_len[k] = nd->depth;
+            v->plain_bits[t >> 5] |= 1u << (t & 31);
+            if (nd->depth <= BN_VOCAB_PLAIN_LE_MAX) v->plain_le[nd->depth * words + (size_t)(t >> 5)] |= 1u << (t & 31);
+        }
+    }
+    free(pstate);
+    for (size_t L = 1; L <= BN_VOCAB_PLAIN_LE_MAX; L++) /* at most L bytes: those of L and of fewer */
+        for (size_t w = 0; w < words; w++) v->plain_le[L * words + w] |= v->plain_le[(L - 1) * words + w];
+    /* fold each node into its parent, last first: in depth-first order a
+     * node's subtree follows it, so the nodes after i are done before i */
+    uint32_t *open = malloc((v->max_len + 2) * sizeof *open), *parent = malloc(v->n_nodes * sizeof *parent);
+    if (!open || !parent) {
+        free(open);
+        free(parent);
+        return 0;
+    }
+    open[0] = 0;
+    for (size_t i = 1; i < v->n_nodes; i++) {
+        parent[i] = open[v->nodes[i].depth - 1];
+        open[v->nodes[i].depth] = (uint32_t)i;
+    }
+    for (size_t i = v->n_nodes; i-- > 1;) {
+        bn_trie_node *nd = &v->nodes[i], *up = &v->nodes[parent[i]];
+        up->flags |= nd->flags & BN_TRIE_NOT_PLAIN;
+        if (nd->max_below > up->max_below) up->max_below = nd->max_below;
+    }
+    free(open);
+    free(parent);
+    return 1;
 }
 
 bn_vocab *bn_vocab_new(const bn_tokenizer *t, bn_err *err) {
@@ -117,6 +178,7 @@ bn_vocab *bn_vocab_new(const bn_tokenizer *t, bn_err *err) {
         acc += v->nodes[i].tok_n;
     }
     v->first_tok[v->n_nodes] = acc;
+    if (!find_plain(v)) goto oom;
     free(ps);
     ps = NULL;
     v->tok = t;
@@ -144,6 +206,9 @@ void bn_vocab_free(bn_vocab *v) {
     free(v->nodes);
     free(v->below);
     free(v->first_tok);
+    free(v->plain_bits);
+    free(v->plain_le);
+    free(v->plain_len);
     free(v->order);
     free(v->len);
     free(v->eog);
@@ -157,6 +222,12 @@ const bn_trie_node *bn_vocab_trie(const bn_vocab *v, size_t *n_nodes) {
 }
 const int32_t *bn_vocab_order(const bn_vocab *v) { return v->order; }
 const uint32_t *bn_vocab_first_tok(const bn_vocab *v) { return v->first_tok; }
+const uint32_t *bn_vocab_plain_bits(const bn_vocab *v) { return v->plain_bits; }
+const uint32_t *bn_vocab_plain_le(const bn_vocab *v, size_t L) {
+    size_t words = ((size_t)v->n_tokens + 31) / 32;
+    return v->plain_le + (L > BN_VOCAB_PLAIN_LE_MAX ? BN_VOCAB_PLAIN_LE_MAX : L) * (words ? words : 1);
+}
+const uint16_t *bn_vocab_plain_len(const bn_vocab *v) { return v->plain_len; }
 const uint64_t (*bn_vocab_below(const bn_vocab *v))[4] { return (const uint64_t (*)[4])v->below; }
 const uint8_t *bn_vocab_bytes(const bn_vocab *v, int32_t id, size_t *len) {
     if (id < 0 || id >= v->n_tokens || v->len[id] == 0) {
