@@ -17,7 +17,7 @@ LIBJIT = build/luajit/bitnet/core.so
 LIBASAN = build/asan/bitnet/core.so
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: test-grammar bench-grammar all lua54 luajit asan tsan fuzz fuzz-build fuzz-seeds fuzz-regress template-probe bench-engine nvim-bench test test-states check-layers test-lua54 test-luajit test-asan test-kernels test-writer valgrind bench check-neon load-test soak clean
+.PHONY: test-grammar bench-grammar bench-grammar-decode all lua54 luajit asan tsan fuzz fuzz-build fuzz-seeds fuzz-regress template-probe bench-engine nvim-bench test test-states check-layers test-lua54 test-luajit test-asan test-kernels test-writer valgrind bench check-neon load-test soak clean
 
 all: lua54 luajit
 lua54: $(LIB54)
@@ -153,7 +153,7 @@ build/bench: bench/bench.c $(SRC) $(HDR) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) -I$(LUA54_INC) -Icsrc -o $@ bench/bench.c $(SRC) -llua5.4 $(LIBS)
 
-bench: build/gen_model build/bench bench-engine
+bench: build/gen_model build/bench bench-engine bench-grammar-decode
 	build/bench
 
 # The background engine's figures (streams, host stall, cancel, prefix
@@ -163,6 +163,11 @@ SYNTH = bench/cache/synth-2b-i2_s-f16.gguf
 $(SYNTH): | build/gen_model
 	@mkdir -p $(dir $@)
 	build/gen_model $@ 0 $(wildcard $(SHARED)/tokenizer-tests/ggml-vocab-llama3-bpe.gguf)
+
+# What constrained decoding costs: decode tokens/s with and without a
+# grammar on the same file (bench/grammar_decode_bench.lua).
+bench-grammar-decode: $(SYNTH) $(LIB54)
+	lua5.4 bench/grammar_decode_bench.lua $(SYNTH)
 
 bench-engine: $(SYNTH) $(LIB54)
 	BENCH_OUT=bench/cache/engine-results.md lua5.4 bench/engine_bench.lua

@@ -8,6 +8,9 @@
 
 #include "grammar/grammar.h"
 #include "grammar/gbnf.h"
+#include "grammar/json_schema.h"
+
+#include <cjson/cJSON.h>
 
 static int failures;
 #define CHECK(c, ...) do { if (!(c)) { failures++; printf("FAIL %s:%d: ", __FILE__, __LINE__); printf(__VA_ARGS__); printf("\n"); } } while (0)
@@ -22,6 +25,19 @@ static bn_grammar *gbnf(bn_vocab *v, const char *text) {
     }
     bn_grammar *g = bn_grammar_compile(gb, v, &err);
     if (!g) printf("compile: %s\n", err.msg);
+    return g;
+}
+
+static bn_grammar *schema(bn_vocab *v, const char *text) {
+    bn_err err = {{0}};
+    cJSON *doc = cJSON_Parse(text);
+    bn_gb *gb = bn_gb_new(NULL);
+    bn_json_opts jo = {BN_JSON_WS_FLEXIBLE, 0};
+    bn_grammar *g = NULL;
+    if (doc && bn_json_schema_compile(gb, doc, &jo, &err)) g = bn_grammar_compile(gb, v, &err);
+    else bn_gb_free(gb);
+    cJSON_Delete(doc);
+    if (!g) printf("schema: %s\n", err.msg);
     return g;
 }
 
@@ -230,6 +246,23 @@ static void run_vocab(const char *path) {
         brute(g, "{\"al", stride);
         brute(g, "{\"alp", stride);
         tokens_accepted(g, t, "{\"alphabet soup\":1}");
+        bn_grammar_free(g);
+    }
+    /* listed keys with any other key besides (the complement of the names):
+     * key states after different prefixes share classes made from the
+     * same walks */
+    g = schema(v, "{\"properties\": {\"alpha\": {\"type\": \"integer\"}, \"alps\": {\"type\": \"string\"},"
+                  " \"beta\": {\"type\": \"integer\"}}, \"additionalProperties\": {\"type\": \"boolean\"}}");
+    if (g) {
+        accepts(g, "{\"alpha\": 1, \"alpine\": true}", 1);
+        accepts(g, "{\"alpha\": true}", 0);
+        brute(g, "{\"", stride);
+        brute(g, "{\"al", stride);
+        brute(g, "{\"alp", stride);
+        brute(g, "{\"alpha", stride);
+        brute(g, "{\"b", stride);
+        brute(g, "{\"alpha\": 1, \"", stride);
+        brute(g, "{\"alpha\": 1, \"z", stride);
         bn_grammar_free(g);
     }
     bn_vocab_free(v);

@@ -514,6 +514,7 @@ void bn_grammar_free(bn_grammar *g) {
     free(g->plain_rx);
     free(g->memo);
     free(g->memo_ops);
+    free(g->shared);
     pthread_mutex_destroy(&g->lock);
     free(g);
 }

@@ -47,6 +47,9 @@ typedef struct {
     bn_sub_group *subs;
     int32_t n_subs;
     size_t bytes;
+    int refs;           /* states whose classes these are (token_classes.c shares them) */
+    uint32_t *replayed; /* how they were made, when wholly from the walk memo: */
+    size_t n_replayed;  /* root answer (2 words), then the memo entries replayed */
 } bn_token_classes;
 
 struct bn_grammar {
@@ -73,6 +76,10 @@ struct bn_grammar {
     size_t memo_mask, memo_used;
     struct bn_walk_op *memo_ops;
     size_t n_memo_ops, cap_memo_ops;
+    /* classes made wholly from the memo, by what they replayed: another
+     * state's walk that replays the same gets the same classes */
+    bn_token_classes **shared;
+    size_t shared_mask, shared_used;
     uint8_t *plain_rx; /* per expression: 1 some match is all plain bytes, 2 none, 0 not asked */
     size_t cap_plain_rx;
     uint64_t (*ksets)[4];

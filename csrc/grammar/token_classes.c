@@ -11,13 +11,14 @@
 #include "grammar/grammar_internal.h"
 
 void bn_token_classes_free(bn_token_classes *tc) {
-    if (!tc) return;
+    if (!tc || --tc->refs > 0) return;
     free(tc->inside_bits);
     free(tc->inside_ids);
     free(tc->groups);
     free(tc->nodes);
     free(tc->tokens);
     free(tc->subs);
+    free(tc->replayed);
     free(tc);
 }
 
@@ -189,6 +190,13 @@ static int pair_set_add(pair_set *ps, uint64_t x) {
 
 static int has_byte(const uint64_t set[4], uint8_t b) { return (int)(set[b >> 6] >> (b & 63) & 1); }
 
+static struct bn_absorb *absorb_slot(bn_grammar *g, int32_t s, uint8_t p) {
+    size_t at = (size_t)s * BN_PLAIN_STATES + p, old = g->cap_absorb;
+    if (!bn_grow((void **)&g->absorb, &g->cap_absorb, at + 1, sizeof *g->absorb)) return NULL;
+    for (size_t i = old; i < g->cap_absorb; i++) g->absorb[i] = (struct bn_absorb){ABSORB_UNKNOWN, 0, 0};
+    return &g->absorb[at];
+}
+
 /* A breadth-first search over (lexer state, plain state) pairs from
  * (s, p). Without an exclusion set (excl NULL): the first level where a
  * byte can kill the state or let a lexeme end is the answer (the horizon
@@ -262,6 +270,15 @@ static int absorb_search(bn_grammar *g, bn_lexer_view *lv, int32_t s, uint8_t p,
         if (result >= 0) break;
         if (n_next == 0) { /* closed: no limit */
             result = (int)H;
+            if (!excl) /* and so for every pair on the way: each reaches only pairs seen */
+                for (size_t i = 0; i < seen.cap; i++) {
+                    if (!seen.slot[i]) continue;
+                    uint64_t x = seen.slot[i] - 1;
+                    struct bn_absorb *a = absorb_slot(g, (int32_t)(x >> 8), (uint8_t)(x & 0xff));
+                    if (!a) goto done;
+                    if (dead_ok) a->free = 1;
+                    else if (a->k == ABSORB_UNKNOWN) *a = (struct bn_absorb){(uint16_t)H, a->free, 0};
+                }
             break;
         }
         uint64_t *tmp = cur;
@@ -290,12 +307,6 @@ static int popcount256(const uint64_t set[4]) {
  * exclusions, and when that finds a limit, one that excludes the bytes
  * that end the state (kept when it closes with few of them). NULL when
  * out of memory. */
-static struct bn_absorb *absorb_slot(bn_grammar *g, int32_t s, uint8_t p) {
-    size_t at = (size_t)s * BN_PLAIN_STATES + p, old = g->cap_absorb;
-    if (!bn_grow((void **)&g->absorb, &g->cap_absorb, at + 1, sizeof *g->absorb)) return NULL;
-    for (size_t i = old; i < g->cap_absorb; i++) g->absorb[i] = (struct bn_absorb){ABSORB_UNKNOWN, 0, 0};
-    return &g->absorb[at];
-}
 
 static size_t horizon(const bn_grammar *g) {
     size_t H = bn_vocab_max_len(g->vocab);
@@ -484,6 +495,9 @@ typedef struct {
     size_t n_subs, cap_subs;
     int recording;   /* appending to g->memo_ops from rec_first */
     size_t rec_first;
+    int replaying, fresh; /* an operation not replayed makes the result fresh */
+    uint32_t *replayed;   /* the root's answer, then the memo entries replayed */
+    size_t n_replayed, cap_replayed;
 } walk_ctx;
 
 static uint32_t memo_hash(int32_t s, uint32_t node, uint32_t lim, uint32_t kset) {
@@ -534,6 +548,7 @@ static int memo_add(bn_grammar *g, int32_t s, uint32_t node, const struct bn_wal
  * dropped. 0 when out of memory. */
 static int record(walk_ctx *c, struct bn_walk_op op) {
     bn_grammar *g = c->g;
+    if (!c->replaying) c->fresh = 1;
     if (!c->recording) return 1;
     if (g->n_memo_ops >= MEMO_MAX_OPS) {
         g->n_memo_ops = c->rec_first;
@@ -569,15 +584,24 @@ static int op_sub(walk_ctx *c, int32_t lexeme, uint32_t node) {
     return record(c, (struct bn_walk_op){OP_SUB, node, 0, lexeme});
 }
 
+static int note_replayed(walk_ctx *c, uint32_t x) {
+    if (!bn_grow((void **)&c->replayed, &c->cap_replayed, c->n_replayed + 1, sizeof *c->replayed)) return 0;
+    c->replayed[c->n_replayed++] = x;
+    return 1;
+}
+
 static int replay(walk_ctx *c, const struct bn_walk_memo *e) {
+    if (!note_replayed(c, e->first)) return 0;
+    c->replaying = 1;
     for (uint32_t k = 0; k < e->n; k++) {
         struct bn_walk_op op = c->g->memo_ops[e->first + k]; /* (the array may move) */
         int ok = op.kind == OP_MARK    ? op_mark(c, op.a, op.b)
                  : op.kind == OP_PLAIN ? op_plain(c, op.a, op.b)
                  : op.kind == OP_ENTRY ? op_entry(c, (int32_t)op.a, op.lexeme, op.b)
                                        : op_sub(c, op.lexeme, op.a);
-        if (!ok) return 0;
+        if (!ok) return c->replaying = 0;
     }
+    c->replaying = 0;
     return 1;
 }
 
@@ -595,7 +619,7 @@ static int walk(walk_ctx *c, int32_t s0) {
     bn_lexer_view_of(g->lexer, &lv);
     w[0] = (struct bn_walk_level){s0, 0, 0, BN_PLAIN_START, 1};
     struct bn_absorb a0 = absorb_of(g, &lv, s0, BN_PLAIN_START, 0);
-    if (a0.k == ABSORB_UNKNOWN) return 0;
+    if (a0.k == ABSORB_UNKNOWN || !note_replayed(c, a0.k) || !note_replayed(c, a0.kset)) return 0;
     if (a0.k > 0) {
         w[0].lim = a0.k;
         w[0].kset = a0.kset;
@@ -704,11 +728,49 @@ static int walk(walk_ctx *c, int32_t s0) {
     return 1;
 }
 
+static uint64_t replayed_hash(const uint32_t *x, size_t n) {
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
+    for (size_t i = 0; i < n; i++) h = (h ^ x[i]) * 0xBF58476D1CE4E5B9ull, h ^= h >> 31;
+    return h;
+}
+
+static bn_token_classes *shared_find(bn_grammar *g, const uint32_t *x, size_t n) {
+    if (!g->shared) return NULL;
+    for (size_t h = replayed_hash(x, n) & g->shared_mask;; h = (h + 1) & g->shared_mask) {
+        bn_token_classes *tc = g->shared[h];
+        if (!tc) return NULL;
+        if (tc->n_replayed == n && memcmp(tc->replayed, x, n * sizeof *x) == 0) return tc;
+    }
+}
+
+/* Lists tc (which the grammar's class cache owns) by what it replayed. */
+static int shared_add(bn_grammar *g, bn_token_classes *tc) {
+    if (!g->shared || 2 * (g->shared_used + 1) > g->shared_mask) {
+        size_t cap = g->shared ? (g->shared_mask + 1) * 2 : 256;
+        bn_token_classes **t = calloc(cap, sizeof *t);
+        if (!t) return 0;
+        for (size_t i = 0; g->shared && i <= g->shared_mask; i++) {
+            if (!g->shared[i]) continue;
+            size_t h = replayed_hash(g->shared[i]->replayed, g->shared[i]->n_replayed) & (cap - 1);
+            while (t[h]) h = (h + 1) & (cap - 1);
+            t[h] = g->shared[i];
+        }
+        free(g->shared);
+        g->shared = t;
+        g->shared_mask = cap - 1;
+    }
+    size_t h = replayed_hash(tc->replayed, tc->n_replayed) & g->shared_mask;
+    while (g->shared[h]) h = (h + 1) & g->shared_mask;
+    g->shared[h] = tc;
+    g->shared_used++;
+    return 1;
+}
+
 static bn_token_classes *build_classes(bn_grammar *g, int32_t s0, bn_err *err) {
     const bn_vocab *v = g->vocab;
     int32_t n_tok = bn_vocab_n_tokens(v);
     size_t words = ((size_t)n_tok + 31) / 32;
-    walk_ctx c = {g, v, calloc(words ? words : 1, sizeof(uint32_t)), NULL, 0, 0, NULL, 0, 0, 0, 0};
+    walk_ctx c = {g, v, calloc(words ? words : 1, sizeof(uint32_t)), NULL, 0, 0, NULL, 0, 0, 0, 0, 0, 0, NULL, 0, 0};
     bn_token_classes *tc = NULL;
     int r = c.inside ? walk(&c, s0) : 0;
     if (c.recording) { /* cut short: drop the partial recording */
@@ -716,6 +778,17 @@ static bn_token_classes *build_classes(bn_grammar *g, int32_t s0, bn_err *err) {
         c.recording = 0;
     }
     if (r <= 0) goto fail;
+    if (!c.fresh) { /* made wholly from the memo: maybe made before */
+        bn_token_classes *same = shared_find(g, c.replayed, c.n_replayed);
+        if (same) {
+            same->refs++;
+            free(c.inside);
+            free(c.bt);
+            free(c.subs);
+            free(c.replayed);
+            return same;
+        }
+    }
     /* drop the boundary entries of tokens already inside; sort the rest by remainder */
     size_t m = 0;
     for (size_t i = 0; i < c.n_bt; i++) {
@@ -731,6 +804,7 @@ static bn_token_classes *build_classes(bn_grammar *g, int32_t s0, bn_err *err) {
     if (m) qsort(c.bt, m, sizeof *c.bt, cmp_bound);
     tc = calloc(1, sizeof *tc);
     if (!tc) goto fail;
+    tc->refs = 1;
     int32_t n_inside = (int32_t)bn_popcount_words(c.inside, words);
     tc->n_inside = n_inside;
     tc->subs = c.subs;
@@ -753,12 +827,23 @@ static bn_token_classes *build_classes(bn_grammar *g, int32_t s0, bn_err *err) {
         tc->bytes += words * sizeof *c.inside;
     }
     free(c.bt);
+    if (!c.fresh) {
+        tc->replayed = c.replayed;
+        tc->n_replayed = c.n_replayed;
+        c.replayed = NULL;
+        if (!shared_add(g, tc)) {
+            bn_token_classes_free(tc);
+            return bn_errf(err, "out of memory computing token classes"), NULL;
+        }
+    }
+    free(c.replayed);
     return tc;
 fail:
     bn_token_classes_free(tc);
     free(c.inside);
     free(c.bt);
     free(c.subs);
+    free(c.replayed);
     if (r < 0) bn_errf(err, "the grammar needs more than %zu lexer states (max_dfa_states)", g->lim.max_dfa_states);
     else bn_errf(err, "out of memory computing token classes");
     return NULL;
@@ -788,11 +873,13 @@ const bn_token_classes *bn_grammar_classes(bn_grammar *g, int32_t s, bn_err *err
             bn_token_classes_free(g->classes[i]);
             g->classes[i] = NULL;
         }
+        if (g->shared) memset(g->shared, 0, (g->shared_mask + 1) * sizeof *g->shared);
+        g->shared_used = 0;
         g->cache_bytes = 0;
     }
     bn_token_classes *tc = build_classes(g, s, err);
     if (!tc) return NULL;
     g->classes[s] = tc;
-    g->cache_bytes += tc->bytes;
+    if (tc->refs == 1) g->cache_bytes += tc->bytes; /* (classes shared are counted once) */
     return tc;
 }
