@@ -108,6 +108,7 @@ static int build_rem_tries(bn_token_classes *tc, const bound_tmp *bt, size_t m, 
 struct bn_absorb {
     uint16_t k;    /* plain strings of at most k bytes are read whole (ABSORB_UNKNOWN: not asked yet) */
     uint8_t free;  /* no plain text lets a lexeme end: 0 not asked yet, 1 so, 2 not so */
+    uint8_t lower; /* k is only a bound learned from another state's search */
     uint32_t kset; /* 0, or ksets[kset]: any length, but only strings without these bytes */
 };
 
@@ -193,7 +194,7 @@ static int has_byte(const uint64_t set[4], uint8_t b) { return (int)(set[b >> 6]
 static struct bn_absorb *absorb_slot(bn_grammar *g, int32_t s, uint8_t p) {
     size_t at = (size_t)s * BN_PLAIN_STATES + p, old = g->cap_absorb;
     if (!bn_grow((void **)&g->absorb, &g->cap_absorb, at + 1, sizeof *g->absorb)) return NULL;
-    for (size_t i = old; i < g->cap_absorb; i++) g->absorb[i] = (struct bn_absorb){ABSORB_UNKNOWN, 0, 0};
+    for (size_t i = old; i < g->cap_absorb; i++) g->absorb[i] = (struct bn_absorb){ABSORB_UNKNOWN, 0, 0, 0};
     return &g->absorb[at];
 }
 
@@ -212,7 +213,8 @@ static struct bn_absorb *absorb_slot(bn_grammar *g, int32_t s, uint8_t p) {
 static int absorb_search(bn_grammar *g, bn_lexer_view *lv, int32_t s, uint8_t p, size_t H, uint64_t *excl,
                          size_t max_new, size_t scale, int dead_ok, int *cut) {
     pair_set seen = {0, 0, 0};
-    uint64_t *cur = NULL, *next = NULL;
+    uint64_t *cur = NULL, *next = NULL, *hist = NULL; /* hist: every pair seen, with its level in the top bits */
+    size_t n_hist = 0, cap_hist = 0;
     size_t n_cur = 1, cap_cur = 0, n_next = 0, cap_next = 0, level = 0, dfa0 = bn_lexer_n_dfa(g->lexer), steps = 0;
     size_t n_excl = 0;
     /* an optimization must not spend the states the text needs: past half
@@ -264,7 +266,11 @@ static int absorb_search(bn_grammar *g, bn_lexer_view *lv, int32_t s, uint8_t p,
                 uint64_t y = (uint64_t)t << 8 | q2;
                 int fresh = pair_set_add(&seen, y);
                 if (fresh < 0 || !bn_grow((void **)&next, &cap_next, n_next + 1, sizeof *next)) goto done;
-                if (fresh) next[n_next++] = y;
+                if (fresh) {
+                    next[n_next++] = y;
+                    if (!excl && !dead_ok && bn_grow((void **)&hist, &cap_hist, n_hist + 1, sizeof *hist))
+                        hist[n_hist++] = (uint64_t)(level + 1) << 48 | y;
+                }
             }
         }
         if (result >= 0) break;
@@ -277,7 +283,7 @@ static int absorb_search(bn_grammar *g, bn_lexer_view *lv, int32_t s, uint8_t p,
                     struct bn_absorb *a = absorb_slot(g, (int32_t)(x >> 8), (uint8_t)(x & 0xff));
                     if (!a) goto done;
                     if (dead_ok) a->free = 1;
-                    else if (a->k == ABSORB_UNKNOWN) *a = (struct bn_absorb){(uint16_t)H, a->free, 0};
+                    else if (a->k == ABSORB_UNKNOWN || a->lower) *a = (struct bn_absorb){(uint16_t)H, a->free, 0, 0};
                 }
             break;
         }
@@ -289,9 +295,24 @@ static int absorb_search(bn_grammar *g, bn_lexer_view *lv, int32_t s, uint8_t p,
         next = tmp;
         cap_next = tmp_cap;
     }
+    /* a limit found (or a search cut) at level L bounds the pairs seen on
+     * the way: one first seen at level i reads any L - i bytes (a failure
+     * sooner would have been one from s before L). The states of a counted
+     * string, one character apart, learn their answers from the first. */
+    if (!excl && !dead_ok && result >= 0 && (size_t)result < H)
+        for (size_t i = 0; i < n_hist; i++) {
+            size_t at = (size_t)(hist[i] >> 48);
+            uint64_t y = hist[i] & ((1ull << 48) - 1);
+            if (at >= (size_t)result) continue;
+            struct bn_absorb *a = absorb_slot(g, (int32_t)(y >> 8), (uint8_t)(y & 0xff));
+            if (!a) break;
+            if (a->k == ABSORB_UNKNOWN || (a->lower && a->k < (size_t)result - at))
+                *a = (struct bn_absorb){(uint16_t)((size_t)result - at), a->free, 1, 0};
+        }
 done:
     free(cur);
     free(next);
+    free(hist);
     free(seen.slot);
     return result;
 }
@@ -375,19 +396,19 @@ static int accept_free(bn_grammar *g, bn_lexer_view *lv, int32_t s, uint8_t p) {
  * that excludes the bytes that end the state (kept when it closes with
  * few of them). Returns a copy; k == ABSORB_UNKNOWN when out of memory. */
 static struct bn_absorb absorb_of(bn_grammar *g, bn_lexer_view *lv, int32_t s, uint8_t p, int as_part) {
-    const struct bn_absorb oom = {ABSORB_UNKNOWN, 0, 0};
+    const struct bn_absorb oom = {ABSORB_UNKNOWN, 0, 0, 0};
     struct bn_absorb *slot = absorb_slot(g, s, p);
     if (!slot) return oom;
-    if (slot->k != ABSORB_UNKNOWN) return *slot;
+    if (slot->k != ABSORB_UNKNOWN && (!slot->lower || slot->k >= 8)) return *slot; /* (a small bound: ask) */
     if (!g->edges_ready) find_edges(g, lv);
     size_t H = horizon(g);
     int cut = 0;
     int k = absorb_search(g, lv, s, p, H, NULL, ABSORB_MAX_NEW, as_part ? ABSORB_PART_SCALE : 1, 0, &cut);
     if (k < 0) return oom;
-    struct bn_absorb a = {(uint16_t)k, 0, 0};
+    struct bn_absorb a = {(uint16_t)k, 0, 0, 0};
     size_t n_parts = bn_lexer_n_parts(g->lexer, s);
     if ((size_t)k < H && cut && n_parts > 1 && n_parts <= 4096) { /* (a limit found is a limit of the whole) */
-        struct bn_absorb best = {0, 0, 0};
+        struct bn_absorb best = {0, 0, 0, 0};
         int ok = 1;
         for (size_t i = 0; i < n_parts && ok; i++) {
             int32_t part = bn_lexer_part(g->lexer, s, i);
@@ -410,7 +431,7 @@ static struct bn_absorb absorb_of(bn_grammar *g, bn_lexer_view *lv, int32_t s, u
             if (fr < 0) return oom;
             ok = fr;
         }
-        if (ok && best.k >= H) a = (struct bn_absorb){(uint16_t)H, 0, best.kset};
+        if (ok && best.k >= H) a = (struct bn_absorb){(uint16_t)H, 0, 0, best.kset};
     }
     if ((size_t)a.k < H && n_parts == 1) { /* (a state of many parts has answered above, or cannot) */
         uint64_t excl[4] = {0, 0, 0, 0};
@@ -420,7 +441,7 @@ static struct bn_absorb absorb_of(bn_grammar *g, bn_lexer_view *lv, int32_t s, u
             if (g->n_ksets == 0) g->n_ksets = 1; /* 0 means none */
             if (!bn_grow((void **)&g->ksets, &g->cap_ksets, g->n_ksets + 1, sizeof *g->ksets)) return oom;
             memcpy(g->ksets[g->n_ksets], excl, sizeof excl);
-            a = (struct bn_absorb){(uint16_t)H, 0, (uint32_t)g->n_ksets++};
+            a = (struct bn_absorb){(uint16_t)H, 0, 0, (uint32_t)g->n_ksets++};
         }
     }
     slot = absorb_slot(g, s, p); /* the table may have moved */
