@@ -12,7 +12,7 @@
 #include "grammar/grammar.h"
 
 static bn_vocab *fuzz_vocab;
-static const bn_grammar_limits fuzz_limits = {100000, 100000, 10000, 200000, 2000, 20000, 64};
+static const bn_grammar_limits fuzz_limits = {100000, 100000, 10000, 200000, 2000, 20000, 64, 100000};
 
 static int fuzz_grammar_init(void) {
     const char *path = getenv("BITNET_FUZZ_VOCAB");

@@ -237,6 +237,29 @@ describe("bad grammars", function()
     assert.is_true(bitnet.core.clock() - t0 < 5)
   end)
 
+  it("stops an ambiguous grammar with a message, each call within a second", function()
+    -- found by fuzz_gbnf: term may be empty and expr repeats terms, so
+    -- every byte has ever more readings (fuzz/slow_units/gbnf took 23 s)
+    local gbnf = [[
+root  ::= (expr "=" ws term "\n")+
+expr  ::= term ([-+*/]*term)*
+term  ::= ident | num | "(" ws expr ")" ws
+ident ::= [a-z! [a/z0-9_]* ws
+num   ::= [0-9]+ ws
+ws    ::= [`\t\n]*
+]]
+    local m = assert(bitnet.grammar({ gbnf = gbnf }, tok())):matcher()
+    local text, err = "(a +b) o in algebraic notation, using PGN convenethns", nil
+    for i = 1, #text do
+      local t0 = bitnet.core.clock()
+      local ok, e = pcall(m.mask, m)
+      if ok then ok, e = pcall(m.feed, m, text:sub(i, i)) end
+      assert.is_true(bitnet.core.clock() - t0 < 1)
+      if not ok then err = e break end
+    end
+    assert.matches("too ambiguous: .* max_%a+", err) -- max_work or max_branches, whichever comes first
+  end)
+
   it("refuses a 10 MB schema or compiles it within budget", function()
     local props = {}
     for i = 1, 200000 do props[#props + 1] = ('"p%d": {"type": "string", "maxLength": 9}'):format(i) end

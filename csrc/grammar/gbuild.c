@@ -46,6 +46,7 @@ void bn_gb_default_limits(bn_grammar_limits *lim) {
     lim->max_dfa_states = 50000;
     lim->max_items = 100000;
     lim->max_branches = 256;
+    lim->max_work = 1000000;
 }
 
 bn_gb *bn_gb_new(const bn_grammar_limits *lim) {
@@ -55,7 +56,7 @@ bn_gb *bn_gb_new(const bn_grammar_limits *lim) {
     if (lim) {
 #define TAKE(f) if (lim->f) gb->lim.f = lim->f
         TAKE(max_rx_nodes); TAKE(max_exprs); TAKE(max_rules); TAKE(max_nfa_states);
-        TAKE(max_dfa_states); TAKE(max_items); TAKE(max_branches);
+        TAKE(max_dfa_states); TAKE(max_items); TAKE(max_branches); TAKE(max_work);
 #undef TAKE
     }
     gb->rx = bn_rx_new(gb->lim.max_rx_nodes);

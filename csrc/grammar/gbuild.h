@@ -42,6 +42,7 @@ typedef struct {
     size_t max_dfa_states; /* lexer states built lazily while matching (default 50,000) */
     size_t max_items;      /* parser items in one chart column (default 100,000) */
     size_t max_branches;   /* ways a matcher may be reading the text at once (default 256) */
+    size_t max_work;       /* readings stepped and parser items made in one matcher call (default 1,000,000) */
 } bn_grammar_limits;
 
 void bn_gb_default_limits(bn_grammar_limits *lim);

@@ -65,6 +65,7 @@ struct bn_matcher {
     size_t cap_path;
     bn_err *err;
     int failed;
+    size_t spent; /* work done in the current call (limit: lim.max_work) */
     uint8_t *text; /* every byte committed, to clone the matcher by reading it again */
     size_t n_text, cap_text;
 };
@@ -73,6 +74,22 @@ static void *mfail(bn_matcher *m, const char *msg) {
     if (!m->failed) bn_errf(m->err, "%s", msg);
     m->failed = 1;
     return NULL;
+}
+
+/* Counts work done in this call; 0 (and the call fails) past the budget,
+ * so an ambiguous grammar ends in an error instead of minutes of work. */
+static int spend(bn_matcher *m, size_t units) {
+    m->spent += units;
+    if (m->spent <= m->g->lim.max_work) return 1;
+    mfail(m, "the grammar is too ambiguous: one step needed more work than max_work allows");
+    return 0;
+}
+
+/* Starts a public call: no error yet, no work spent. */
+static void begin_call(bn_matcher *m, bn_err *err) {
+    m->err = err;
+    m->failed = 0;
+    m->spent = 0;
 }
 
 static void chart_drop(chart *c) {
@@ -138,6 +155,10 @@ static pnode *scan(bn_matcher *m, pnode *p, int32_t lexeme) {
     bn_column *col = NULL;
     int r = bn_earley_scan(&m->g->cfg, m->work, &view, lexeme, m->g->lim.max_items, &col);
     if (r == BN_EARLEY_BUDGET) return mfail(m, "a parser column grew past max_items (an ambiguous or very large grammar)");
+    if (!spend(m, col ? (size_t)col->n_items + 1 : 1)) {
+        bn_column_free(col);
+        return NULL;
+    }
     if (col) {
         if (!bn_grow((void **)&m->spec, &m->cap_spec, m->n_spec + 1, sizeof *m->spec)) {
             bn_column_free(col);
@@ -182,6 +203,7 @@ static int step(bn_matcher *m, const confset *in, uint8_t b, confset *out) {
     bn_lexer_view v;
     bn_lexer_view_of(lx, &v);
     out->n = 0;
+    if (!spend(m, in->n + 1)) return 0;
     for (size_t i = 0; i < in->n; i++) {
         pnode *p = in->v[i].p;
         int32_t s = in->v[i].s;
@@ -443,8 +465,7 @@ static int complete_locked(bn_matcher *m) {
 
 int bn_matcher_commit(bn_matcher *m, int32_t id, bn_err *err) {
     if (m->ended) return BN_MATCH_REJECT;
-    m->err = err;
-    m->failed = 0;
+    begin_call(m, err);
     pthread_mutex_lock(&m->g->lock);
     int r;
     size_t len;
@@ -463,8 +484,7 @@ int bn_matcher_commit(bn_matcher *m, int32_t id, bn_err *err) {
 
 int bn_matcher_feed(bn_matcher *m, const void *s, size_t n, bn_err *err) {
     if (m->ended) return n ? BN_MATCH_REJECT : BN_MATCH_OK;
-    m->err = err;
-    m->failed = 0;
+    begin_call(m, err);
     pthread_mutex_lock(&m->g->lock);
     int r = feed_locked(m, s, n);
     if (m->failed) r = BN_MATCH_ERROR;
@@ -475,8 +495,7 @@ int bn_matcher_feed(bn_matcher *m, const void *s, size_t n, bn_err *err) {
 int bn_matcher_is_complete(bn_matcher *m) {
     if (m->ended) return 1;
     bn_err scratch = {{0}};
-    m->err = &scratch;
-    m->failed = 0;
+    begin_call(m, &scratch);
     pthread_mutex_lock(&m->g->lock);
     int r = complete_locked(m);
     pthread_mutex_unlock(&m->g->lock);
@@ -585,8 +604,7 @@ int bn_matcher_mask(bn_matcher *m, uint32_t *bits, size_t *count, bn_err *err) {
     memset(bits, 0, words * sizeof *bits);
     *count = 0;
     if (m->ended) return 1;
-    m->err = err;
-    m->failed = 0;
+    begin_call(m, err);
     pthread_mutex_lock(&m->g->lock);
     confset a = {0, 0, 0};
     int ok = roots(m, &a);
@@ -612,8 +630,7 @@ int bn_matcher_mask(bn_matcher *m, uint32_t *bits, size_t *count, bn_err *err) {
 size_t bn_matcher_forced_bytes(bn_matcher *m, uint8_t *out, size_t cap) {
     if (m->ended) return 0;
     bn_err scratch = {{0}};
-    m->err = &scratch;
-    m->failed = 0;
+    begin_call(m, &scratch);
     pthread_mutex_lock(&m->g->lock);
     confset a = {0, 0, 0}, b = {0, 0, 0}, only = {0, 0, 0};
     size_t n = 0;
