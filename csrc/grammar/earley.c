@@ -1,5 +1,6 @@
 /* earley.c: building Earley chart columns (earley.h). */
 #include "grammar/earley.h"
+#include "base/hash.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +48,7 @@ void bn_column_free(bn_column *c) { free(c); }
 
 static uint64_t item_key(bn_item it) { return ((uint64_t)(uint32_t)it.dot << 32 | (uint32_t)it.origin) + 1; }
 
-static size_t slot_of(uint64_t k, size_t mask) { return (size_t)((k * 0x9E3779B97F4A7C15ull) >> 17) & mask; }
+static size_t slot_of(uint64_t k, size_t mask) { return (size_t)bn_mix64(k) & mask; }
 
 static int rehash(bn_earley_work *w) {
     size_t cap = (w->set_mask + 1) * 2;

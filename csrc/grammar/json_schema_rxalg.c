@@ -1,6 +1,7 @@
 /* json_schema_rxalg.c: derivatives, matching, products of regular
  * expressions and their conversion back (json_schema_rxalg.h). */
 #include "grammar/json_schema_rxalg.h"
+#include "base/hash.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +48,7 @@ void bn_jrx_free(bn_jrx *j) {
 }
 
 static size_t slot_of(const bn_jrx *j, uint64_t key) {
-    size_t h = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 17) & j->mask;
+    size_t h = (size_t)bn_mix64(key) & j->mask;
     while (j->keys[h] && j->keys[h] != key) h = (h + 1) & j->mask;
     return h;
 }

@@ -8,6 +8,7 @@
  * counted repetition x{m,n} is never expanded: its derivative is
  * x'·x{m-1,n-1}, so a state exists only for the counts a text reaches. */
 #include "base/grow.h"
+#include "base/hash.h"
 #include "grammar/lexer.h"
 
 #include <stdlib.h>
@@ -40,7 +41,7 @@ typedef struct {
     size_t mask, used;
 } memo;
 
-static size_t memo_slot(uint64_t key, size_t mask) { return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & mask; }
+static size_t memo_slot(uint64_t key, size_t mask) { return (size_t)bn_mix64(key) & mask; }
 
 /* The value of key, or BN_RX_ERROR when absent. */
 static bn_rxid memo_get(const memo *m, uint64_t key) {

@@ -1,6 +1,7 @@
 /* regex.c: the hash-consed arena of regular expressions over bytes
  * (regex.h), and the UTF-8 compilation of code-point classes. */
 #include "base/grow.h"
+#include "base/hash.h"
 #include "grammar/regex.h"
 
 #include <stdlib.h>
@@ -456,7 +457,7 @@ typedef struct {
 static int ref_match(ref_ctx *c, bn_rxid id, size_t i, size_t j);
 
 static int memo_get(ref_ctx *c, uint64_t key, size_t *slot) {
-    size_t h = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & c->mask;
+    size_t h = (size_t)bn_mix64(key) & c->mask;
     while (c->vals[h]) {
         if (c->keys[h] == key) {
             *slot = h;
