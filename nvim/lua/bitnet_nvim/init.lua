@@ -16,17 +16,16 @@ local current -- the running generation's job, if any
 local last_job -- the last one started
 local ns = api.nvim_create_namespace("bitnet")
 
---- M.library() -> the bitnet module. `require "bitnet"` when it works (a
--- luarocks tree, or package paths set by the user); otherwise the checkout
--- this plugin lives in: <checkout>/lua and <checkout>/build/luajit.
+--- M.library() -> the bitnet module: `require "bitnet"` as package.path /
+-- package.cpath find it, else the checkout this plugin lives in
+-- (<checkout>/lua and <checkout>/build/luajit), else a luarocks tree's Lua
+-- 5.1 build; each failed attempt's package.loaded entries are cleared, and
+-- when none works the error names every place tried and its error
+-- (bitnet_nvim/library.lua).
 function M.library()
-  local ok, bitnet = pcall(require, "bitnet")
-  if ok then return bitnet end
   local src = debug.getinfo(1, "S").source:gsub("^@", "")
   local root = vim.fn.fnamemodify(src, ":p:h:h:h:h") -- nvim/lua/bitnet_nvim/init.lua
-  package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
-  package.cpath = root .. "/build/luajit/?.so;" .. package.cpath
-  return require("bitnet")
+  return require("bitnet_nvim.library").load(root)
 end
 
 --- M.setup(opts): `model` (a GGUF file or Hugging Face directory; default the
