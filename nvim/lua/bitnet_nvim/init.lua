@@ -4,8 +4,8 @@
 -- which never waits, and the buffer is edited from vim.schedule.
 local M = {}
 
-local uv = vim.loop
 local api = vim.api
+local watch = require("bitnet_nvim.watch")
 
 -- Options that go to bitnet.load; every other setup option goes to generate.
 local LOAD_KEYS = { model = true, threads = true, n_ctx = true, kernel = true, hugepages = true }
@@ -82,12 +82,9 @@ local function insert(job, text)
   job.inserted = true
 end
 
--- On the main loop: the text polled so far goes into the buffer; once the
--- generation has finished, the job ends.
-local function flush(job)
-  job.scheduled = false
-  local text = table.concat(job.pending)
-  job.pending = {}
+-- On the main loop: the text polled since the last call goes into the
+-- buffer; once the generation has finished, the job ends.
+local function flush(job, text, finished, w)
   job.text = job.text .. text
   if job.on_text then
     job.on_text(job, text)
@@ -98,8 +95,8 @@ local function flush(job)
     job.pieces = job.pieces + 1
     user_event("BitnetPiece")
   end
-  if job.finished and not job.ended then
-    job.ended = true
+  if finished then
+    job.info = w.info
     if current == job then current = nil end
     M.last = { info = job.info, text = job.text, pieces = job.pieces }
     if job.info.error then
@@ -113,43 +110,10 @@ local function flush(job)
   end
 end
 
--- In the event loop's callback (a fast context: no editor API here): take the
--- new text, never waiting; the buffer edit is scheduled.
-local function pump(job)
-  if job.finished then return end
-  -- poll again after text: the fd does not wake us once more for the nil
-  -- that follows the last text of a finished generation
-  local piece = job.gen:poll()
-  while piece and piece ~= "" do
-    job.pending[#job.pending + 1] = piece
-    piece = job.gen:poll()
-  end
-  if piece == nil then
-    job.finished = true
-    job.info = job.gen.info
-    job.watcher:stop()
-    job.watcher:close()
-    job.gen:close()
-  end
-  if (job.finished or #job.pending > 0) and not job.scheduled then
-    job.scheduled = true
-    vim.schedule(function() flush(job) end)
-  end
-end
-
--- Starts an async generation and its watcher: the engine's fd through
--- vim.loop.new_poll, or a 10 ms timer when there is no fd.
+-- Starts watching an async generation (bitnet_nvim/watch.lua).
 local function start(job, gen)
-  job.gen, job.pending, job.text, job.pieces = gen, {}, "", 0
-  local ok, fd = pcall(gen.fd, gen)
-  local watcher = ok and type(fd) == "number" and uv.new_poll(fd)
-  if watcher then
-    job.watcher = watcher
-    watcher:start("r", function() pump(job) end)
-  else
-    job.watcher = uv.new_timer()
-    job.watcher:start(10, 10, function() pump(job) end)
-  end
+  job.gen, job.text, job.pieces = gen, "", 0
+  job.watch = watch.start(gen, function(text, finished, w) flush(job, text, finished, w) end)
   current, last_job = job, job
   return job
 end
@@ -227,8 +191,7 @@ end
 function M.stop()
   local job = current
   if not job then return false end
-  job.gen:cancel()
-  pump(job) -- the final text and the end, without waiting for a wake-up
+  job.watch:cancel() -- the final text and the end, without waiting for a wake-up
   return true
 end
 
