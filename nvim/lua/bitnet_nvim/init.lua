@@ -30,11 +30,26 @@ end
 
 --- M.setup(opts): `model` (a GGUF file or Hugging Face directory; default the
 -- shipped model), `threads`, `n_ctx`, `kernel`, `hugepages` go to bitnet.load;
--- the rest (`max_tokens` (default 256), `temperature`, `seed`, `top_k`,
--- `top_p`, `min_p`, `stop`, ...) are generate options. Each call replaces the
--- previous configuration; the model is loaded on first use.
+-- `complete` (a table) configures inline completion (bitnet_nvim/complete.lua,
+-- off by default); the rest (`max_tokens` (default 256), `temperature`,
+-- `seed`, `top_k`, `top_p`, `min_p`, `stop`, ...) are generate options. Each
+-- call replaces the previous configuration; the model is loaded on first use.
 function M.setup(opts)
-  config = vim.tbl_extend("force", { max_tokens = 256 }, opts or {})
+  opts = opts or {}
+  if type(opts) ~= "table" then error("setup: options must be a table", 2) end
+  local rest = {}
+  for k, v in pairs(opts) do
+    if k ~= "complete" then rest[k] = v end
+  end
+  require("bitnet_nvim.complete").setup(opts.complete or {}, M)
+  config = vim.tbl_extend("force", { max_tokens = 256 }, rest)
+end
+
+--- M.n_ctx() -> the context of the model's sessions: setup's n_ctx when
+-- given, else the model's training context.
+function M.n_ctx()
+  if config.n_ctx and config.n_ctx > 0 then return config.n_ctx end
+  return M.model():info().n_ctx_train
 end
 
 --- M.model() -> the configured model (loaded on first call; loading the same
@@ -293,12 +308,14 @@ function M.chat(opts)
   return start(job, gen)
 end
 
---- M.info() -> the model's summary (also echoed).
+--- M.info() -> the model's summary and the completion statistics (also
+-- echoed).
 function M.info()
   local i = M.model():info()
   local msg = ("%s: %s, %.1fM parameters, %d layers, n_embd %d, %d heads, vocab %d, context %d, kernel %s, %d threads"):format(
     vim.fn.fnamemodify(i.path, ":t"), i.arch, i.n_params / 1e6, i.n_layers, i.n_embd, i.n_heads,
     i.n_vocab, i.n_ctx_train, i.kernel, i.threads)
+  msg = msg .. "\n" .. require("bitnet_nvim.complete").summary()
   api.nvim_echo({ { msg } }, true, {})
   return msg
 end
