@@ -1,97 +1,18 @@
 -- Inline completion in a real headless Neovim (started by
 -- spec/nvim_spec.lua with `set rtp+=<checkout>/nvim`). Keys are typed with
--- nvim_input and go through the event loop as a user's would; a scenario
--- runs as a coroutine resumed from a 5 ms vim.loop timer when what it waits
--- for has happened, and the same timer records its largest gap while the
--- editor types and suggests (steps the test itself does synchronously, such
--- as building a 100,000-line buffer or reference generations, are left out).
+-- nvim_input and go through the event loop as a user's would; checks run
+-- from a 5 ms vim.loop timer that also records its largest gap while the
+-- editor types and suggests (nvim/test/runner.lua; the test's own
+-- synchronous steps, such as building a 100,000-line buffer or reference
+-- generations, are left out).
 -- Writes "ok" or the failure, then the figures, to $BITNET_NVIM_OUT.
 local uv, api = vim.loop, vim.api
 local out = assert(os.getenv("BITNET_NVIM_OUT"), "BITNET_NVIM_OUT is not set")
-local figures, notes = {}, {}
+local figures = {}
 
-local function now() return uv.hrtime() / 1e6 end
-
--- ---- the runner: waits are coroutine yields, resumed by the ticker ----
-local co, waiting, scheduled, finished = nil, nil, false, false
-local last_tick, gap, gap_at = uv.hrtime(), 0, "-"
-local phase = "setup"
-local paused = false -- in the test's own synchronous work (which may run timers: a long API call checks for input)
-
-local function finish(ok, err)
-  if finished then return end
-  finished = true
-  local f = assert(io.open(out, "w"))
-  f:write(ok and "ok\n" or ("fail: " .. tostring(err) .. "\n"))
-  figures.gap_ms = ("%.1f"):format(gap)
-  figures.gap_phase = gap_at
-  for k, v in pairs(figures) do f:write(("%s=%s\n"):format(k, tostring(v))) end
-  for _, n in ipairs(notes) do f:write("note: ", n, "\n") end
-  f:close()
-  vim.cmd(ok and "qa!" or "cquit!")
-end
-
-local function resume(...)
-  local ok, err = coroutine.resume(co, ...)
-  if not ok then
-    finish(false, debug.traceback(co, err))
-  elseif coroutine.status(co) == "dead" then
-    finish(true)
-  end
-end
-
-local function step()
-  scheduled = false
-  if finished or not waiting then return end
-  local w = waiting
-  local ok, res = pcall(w.pred)
-  if not ok then
-    waiting = nil
-    resume(false, res)
-  elseif res then
-    waiting = nil
-    resume(true)
-  elseif now() > w.deadline then
-    waiting = nil
-    resume(false, w.what .. ": did not happen within " .. w.ms .. " ms")
-  end
-end
-
-local ticker = uv.new_timer()
-ticker:start(5, 5, function()
-  local t = uv.hrtime()
-  local g = (t - last_tick) / 1e6
-  if not paused then
-    if g > gap then gap, gap_at = g, phase end
-    if g > 30 then notes[#notes + 1] = ("gap %.1f ms in %s"):format(g, phase) end
-  end
-  last_tick = t
-  if not scheduled then
-    scheduled = true
-    vim.schedule(step)
-  end
-end)
-
--- Waits (yielding to the event loop) until pred() is true.
-local function wait_until(pred, ms, what)
-  waiting = { pred = pred, deadline = now() + ms, ms = ms, what = what }
-  local ok, err = coroutine.yield()
-  if not ok then error(err, 2) end
-end
-
-local function sleep(ms)
-  local t = now() + ms
-  wait_until(function() return now() >= t end, ms + 5000, "sleep")
-end
-
--- Runs fn synchronously outside the gap measurement (the test's own work).
-local function untimed(fn)
-  paused = true
-  local r = { fn() }
-  paused = false
-  last_tick = uv.hrtime()
-  return unpack(r)
-end
+local R = dofile("nvim/test/runner.lua")
+local wait_until, sleep, untimed, keys = R.wait_until, R.sleep, R.untimed, R.keys
+local now = R.now
 
 local function check(cond, msg)
   if not cond then error(msg, 2) end
@@ -121,10 +42,6 @@ end
 
 local function buffer_text(buf)
   return table.concat(api.nvim_buf_get_lines(buf or 0, 0, -1, true), "\n")
-end
-
-local function keys(s) -- typed literally
-  api.nvim_input((s:gsub("<", "<lt>")))
 end
 
 local function wait_done(what)
@@ -237,7 +154,7 @@ local function run()
   -- 1. a suggestion after a pause: the prompt is BOS + the text before the
   -- cursor; <Tab> inserts exactly what was shown, which is the engine's
   -- greedy continuation of that prompt cut by the stop rules
-  phase = "suggest and accept"
+  R.phase = "suggest and accept"
   nv.setup({ complete = with() })
   local model = untimed(nv.model)
   local tok = model:tokenizer()
@@ -272,7 +189,7 @@ local function run()
   check(info:find("1 accepted", 1, true) and info:find("completion on", 1, true), ":BitnetInfo: " .. info)
 
   -- 2. typing the start of a suggestion keeps the rest, with no new request
-  phase = "typed prefix"
+  R.phase = "typed prefix"
   s = wait_done("the next suggestion after accepting")
   local requests = c.stats().requests
   local head = s.text:match("^[^\n][^\n]") or s.text:sub(1, 1)
@@ -284,7 +201,7 @@ local function run()
   eq(head, c.suggestion().typed, "typed part")
 
   -- 3. a word, then a line, accepted
-  phase = "accept word and line"
+  R.phase = "accept word and line"
   local rest = s.text:sub(#head + 1)
   local word = rest:match("^%s*[^%s]+")
   local line_before = api.nvim_get_current_line()
@@ -296,7 +213,7 @@ local function run()
   end
 
   -- 4. another key dismisses the suggestion and cancels its generation
-  phase = "dismiss"
+  R.phase = "dismiss"
   leave_insert()
   jobs_settle("leaving insert mode")
   eq(0, #marks(), "marks after leaving insert mode")
@@ -314,7 +231,7 @@ local function run()
   check(api.nvim_get_current_line():sub(-1) == "Q", "the key was not typed")
 
   -- 5. leaving insert mode clears a suggestion being computed
-  phase = "leave insert"
+  R.phase = "leave insert"
   wait_until(function() return shown() ~= nil end, 10000, "a suggestion after Q")
   leave_insert()
   eq(0, #marks(), "marks after <Esc>")
@@ -323,7 +240,7 @@ local function run()
 
   -- 6. the cache: back at the same place, the same suggestion comes without
   -- a generation; <Tab> with nothing shown is a Tab
-  phase = "cache and fallback Tab"
+  R.phase = "cache and fallback Tab"
   nv.setup({ complete = with() })
   untimed(function()
     nv.model()
@@ -350,7 +267,7 @@ local function run()
   leave_insert()
 
   -- 7. :BitnetCompleteToggle and :BitnetComplete with auto = false
-  phase = "toggle and command"
+  R.phase = "toggle and command"
   vim.cmd("BitnetCompleteToggle")
   eq(false, c.enabled(), "enabled after toggling")
   start_insert_at_end()
@@ -364,7 +281,7 @@ local function run()
   eq(true, c.enabled(), "enabled after toggling again")
 
   -- 8. fill-in-the-middle where the vocabulary has the tokens
-  phase = "fim"
+  R.phase = "fim"
   local dir = untimed(fim_model_dir)
   nv.setup({ model = dir, complete = with() })
   model = untimed(nv.model)
@@ -382,7 +299,7 @@ local function run()
   vim.fn.delete(dir, "rf")
 
   -- 9. a 100,000-line buffer: the window bounds the context
-  phase = "100k lines"
+  R.phase = "100k lines"
   nv.setup({ complete = with() })
   model = untimed(nv.model)
   tok = model:tokenizer()
@@ -404,7 +321,7 @@ local function run()
   jobs_settle("100k lines")
 
   -- 10. a binary buffer and invalid UTF-8
-  phase = "binary"
+  R.phase = "binary"
   local bin = vim.fn.tempname()
   untimed(function()
     local bytes, x = {}, 12345
@@ -429,7 +346,7 @@ local function run()
   jobs_settle("binary")
   vim.cmd("bwipeout!")
   os.remove(bin)
-  phase = "invalid utf-8"
+  R.phase = "invalid utf-8"
   local bad = { "caf\195 \255\254 In the beginning \226\130", "And God said, \192\128 Let there be" }
   untimed(function() fresh(bad, 2, 0) end)
   start_insert_at_end()
@@ -443,7 +360,7 @@ local function run()
   jobs_settle("invalid utf-8")
 
   -- 11. completion while :BitnetGenerate streams into another buffer
-  phase = "beside :BitnetGenerate"
+  R.phase = "beside :BitnetGenerate"
   nv.setup({ temperature = 0, max_tokens = 2000, context_shift = true, complete = with() })
   untimed(function()
     fresh({ "In the beginning" }, 1, 15)
@@ -465,7 +382,7 @@ local function run()
   jobs_settle("beside :BitnetGenerate")
 
   -- 12. a model that fails to load: one message, not one per pause
-  phase = "load failure"
+  R.phase = "load failure"
   local before_errors = #errors
   nv.setup({ model = "/nonexistent/model.gguf", complete = with({ debounce_ms = 20 }) })
   untimed(function() fresh({ "x" }, 1, 0) end)
@@ -486,8 +403,16 @@ local function run()
   check(not ok and err:find("'max_tokens' must be an integer >= 1", 1, true), tostring(err))
   ok, err = pcall(nv.setup, { complete = { accept = 3 } })
   check(not ok and err:find("'accept' must be a key", 1, true), tostring(err))
-  phase = "end"
+  R.phase = "end"
 end
 
-co = coroutine.create(run)
-vim.schedule(function() resume() end)
+R.run(run, function(ok, err)
+  local f = assert(io.open(out, "w"))
+  f:write(ok and "ok\n" or ("fail: " .. tostring(err) .. "\n"))
+  figures.gap_ms = ("%.1f"):format(R.gap)
+  figures.gap_phase = R.gap_phase
+  for k, v in pairs(figures) do f:write(("%s=%s\n"):format(k, tostring(v))) end
+  for _, g in ipairs(R.long_gaps) do f:write("note: gap ", g, "\n") end
+  f:close()
+  vim.cmd(ok and "qa!" or "cquit!")
+end)
