@@ -464,7 +464,7 @@ local function enable()
   vim.cmd("highlight default link BitnetSuggestion Comment")
   local group = api.nvim_create_augroup("bitnet_complete", { clear = true })
   api.nvim_create_autocmd({ "TextChangedI", "CursorMovedI" }, { group = group, callback = on_change })
-  api.nvim_create_autocmd({ "InsertLeave", "BufLeave" }, { group = group, callback = on_leave })
+  api.nvim_create_autocmd({ "InsertLeave", "BufLeave", "WinLeave" }, { group = group, callback = on_leave })
   api.nvim_create_autocmd("TextYankPost", { group = group, callback = function() ring_add(vim.v.event.regcontents) end })
   api.nvim_create_autocmd("InsertLeave", { group = group, callback = ring_edited })
   unmap_keys()
@@ -482,6 +482,7 @@ end
 -- call starts afresh (statistics, cache, ring, a failure's pause).
 function M.setup(opts, nv)
   check_options(opts or {})
+  M.dismiss()
   plugin = nv
   cfg = vim.tbl_extend("force", vim.deepcopy(DEFAULTS), opts or {})
   state.failed, state.cache, state.cache_order, state.ring = nil, {}, {}, {}

@@ -17,9 +17,7 @@ local function bitnet_entries()
 end
 
 local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
+  return vim.loop.fs_stat(path) ~= nil
 end
 
 -- At most a few lines of an error: "module not found" lists every file.
