@@ -381,7 +381,23 @@ local function run()
   vim.cmd("only!")
   jobs_settle("beside :BitnetGenerate")
 
-  -- 12. a model that fails to load: one message, not one per pause
+  -- 12. a yanked chunk goes before the window (ring_chunks)
+  R.phase = "ring"
+  nv.setup({ complete = with({ ring_chunks = 2, n_prefix = 1, n_suffix = 0 }) })
+  untimed(function()
+    nv.model()
+    fresh({ "Blessed are the meek", "a", "b", "c", "d", "And God said" }, 1, 0)
+  end)
+  api.nvim_input("yyG")
+  start_insert_at_end()
+  keys(" unto")
+  wait_done("a suggestion with a yanked chunk")
+  eq("Blessed are the meek\nd\nAnd God said unto", tok:decode(c.last_prompt), "prompt with the ring chunk")
+  eq(tok:bos(), c.last_prompt[1], "the prompt's first id")
+  leave_insert()
+  jobs_settle("ring")
+
+  -- 13. a model that fails to load: one message, not one per pause
   R.phase = "load failure"
   local before_errors = #errors
   nv.setup({ model = "/nonexistent/model.gguf", complete = with({ debounce_ms = 20 }) })
@@ -396,7 +412,7 @@ local function run()
   check(errors[#errors]:find("/nonexistent/model.gguf", 1, true), "message: " .. errors[#errors])
   check(c.stats().failed ~= nil, "stats do not say completion is paused")
 
-  -- 13. bad options raise, naming the option
+  -- 14. bad options raise, naming the option
   local ok, err = pcall(nv.setup, { complete = { debounce = 10 } })
   check(not ok and err:find("unknown completion option 'debounce'", 1, true), tostring(err))
   ok, err = pcall(nv.setup, { complete = { max_tokens = 0 } })
