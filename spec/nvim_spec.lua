@@ -2,7 +2,9 @@
 -- loads it from the checkout with the shipped model and checks :BitnetGenerate
 -- against model:generate, one `u` undoing a whole generation, :BitnetStop
 -- mid-way, two :BitnetChat turns against model:chat, and the UI's
--- responsiveness while a generation streams. Tagged nvim: `make test` runs it
+-- responsiveness while a generation streams; nvim/test/complete_test.lua types
+-- real keys and checks the inline completion (see README "Suggestions as you
+-- type"). Tagged nvim: `make test` runs it
 -- in the LuaJIT run only (it starts nvim, which uses build/luajit, whatever
 -- interpreter runs busted); `--exclude-tags=nvim` leaves it out where Neovim
 -- is not installed.
