@@ -195,6 +195,33 @@ describe("async generation", function()
     sess:close()
   end)
 
+  it("counts the generations its engine holds (model:jobs)", function()
+    local m = assert(bitnet.load(nil, { n_ctx = 1024 })) -- a handle of its own: the same weights and engine
+    local function settle(want)
+      local t0 = core.clock()
+      while m:jobs() ~= want do
+        assert(core.clock() - t0 < 10, ("the engine holds %d generations, want %d"):format(m:jobs(), want))
+      end
+    end
+    settle(0) -- earlier tests' generations have all been let go
+    local run = { max_tokens = 900, temperature = 0, async = true, logit_bias = { [m:tokenizer():eos()] = -1e9 } }
+    local g1 = m:generate(PROMPTS[1], run)
+    local g2 = m:generate(PROMPTS[2], run)
+    assert.are.equal(2, m:jobs())
+    g1:cancel()
+    settle(1)
+    assert.is_true(g1:released())
+    assert.is_false(g2:released())
+    g2:cancel()
+    settle(0)
+    assert.is_true(g2:released())
+    local g3 = m:generate(PROMPTS[3], { max_tokens = 3, temperature = 0, async = true })
+    g3:wait(30)
+    settle(0) -- a generation that ends by itself is let go as well
+    g1:close(); g2:close(); g3:close(); m:close()
+    assert_raises(function() m.jobs(42) end, "bitnet.Model expected")
+  end)
+
   it("closes, collects and survives its model being closed", function()
     local m2 = assert(bitnet.load())
     local want = m2:generate(PROMPTS[3], { max_tokens = 20, temperature = 0 })

@@ -911,3 +911,69 @@ describe("the model's tokenizer", function()
     end
   end)
 end)
+
+describe("fill-in-the-middle tokens (tok:fim)", function()
+  it("finds each family's spelling in llama.cpp's vocabularies, and none where there is none", function()
+    -- ids as the vocabularies (built by Hugging Face tokenizers) number them
+    local want = {
+      starcoder = { "<fim_prefix>", "<fim_suffix>", "<fim_middle>" },
+      refact = { "<fim_prefix>", "<fim_suffix>", "<fim_middle>" },
+      ["deepseek-coder"] = { "<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>" },
+    }
+    for name, texts in pairs(want) do
+      local tok = assert(core.tokenizer(TESTS .. "ggml-vocab-" .. name .. ".gguf"))
+      local ids = { tok:fim() }
+      assert.are.same({ tok:id(texts[1]), tok:id(texts[2]), tok:id(texts[3]) }, ids)
+      assert.are.equal(3, #ids, name)
+    end
+    assert.are.same({ 1, 3, 2 }, { core.tokenizer(TESTS .. "ggml-vocab-starcoder.gguf"):fim() })
+    assert.are.same({ 32016, 32015, 32017 }, { core.tokenizer(TESTS .. "ggml-vocab-deepseek-coder.gguf"):fim() })
+    for _, name in ipairs({ "llama3-bpe", "llama-spm", "phi-3", "mpt", "deepseek-llm" }) do
+      assert.is_nil(core.tokenizer(TESTS .. "ggml-vocab-" .. name .. ".gguf"):fim(), name)
+    end
+    assert.is_nil(core.tokenizer(LLAMA3_JSON):fim())
+  end)
+
+  -- A byte-level vocabulary of our own: the 256 byte tokens and three
+  -- control tokens, with the ids named by GGUF metadata.
+  local function vocab_gguf(extra_kvs)
+    local gw = require("support.gguf_writer")
+    local tokens, types, n = {}, {}, 0
+    for b = 0, 255 do -- GPT-2's byte alphabet: printable Latin-1 as is, the rest from U+0100
+      local cp = b
+      if not ((b >= 33 and b <= 126) or (b >= 161 and b <= 172) or b >= 174) then cp, n = 256 + n, n + 1 end
+      tokens[b + 1] = cp < 128 and string.char(cp) or string.char(192 + math.floor(cp / 64), 128 + cp % 64)
+      types[b + 1] = 1
+    end
+    for _, t in ipairs({ "<a>", "<b>", "<c>" }) do
+      tokens[#tokens + 1] = t
+      types[#types + 1] = 3
+    end
+    local kvs = {
+      { "tokenizer.ggml.model", "string", "gpt2" }, { "tokenizer.ggml.pre", "string", "gpt-2" },
+      { "tokenizer.ggml.tokens", "array", { "string", tokens } },
+      { "tokenizer.ggml.token_type", "array", { "u32", types } },
+      { "tokenizer.ggml.merges", "array", { "string", {} } },
+    }
+    for _, kv in ipairs(extra_kvs) do kvs[#kvs + 1] = { kv[1], "u32", kv[2] } end
+    local path = os.tmpname()
+    write(path, gw.build(kvs, {}))
+    local tok = assert(core.tokenizer(path))
+    os.remove(path)
+    return tok
+  end
+
+  it("takes the ids GGUF metadata names (current keys over llama.cpp's older ones)", function()
+    local tok = vocab_gguf({ { "tokenizer.ggml.fim_pre_token_id", 257 }, { "tokenizer.ggml.fim_suf_token_id", 256 },
+      { "tokenizer.ggml.fim_mid_token_id", 258 } })
+    assert.are.same({ 257, 256, 258 }, { tok:fim() })
+    tok = vocab_gguf({ { "tokenizer.ggml.prefix_token_id", 256 }, { "tokenizer.ggml.suffix_token_id", 257 },
+      { "tokenizer.ggml.middle_token_id", 258 }, { "tokenizer.ggml.fim_mid_token_id", 65 } })
+    assert.are.same({ 256, 257, 65 }, { tok:fim() })
+    -- two of three, or an id past the vocabulary, is no FIM
+    assert.is_nil(vocab_gguf({ { "tokenizer.ggml.fim_pre_token_id", 256 }, { "tokenizer.ggml.fim_suf_token_id", 257 } }):fim())
+    assert.is_nil(vocab_gguf({ { "tokenizer.ggml.fim_pre_token_id", 256 }, { "tokenizer.ggml.fim_suf_token_id", 257 },
+      { "tokenizer.ggml.fim_mid_token_id", 9999 } }):fim())
+    assert.is_nil(vocab_gguf({}):fim())
+  end)
+end)

@@ -4,6 +4,7 @@
 
 #include "lua/lbitnet.h"
 #include "model/model_cache.h"
+#include "runtime/engine.h"
 #include "runtime/session_file.h"
 
 bn_model *bn_check_model(lua_State *L, int idx) {
@@ -244,8 +245,16 @@ static int l_gc(lua_State *L) {
     return 0;
 }
 
+/* model:jobs() -> how many generations the model's engine holds (running,
+ * or cancelled and not yet let go): 0 once every one was released. */
+static int l_jobs(lua_State *L) {
+    lua_pushinteger(L, bn_engine_jobs(bn_check_model(L, 1)));
+    return 1;
+}
+
 static const luaL_Reg model_methods[] = {
-    {"info", l_info}, {"session", l_session}, {"chat_template", l_chat_template}, {"close", l_gc}, {"id", l_id}, {"load_session", l_load_session}, {NULL, NULL}};
+    {"info", l_info}, {"session", l_session}, {"chat_template", l_chat_template}, {"close", l_gc}, {"id", l_id}, {"load_session", l_load_session},
+    {"jobs", l_jobs}, {NULL, NULL}};
 
 void bn_open_model(lua_State *L) {
     /* module.Model: the methods, for the Lua layer to extend */

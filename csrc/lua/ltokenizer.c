@@ -281,6 +281,20 @@ static int l_eot(lua_State *L) {
     return 1;
 }
 
+/* tok:fim() -> prefix, suffix, middle ids for fill-in-the-middle prompts,
+ * or nil when the vocabulary lacks them. */
+static int l_fim(lua_State *L) {
+    int32_t pre, suf, mid;
+    if (!bn_tokenizer_fim(check_tokenizer(L, 1), &pre, &suf, &mid)) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_pushinteger(L, pre);
+    lua_pushinteger(L, suf);
+    lua_pushinteger(L, mid);
+    return 3;
+}
+
 /* tok:add_bos() -> whether encode adds BOS by default. */
 static int l_add_bos(lua_State *L) {
     lua_pushboolean(L, bn_tokenizer_add_bos(check_tokenizer(L, 1)));
@@ -402,7 +416,7 @@ static int l_model_detokenize(lua_State *L) {
 
 static const luaL_Reg tokenizer_methods[] = {
     {"encode", l_encode}, {"decode", l_decode}, {"pretokenize", l_pretokenize}, {"piece", l_piece}, {"text", l_text}, {"id", l_id}, {"score", l_score},
-    {"n_vocab", l_n_vocab}, {"bos", l_bos}, {"eos", l_eos}, {"eot", l_eot}, {"add_bos", l_add_bos},
+    {"n_vocab", l_n_vocab}, {"bos", l_bos}, {"eos", l_eos}, {"eot", l_eot}, {"fim", l_fim}, {"add_bos", l_add_bos},
     {"is_eog", l_is_eog}, {"is_control", l_is_control}, {"type", l_type}, {"decoder", l_decoder}, {NULL, NULL}};
 
 static const luaL_Reg decoder_methods[] = {

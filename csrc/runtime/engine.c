@@ -314,6 +314,21 @@ static void engine_stop(void *arg) {
     free(e);
 }
 
+/* How many jobs m's engine holds (0 when it never started): a host checks
+ * that a cancelled generation was let go. */
+int bn_engine_jobs(bn_model *m) {
+    pthread_mutex_lock(&m->engine_lock);
+    bn_engine *e = m->engine;
+    int n = 0;
+    if (e) {
+        pthread_mutex_lock(&e->lock);
+        n = e->n_jobs;
+        pthread_mutex_unlock(&e->lock);
+    }
+    pthread_mutex_unlock(&m->engine_lock);
+    return n;
+}
+
 /* The model's engine, started on first use. */
 static bn_engine *model_engine(bn_model *m, bn_err *err) {
     pthread_mutex_lock(&m->engine_lock);

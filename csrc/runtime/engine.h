@@ -68,4 +68,8 @@ const bn_sampler *bn_job_sampler(const bn_job *j);
  * drops its session reference. */
 void bn_job_free(bn_job *j);
 
+/* How many jobs m's engine holds (attached, not yet let go); 0 when it never
+ * started. Waits only for the engine's lock. */
+int bn_engine_jobs(bn_model *m);
+
 #endif

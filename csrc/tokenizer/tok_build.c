@@ -47,6 +47,7 @@ bn_tokenizer *bn_tok_new(bn_tokenizer_kind kind, int32_t n_vocab, size_t text_by
     t->kind = kind;
     t->n_vocab = n_vocab;
     t->bos = t->eos = t->eot = t->eom = t->unk = t->pad = -1;
+    t->fim_pre = t->fim_suf = t->fim_mid = -1;
     t->text_pool_cap = text_bytes;
     t->text_pool = malloc(text_bytes ? text_bytes : 1);
     t->text = calloc((size_t)n_vocab, sizeof *t->text);
@@ -263,6 +264,33 @@ static int collect_eog(bn_tokenizer *t) {
     return 1;
 }
 
+/* Fill-in-the-middle tokens when the metadata named none: the spellings of
+ * the model families that have them (Qwen/CodeGemma, StarCoder/Refact,
+ * DeepSeek Coder, Code Llama), all three control tokens of one family. */
+#define BAR "\xef\xbd\x9c"
+#define SPACE "\xe2\x96\x81"
+static void collect_fim(bn_tokenizer *t) {
+    static const char *const families[][3] = {
+        {"<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"},
+        {"<fim_prefix>", "<fim_suffix>", "<fim_middle>"},
+        /* DeepSeek Coder's fullwidth bars and the SentencePiece space, as UTF-8 */
+        {"<" BAR "fim" SPACE "begin" BAR ">", "<" BAR "fim" SPACE "hole" BAR ">", "<" BAR "fim" SPACE "end" BAR ">"},
+        {"<PRE>", "<SUF>", "<MID>"},
+    };
+    if (t->fim_pre >= 0 && t->fim_suf >= 0 && t->fim_mid >= 0) return;
+    for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
+        int32_t pre = find_control(t, families[f][0]), suf = find_control(t, families[f][1]),
+                mid = find_control(t, families[f][2]);
+        if (pre >= 0 && suf >= 0 && mid >= 0) {
+            t->fim_pre = pre, t->fim_suf = suf, t->fim_mid = mid;
+            return;
+        }
+    }
+    t->fim_pre = t->fim_suf = t->fim_mid = -1; /* a partial set is no use */
+}
+#undef BAR
+#undef SPACE
+
 int bn_tok_finish(bn_tokenizer *t, const char *what, bn_err *err) {
     fill_byte_alphabet(t->byte_cp);
     int16_t cp_byte[ALPHABET_END];
@@ -325,6 +353,7 @@ int bn_tok_finish(bn_tokenizer *t, const char *what, bn_err *err) {
         }
     }
     if (!collect_eog(t)) return bn_errf(err, "out of memory");
+    collect_fim(t);
     /* every ASCII byte must be a token; bytes above may be missing (GPT-NeoX's
      * and StarCoder's vocabularies lack 0xC0, 0xC1, 0xF5-0xFF, some 0xF1),
      * and are then left out when encoding */

@@ -166,6 +166,13 @@ static bn_tokenizer *build(const bn_gguf *g, bn_err *err) {
         !get_id(g, t, "tokenizer.ggml.eom_token_id", &t->eom, err) ||
         !get_id(g, t, "tokenizer.ggml.unknown_token_id", &t->unk, err) ||
         !get_id(g, t, "tokenizer.ggml.padding_token_id", &t->pad, err) ||
+        /* llama.cpp's older names first, the current ones override */
+        !get_id(g, t, "tokenizer.ggml.prefix_token_id", &t->fim_pre, err) ||
+        !get_id(g, t, "tokenizer.ggml.suffix_token_id", &t->fim_suf, err) ||
+        !get_id(g, t, "tokenizer.ggml.middle_token_id", &t->fim_mid, err) ||
+        !get_id(g, t, "tokenizer.ggml.fim_pre_token_id", &t->fim_pre, err) ||
+        !get_id(g, t, "tokenizer.ggml.fim_suf_token_id", &t->fim_suf, err) ||
+        !get_id(g, t, "tokenizer.ggml.fim_mid_token_id", &t->fim_mid, err) ||
         !get_flag(g, "tokenizer.ggml.add_bos_token", &t->add_bos, err) ||
         !get_flag(g, "tokenizer.ggml.add_eos_token", &t->add_eos, err) ||
         !get_flag(g, "tokenizer.ggml.add_space_prefix", &t->add_space_prefix, err))

@@ -312,6 +312,10 @@ bn_tokenizer_kind bn_tokenizer_get_kind(const bn_tokenizer *t) { return t->kind;
 int32_t bn_tokenizer_bos(const bn_tokenizer *t) { return t->bos; }
 int32_t bn_tokenizer_eos(const bn_tokenizer *t) { return t->eos; }
 int32_t bn_tokenizer_eot(const bn_tokenizer *t) { return t->eot; }
+int bn_tokenizer_fim(const bn_tokenizer *t, int32_t *pre, int32_t *suf, int32_t *mid) {
+    *pre = t->fim_pre, *suf = t->fim_suf, *mid = t->fim_mid;
+    return t->fim_pre >= 0 && t->fim_suf >= 0 && t->fim_mid >= 0;
+}
 int bn_tokenizer_add_bos(const bn_tokenizer *t) { return t->add_bos && t->bos >= 0; }
 
 int bn_tokenizer_is_eog(const bn_tokenizer *t, int32_t id) {

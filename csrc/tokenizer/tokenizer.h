@@ -133,6 +133,10 @@ bn_tokenizer_kind bn_tokenizer_get_kind(const bn_tokenizer *t);
 int32_t bn_tokenizer_bos(const bn_tokenizer *t);
 int32_t bn_tokenizer_eos(const bn_tokenizer *t);
 int32_t bn_tokenizer_eot(const bn_tokenizer *t);
+/* Fill-in-the-middle: the prefix, suffix and middle tokens (GGUF
+ * tokenizer.ggml.fim_*_token_id, else a family's usual spellings); 0 when
+ * the vocabulary lacks any of the three. */
+int bn_tokenizer_fim(const bn_tokenizer *t, int32_t *pre, int32_t *suf, int32_t *mid);
 /* Whether encoding adds BOS by default. */
 int bn_tokenizer_add_bos(const bn_tokenizer *t);
 /* Whether id ends generation: EOS, EOT, EOM, or another control token whose

@@ -88,6 +88,7 @@ struct bn_tokenizer {
     uint32_t byte_cp[256];   /* BPE: byte -> code point of the byte-level alphabet */
 
     int32_t bos, eos, eot, eom, unk, pad; /* -1 when absent */
+    int32_t fim_pre, fim_suf, fim_mid;    /* fill-in-the-middle; -1 when absent */
     int32_t *eog;
     int32_t n_eog;
     int add_bos, add_eos;

@@ -522,18 +522,31 @@ end
 
 -- Where the Lua modules, the LuaJIT build of bitnet.core and the nginx
 -- templates are: from a checkout (lua/, build/luajit, openresty/) or a
--- luarocks tree (the templates installed beside the module).
+-- luarocks tree (<tree>/share/lua/5.x; the LuaJIT build is the tree's Lua
+-- 5.1 install, <tree>/lib/lua/5.1, made by `luarocks --lua-version 5.1
+-- make`; the templates installed beside the module).
 local function serve_paths()
   local cli_path = package.searchpath and package.searchpath("bitnet.cli", package.path)
   if not cli_path then error({ msg = "cannot find the bitnet Lua modules on package.path" }, 0) end
   local luadir = absolute(cli_path):match("^(.*)/bitnet/cli%.lua$")
   local root = luadir:match("^(.*)/[^/]+$") or (luadir .. "/..")
-  local cpath
+  local tree = luadir:match("^(.*)/share/lua/5%.%d$")
+  local cpath, jit_luadir
   if rawget(_G, "jit") then
     local core_path = package.searchpath("bitnet.core", package.cpath)
     if core_path then cpath = absolute(core_path):match("^(.*)/bitnet/core%.so$") end
   end
+  if not cpath and tree and file_exists(tree .. "/lib/lua/5.1/bitnet/core.so") then
+    cpath = tree .. "/lib/lua/5.1"
+    -- the Lua modules installed with that build, when they are there
+    if file_exists(tree .. "/share/lua/5.1/bitnet/cli.lua") then jit_luadir = tree .. "/share/lua/5.1" end
+  end
   if not cpath and file_exists(root .. "/build/luajit/bitnet/core.so") then cpath = root .. "/build/luajit" end
+  if not cpath and tree then
+    error({ msg = ("nginx's Lua is LuaJIT and needs the LuaJIT build of bitnet.core, which the luarocks tree %s "
+      .. "does not hold (%s/lib/lua/5.1/bitnet/core.so): install it from a bitnet checkout with "
+      .. "`luarocks --lua-version 5.1 --tree %s make bitnet-scm-1.rockspec`"):format(tree, tree, tree) }, 0)
+  end
   if not cpath then
     error({ msg = "nginx's Lua is LuaJIT and needs the LuaJIT build of bitnet.core: run `make luajit` in the "
       .. "checkout (build/luajit/bitnet/core.so), or run `luajit bin/bitnet serve` with a LuaJIT install of bitnet" }, 0)
@@ -543,6 +556,7 @@ local function serve_paths()
     if file_exists(dir .. "/nginx.conf") then templates = dir break end
   end
   if not templates then error({ msg = "cannot find the nginx configuration template (openresty/nginx.conf)" }, 0) end
+  luadir = jit_luadir or luadir
   return {
     lua_path = luadir .. "/?.lua;" .. luadir .. "/?/init.lua", lua_cpath = cpath .. "/?.so", templates = templates,
   }

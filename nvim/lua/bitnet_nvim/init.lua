@@ -4,8 +4,8 @@
 -- which never waits, and the buffer is edited from vim.schedule.
 local M = {}
 
-local uv = vim.loop
 local api = vim.api
+local watch = require("bitnet_nvim.watch")
 
 -- Options that go to bitnet.load; every other setup option goes to generate.
 local LOAD_KEYS = { model = true, threads = true, n_ctx = true, kernel = true, hugepages = true }
@@ -16,26 +16,40 @@ local current -- the running generation's job, if any
 local last_job -- the last one started
 local ns = api.nvim_create_namespace("bitnet")
 
---- M.library() -> the bitnet module. `require "bitnet"` when it works (a
--- luarocks tree, or package paths set by the user); otherwise the checkout
--- this plugin lives in: <checkout>/lua and <checkout>/build/luajit.
+--- M.library() -> the bitnet module: `require "bitnet"` as package.path /
+-- package.cpath find it, else the checkout this plugin lives in
+-- (<checkout>/lua and <checkout>/build/luajit), else a luarocks tree's Lua
+-- 5.1 build; each failed attempt's package.loaded entries are cleared, and
+-- when none works the error names every place tried and its error
+-- (bitnet_nvim/library.lua).
 function M.library()
-  local ok, bitnet = pcall(require, "bitnet")
-  if ok then return bitnet end
   local src = debug.getinfo(1, "S").source:gsub("^@", "")
   local root = vim.fn.fnamemodify(src, ":p:h:h:h:h") -- nvim/lua/bitnet_nvim/init.lua
-  package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
-  package.cpath = root .. "/build/luajit/?.so;" .. package.cpath
-  return require("bitnet")
+  return require("bitnet_nvim.library").load(root)
 end
 
 --- M.setup(opts): `model` (a GGUF file or Hugging Face directory; default the
 -- shipped model), `threads`, `n_ctx`, `kernel`, `hugepages` go to bitnet.load;
--- the rest (`max_tokens` (default 256), `temperature`, `seed`, `top_k`,
--- `top_p`, `min_p`, `stop`, ...) are generate options. Each call replaces the
--- previous configuration; the model is loaded on first use.
+-- `complete` (a table) configures inline completion (bitnet_nvim/complete.lua,
+-- off by default); the rest (`max_tokens` (default 256), `temperature`,
+-- `seed`, `top_k`, `top_p`, `min_p`, `stop`, ...) are generate options. Each
+-- call replaces the previous configuration; the model is loaded on first use.
 function M.setup(opts)
-  config = vim.tbl_extend("force", { max_tokens = 256 }, opts or {})
+  opts = opts or {}
+  if type(opts) ~= "table" then error("setup: options must be a table", 2) end
+  local rest = {}
+  for k, v in pairs(opts) do
+    if k ~= "complete" then rest[k] = v end
+  end
+  require("bitnet_nvim.complete").setup(opts.complete or {}, M)
+  config = vim.tbl_extend("force", { max_tokens = 256 }, rest)
+end
+
+--- M.n_ctx() -> the context of the model's sessions: setup's n_ctx when
+-- given, else the model's training context.
+function M.n_ctx()
+  if config.n_ctx and config.n_ctx > 0 then return config.n_ctx end
+  return M.model():info().n_ctx_train
 end
 
 --- M.model() -> the configured model (loaded on first call; loading the same
@@ -83,12 +97,9 @@ local function insert(job, text)
   job.inserted = true
 end
 
--- On the main loop: the text polled so far goes into the buffer; once the
--- generation has finished, the job ends.
-local function flush(job)
-  job.scheduled = false
-  local text = table.concat(job.pending)
-  job.pending = {}
+-- On the main loop: the text polled since the last call goes into the
+-- buffer; once the generation has finished, the job ends.
+local function flush(job, text, finished, w)
   job.text = job.text .. text
   if job.on_text then
     job.on_text(job, text)
@@ -99,8 +110,8 @@ local function flush(job)
     job.pieces = job.pieces + 1
     user_event("BitnetPiece")
   end
-  if job.finished and not job.ended then
-    job.ended = true
+  if finished then
+    job.info = w.info
     if current == job then current = nil end
     M.last = { info = job.info, text = job.text, pieces = job.pieces }
     if job.info.error then
@@ -114,43 +125,10 @@ local function flush(job)
   end
 end
 
--- In the event loop's callback (a fast context: no editor API here): take the
--- new text, never waiting; the buffer edit is scheduled.
-local function pump(job)
-  if job.finished then return end
-  -- poll again after text: the fd does not wake us once more for the nil
-  -- that follows the last text of a finished generation
-  local piece = job.gen:poll()
-  while piece and piece ~= "" do
-    job.pending[#job.pending + 1] = piece
-    piece = job.gen:poll()
-  end
-  if piece == nil then
-    job.finished = true
-    job.info = job.gen.info
-    job.watcher:stop()
-    job.watcher:close()
-    job.gen:close()
-  end
-  if (job.finished or #job.pending > 0) and not job.scheduled then
-    job.scheduled = true
-    vim.schedule(function() flush(job) end)
-  end
-end
-
--- Starts an async generation and its watcher: the engine's fd through
--- vim.loop.new_poll, or a 10 ms timer when there is no fd.
+-- Starts watching an async generation (bitnet_nvim/watch.lua).
 local function start(job, gen)
-  job.gen, job.pending, job.text, job.pieces = gen, {}, "", 0
-  local ok, fd = pcall(gen.fd, gen)
-  local watcher = ok and type(fd) == "number" and uv.new_poll(fd)
-  if watcher then
-    job.watcher = watcher
-    watcher:start("r", function() pump(job) end)
-  else
-    job.watcher = uv.new_timer()
-    job.watcher:start(10, 10, function() pump(job) end)
-  end
+  job.gen, job.text, job.pieces = gen, "", 0
+  job.watch = watch.start(gen, function(text, finished, w) flush(job, text, finished, w) end)
   current, last_job = job, job
   return job
 end
@@ -228,8 +206,7 @@ end
 function M.stop()
   local job = current
   if not job then return false end
-  job.gen:cancel()
-  pump(job) -- the final text and the end, without waiting for a wake-up
+  job.watch:cancel() -- the final text and the end, without waiting for a wake-up
   return true
 end
 
@@ -331,12 +308,14 @@ function M.chat(opts)
   return start(job, gen)
 end
 
---- M.info() -> the model's summary (also echoed).
+--- M.info() -> the model's summary and the completion statistics (also
+-- echoed).
 function M.info()
   local i = M.model():info()
   local msg = ("%s: %s, %.1fM parameters, %d layers, n_embd %d, %d heads, vocab %d, context %d, kernel %s, %d threads"):format(
     vim.fn.fnamemodify(i.path, ":t"), i.arch, i.n_params / 1e6, i.n_layers, i.n_embd, i.n_heads,
     i.n_vocab, i.n_ctx_train, i.kernel, i.threads)
+  msg = msg .. "\n" .. require("bitnet_nvim.complete").summary()
   api.nvim_echo({ { msg } }, true, {})
   return msg
 end
