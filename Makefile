@@ -4,7 +4,7 @@ CC ?= gcc
 CFLAGS ?= -O2 -g
 WARN = -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -D_DEFAULT_SOURCE
 PIC = -fPIC
-LIBS = -lcjson -lm -lpthread
+LIBS = -lcjson -lcurl -lcrypto -lm -lpthread
 LUA54_INC ?= /usr/include/lua5.4
 LUAJIT_INC ?= /usr/include/luajit-2.1
 BUSTED ?= /usr/bin/busted
