@@ -74,12 +74,14 @@ local function read_text(path)
   return s
 end
 
---- hub.settings([getenv]) -> { endpoint, token, cache, offline, timeout }
+--- hub.settings([getenv]) -> { endpoint, token, cache, offline, timeout, retries, backoff }
 -- From the environment, as huggingface_hub reads it: HF_ENDPOINT, HF_TOKEN
 -- (else the file HF_TOKEN_PATH or $HF_HOME/token), HF_HUB_CACHE (else
 -- HUGGINGFACE_HUB_CACHE, $HF_HOME/hub; HF_HOME defaults to
 -- $XDG_CACHE_HOME/huggingface or ~/.cache/huggingface), HF_HUB_OFFLINE,
--- HF_HUB_DOWNLOAD_TIMEOUT (seconds without data, default 10).
+-- HF_HUB_DOWNLOAD_TIMEOUT (seconds without data, default 10). A file is
+-- tried `retries` (3) more times after a cut, a timeout or a 5xx, waiting
+-- `backoff` (1) seconds, then twice that, and so on.
 function M.settings(getenv)
   getenv = env_default(getenv)
   local home = getenv("HF_HOME")
@@ -100,7 +102,9 @@ function M.settings(getenv)
   if not endpoint or endpoint == "" then endpoint = DEFAULT_ENDPOINT end
   return {
     endpoint = endpoint:gsub("/+$", ""), token = (token ~= "") and token or nil, cache = cache,
-    offline = truthy(getenv("HF_HUB_OFFLINE")), timeout = tonumber(getenv("HF_HUB_DOWNLOAD_TIMEOUT") or "") or 10,
+    offline = truthy(getenv("HF_HUB_OFFLINE")),
+    timeout = math.max(1, math.ceil(tonumber(getenv("HF_HUB_DOWNLOAD_TIMEOUT") or "") or 10)),
+    retries = 3, backoff = 1,
   }
 end
 
@@ -334,7 +338,7 @@ local function fetch_file(ref, s, rdir, commit, file, meta, progress)
       local res
       res, e = core.fetch({
         url = target, path = blob .. ".incomplete", size = size, sha256 = meta.sha256,
-        headers = same and auth_headers(s) or nil, stall_timeout = s.timeout,
+        headers = same and auth_headers(s) or nil, stall_timeout = s.timeout, retries = s.retries, backoff = s.backoff,
         progress = progress and function(done) return progress(file, done, size) end or nil,
       })
       if res then ok, e = os.rename(blob .. ".incomplete", blob) end

@@ -101,6 +101,8 @@ def make_handler(state, server_name):
             pass
 
         def record(self):
+            if self.path.startswith("/_control/"):
+                return
             with state.lock:
                 state.log.append({"server": server_name, "method": self.command, "path": self.path,
                                   "range": self.headers.get("Range"),
