@@ -561,7 +561,11 @@ describe("the stand-in Hub", function()
         assert.are.equal(want_hf, assert(bitnet.load(REPOS.hf)):generate(PROMPT, opts))
         local m, e = bitnet.load("kjv/elsewhere")
         assert.is_nil(m)
-        assert.are.equal("kjv/elsewhere is not in the cache (" .. cache .. "); run `bitnet pull kjv/elsewhere` first", e)
+        assert.are.equal("no file or directory kjv/elsewhere, and kjv/elsewhere is not in the cache (" .. cache
+          .. "); run `bitnet pull kjv/elsewhere` first", e)
+        m, e = bitnet.load("models/missing.gguf")
+        assert.is_nil(m)
+        assert.matches("^models/missing%.gguf: ", e)
       end)
       hub.settings = real_settings
       assert(ok, err)

@@ -66,8 +66,12 @@ bitnet.hub = hub
 -- else as it is, for the loader to report.
 function bitnet.resolve(model)
   if type(model) ~= "string" or exists(model) then return model end -- (io.open opens directories too)
-  if not hub.parse_ref(model) then return model end
-  return hub.resolve(model)
+  -- a model file's name is a path to report missing, not a repo
+  local ref = hub.parse_ref(model)
+  if not ref or ref.repo:lower():match("%.gguf$") or ref.repo:match("%.json$") then return model end
+  local path, err = hub.resolve(model)
+  if path then return path end
+  return nil, ("no file or directory %s, and %s"):format(model, err)
 end
 
 --- bitnet.load([path] [, opts]) -> Model | nil, message
