@@ -21,7 +21,9 @@ dependencies = {
 }
 external_dependencies = {
    CJSON = { header = "cjson/cJSON.h", library = "cjson" },
-   CURL = { header = "curl/curl.h", library = "curl" },        -- `bitnet pull` (Debian: libcurl4-openssl-dev)
+   -- `bitnet pull` (Debian: libcurl4-openssl-dev); the library only: Debian keeps
+   -- curl/curl.h in the multiarch folder, which the compiler finds and luarocks does not
+   CURL = { library = "curl" },
    OPENSSL = { header = "openssl/evp.h", library = "crypto" }, -- SHA-256 of pulled files (Debian: libssl-dev)
 }
 build = {
