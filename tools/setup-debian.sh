@@ -19,6 +19,7 @@ packages=(
   neovim                          # spec/nvim_spec.lua: the plugin in nvim/
   nginx libnginx-mod-http-lua lua-resty-core lua-cjson curl   # `bitnet serve` and spec/openresty_spec.lua
   wrk                             # not needed by the load test (openresty/test/load.mjs); handy by hand
+  time                            # `make bench-pull`: the peak memory of a pull (/usr/bin/time)
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user   # `make check-neon`: ARM kernels
 )
 # node and npm (the openai client in spec/openresty_spec.lua, @huggingface/hub

@@ -17,7 +17,7 @@
 
 /* ---- the hashing thread: reads the file back behind the writer ---- */
 
-enum { HASH_CHUNK = 1 << 20 };
+enum { HASH_CHUNK = 1 << 20, HASH_BATCH = 8 << 20 };
 
 typedef struct {
     pthread_mutex_t mu;
@@ -26,6 +26,7 @@ typedef struct {
     long long avail;  /* bytes the writer has put in the file */
     long long hashed; /* bytes hashed so far */
     int done;         /* the writer finished: hash up to avail and stop */
+    int waiting;      /* the thread sleeps until woken */
     int failed;       /* a read failed (errno in err_no) */
     int err_no;
     bn_sha256 *h;
@@ -38,7 +39,11 @@ static void *hash_loop(void *ud) {
     hasher *hs = ud;
     pthread_mutex_lock(&hs->mu);
     for (;;) {
-        while (hs->hashed == hs->avail && !hs->done) pthread_cond_wait(&hs->cv, &hs->mu);
+        while (hs->hashed == hs->avail && !hs->done) {
+            hs->waiting = 1;
+            pthread_cond_wait(&hs->cv, &hs->mu);
+            hs->waiting = 0;
+        }
         if (hs->hashed == hs->avail) break; /* done and caught up */
         long long from = hs->hashed, to = hs->avail;
         pthread_mutex_unlock(&hs->mu);
@@ -85,10 +90,12 @@ fail:
     return 0;
 }
 
+/* The writer's new length. The thread is woken once a batch has piled up,
+ * not for every write: a wake-up per 16 KB costs more than the hashing. */
 static void hasher_advance(hasher *hs, long long avail) {
     pthread_mutex_lock(&hs->mu);
     hs->avail = avail;
-    pthread_cond_signal(&hs->cv);
+    if (hs->waiting && avail - hs->hashed >= HASH_BATCH) pthread_cond_signal(&hs->cv);
     pthread_mutex_unlock(&hs->mu);
 }
 
