@@ -434,6 +434,32 @@ describe("the stand-in Hub", function()
       shell.run("rm -rf " .. s.cache)
     end)
 
+    it("Ctrl-C stops a pull at once, keeping the partial file the next pull resumes", function()
+      local cache = tmpdir()
+      faults({ { kind = "stall", match = "/lfs/", at = 600000, seconds = 60, times = 1 } })
+      local partial = cache .. "/models--kjv--kjv-bitnet-6m-gguf/blobs/" .. sha256sum(GGUF) .. ".incomplete"
+      local pid_file = cache .. "/pid"
+      bitnet_sh(("HF_ENDPOINT=%s HF_HUB_CACHE=%s HF_HUB_DOWNLOAD_TIMEOUT=60 %s bin/bitnet pull %s > %s/out 2>&1 & echo $! > %s")
+        :format(base, cache, INTERP, REPOS.gguf, cache, pid_file))
+      local pid_ = read(pid_file):match("%d+")
+      for _ = 1, 100 do
+        if (#(read(partial) or "")) == 600000 then break end
+        shell.run("sleep 0.1")
+      end
+      assert.are.equal(600000, #read(partial))
+      local t0 = bitnet.core.clock()
+      shell.run("kill -INT " .. pid_ .. "; while kill -0 " .. pid_ .. " 2>/dev/null; do sleep 0.05; done")
+      assert.is_true(bitnet.core.clock() - t0 < 5) -- not the 60 s the server stalls
+      assert.matches("interrupted", read(cache .. "/out"))
+      assert.are.equal(600000, #read(partial))
+      control("reset", "{}")
+      local path, err = hub.pull(REPOS.gguf, { settings = settings(cache) })
+      assert.is_string(path, err)
+      assert.are.equal(sha256sum(GGUF), sha256sum(path))
+      assert.are.equal("bytes=600000-", log()[3].range)
+      shell.run("rm -rf " .. cache)
+    end)
+
     it("retries after a 500", function()
       local s = settings()
       faults({ { kind = "500", match = "/lfs/", times = 1 } })

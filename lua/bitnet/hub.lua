@@ -339,7 +339,9 @@ local function fetch_file(ref, s, rdir, commit, file, meta, progress)
       res, e = core.fetch({
         url = target, path = blob .. ".incomplete", size = size, sha256 = meta.sha256,
         headers = same and auth_headers(s) or nil, stall_timeout = s.timeout, retries = s.retries, backoff = s.backoff,
-        progress = progress and function(done) return progress(file, done, size) end or nil,
+        -- always a Lua function: while it runs, the interpreter's Ctrl-C
+        -- hook can fire, which cancels the transfer (the partial file kept)
+        progress = function(done) if progress then return progress(file, done, size) end end,
       })
       if res then ok, e = os.rename(blob .. ".incomplete", blob) end
       if not (res and ok) then

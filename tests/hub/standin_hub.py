@@ -20,6 +20,8 @@ RevisionNotFound) as the Hub's do.
 Faults and the request log are driven through the hub port:
   POST /_control/faults  [{"kind": "cut"|"500"|"stall", "match": "substring
                           of the path", "times": n, "at": bytes, "seconds": s}]
+                          (cut: close after byte `at`; stall: send up to `at`,
+                          then nothing for `seconds`)
   GET  /_control/log     every request seen: server, method, path, range, auth
   POST /_control/reset   clears faults and the log
 
@@ -174,13 +176,9 @@ def make_handler(state, server_name):
             self.end_headers()
             if self.command == "HEAD":
                 return
-            if fault and fault["kind"] == "stall":
-                time.sleep(fault.get("seconds", 3600))
-                self.close_connection = True
-                return
             limit = count
-            if fault and fault["kind"] == "cut":
-                limit = max(0, min(count, fault.get("at", count // 2) - start))
+            if fault and fault["kind"] in ("cut", "stall"):
+                limit = max(0, min(count, fault.get("at", 0 if fault["kind"] == "stall" else count // 2) - start))
             with open(src, "rb") as f:
                 if corrupt:
                     data = bytearray(f.read())[start:start + limit]
@@ -189,6 +187,9 @@ def make_handler(state, server_name):
                     self.wfile.write(bytes(data))
                 elif limit > 0:
                     self.connection.sendfile(f, start, limit)
+            if fault and fault["kind"] == "stall":  # then nothing more for a long time
+                self.wfile.flush()
+                time.sleep(fault.get("seconds", 3600))
             if limit < count:  # the cut: close without the rest
                 self.wfile.flush()
                 self.close_connection = True
