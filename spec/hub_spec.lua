@@ -163,6 +163,22 @@ describe("Hub references and file choice", function()
       "model.safetensors.index.json" }, want)
   end)
 
+  it("the C primitives raise on misuse and return nil, message on failure", function()
+    local core = bitnet.core
+    assert.has_error(function() core.fetch({}) end, "bitnet.core.fetch: options 'url' and 'path' are required")
+    assert.has_error(function() core.fetch({ url = "http://127.0.0.1:9/", path = "/tmp/x", sha256 = "ab" }) end,
+      "bitnet.core.fetch: option 'sha256' must be 64 hex digits")
+    assert.has_error(function() core.http({ url = "http://127.0.0.1:9/", method = "PUT" }) end,
+      "bitnet.core.http: option 'method' must be GET, HEAD or POST")
+    assert.has_error(function() core.http({ url = "x", bogus = 1 }) end, "bitnet.core.http: unknown option 'bogus'")
+    local r, err = core.http({ url = "http://127.0.0.1:9/nothing", connect_timeout = 2 })
+    assert.is_nil(r)
+    assert.matches("^http://127%.0%.0%.1:9/nothing: Couldn't connect", err)
+    assert.are.same({ nil, "not valid JSON" }, { core.json_decode("{ nope") })
+    assert.are.same({ a = { 1, false, "x" }, b = true }, core.json_decode('{"a": [1, null, "x"], "b": true, "c": null}'))
+    assert.is_nil((core.json_decode(("["):rep(100) .. ("]"):rep(100))))
+  end)
+
   it("bitnet.pull and bitnet.load raise on misuse", function()
     assert.has_error(function() bitnet.pull(1) end, "bitnet.pull: argument 'ref' must be a string, got number")
     assert.has_error(function() bitnet.pull("a/b", { bogus = 1 }) end, "bitnet.pull: unknown option 'bogus'")
