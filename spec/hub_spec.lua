@@ -14,6 +14,8 @@ local hub = require("bitnet.hub")
 local cli = require("bitnet.cli")
 local json = require("dkjson")
 local shell = require("support.shell")
+local checks = require("support.checks")
+local read, write, sink = checks.read_file_if, checks.write_file, checks.sink -- read: nil when absent
 
 local ROOT = shell.read("pwd"):gsub("%s+$", "")
 local MODEL_DIR = ROOT .. "/models/kjv-bitnet-6m"
@@ -31,19 +33,6 @@ local function tmpdir()
   return d
 end
 
-local function write(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
 
 local function sha256sum(path) return shell.read("sha256sum " .. path):match("^(%x+)") end
 
@@ -58,18 +47,6 @@ end
 
 local function exists(path) return shell.read("test -e " .. path .. " && echo y || echo n"):match("y") ~= nil end
 
--- a writable stream that keeps what it is given (cli.main's streams)
-local function sink()
-  local parts = {}
-  return {
-    write = function(self, ...)
-      for _, s in ipairs({ ... }) do parts[#parts + 1] = tostring(s) end
-      return self
-    end,
-    flush = function() end,
-    text = function() return table.concat(parts) end,
-  }
-end
 
 describe("Hub references and file choice", function()
   it("parses REPO, REPO:FILE, REPO:TYPE and REPO@REVISION", function()

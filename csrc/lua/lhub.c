@@ -208,6 +208,12 @@ static int l_lock_release(lua_State *L) {
     return 0;
 }
 
+static int l_lock_tostring(lua_State *L) {
+    lock_ud *u = luaL_checkudata(L, 1, LOCK_MT);
+    lua_pushstring(L, u->fd >= 0 ? "bitnet.Lock<held>" : "bitnet.Lock<released>");
+    return 1;
+}
+
 /* ---- file system ---- */
 
 static int push_result(lua_State *L, int ok, const bn_err *err) {
@@ -296,14 +302,5 @@ void bn_open_hub(lua_State *L) {
     };
     luaL_setfuncs(L, fns, 0);
     static const luaL_Reg lock_methods[] = {{"release", l_lock_release}, {NULL, NULL}};
-    if (luaL_newmetatable(L, LOCK_MT)) {
-        lua_pushcfunction(L, l_lock_release);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, l_lock_release);
-        lua_setfield(L, -2, "__close");
-        lua_newtable(L);
-        luaL_setfuncs(L, lock_methods, 0);
-        lua_setfield(L, -2, "__index");
-    }
-    lua_pop(L, 1);
+    bn_open_class(L, LOCK_MT, NULL, lock_methods, l_lock_release, l_lock_tostring);
 }
