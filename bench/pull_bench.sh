@@ -19,7 +19,7 @@ cat > "$CACHE/config.json" <<JSON
 JSON
 python3 tests/hub/standin_hub.py "$CACHE/config.json" > "$CACHE/ports.json" 2> "$CACHE/hub.log" &
 HUB_PID=$!
-trap 'kill $HUB_PID 2>/dev/null; rm -rf "$CACHE/hf" "$CACHE/curl.out"' EXIT
+trap 'kill $HUB_PID 2>/dev/null; rm -rf "$CACHE/hf" "$CACHE/curl.out" "$CACHE/time"' EXIT
 for _ in $(seq 1 300); do grep -q '}' "$CACHE/ports.json" 2>/dev/null && break; sleep 0.1; done
 PORT=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["hub"])' "$CACHE/ports.json")
 URL="http://127.0.0.1:$PORT/bench/synthetic-1g/resolve/main/synthetic-1g.gguf"
@@ -28,11 +28,12 @@ export HF_ENDPOINT="http://127.0.0.1:$PORT"
 best_curl=0; best_pull=0; max_rss=0
 for run in 1 2 3; do
   rm -f "$CACHE/curl.out"; sync
-  t=$( { /usr/bin/time -f '%e' curl -sfL -o "$CACHE/curl.out" "$URL" ; } 2>&1 )
+  /usr/bin/time -o "$CACHE/time" -f '%e' curl -sfL -o "$CACHE/curl.out" "$URL"
+  t=$(cat "$CACHE/time")
   curl_mbs=$(python3 -c "print(1024 / $t)")
   rm -rf "$CACHE/hf"; sync
-  out=$( { HF_HUB_CACHE="$CACHE/hf" /usr/bin/time -f '%e %M' $LUA bin/bitnet pull bench/synthetic-1g > /dev/null 2>/dev/null ; } 2>&1 )
-  read -r pt rss <<< "$out"
+  HF_HUB_CACHE="$CACHE/hf" /usr/bin/time -o "$CACHE/time" -f '%e %M' $LUA bin/bitnet pull bench/synthetic-1g > /dev/null
+  read -r pt rss < "$CACHE/time"
   pull_mbs=$(python3 -c "print(1024 / $pt)")
   echo "run $run: curl $t s ($curl_mbs MiB/s), pull $pt s ($pull_mbs MiB/s), pull max RSS $rss KiB"
   best_curl=$(python3 -c "print(max($best_curl, $curl_mbs))")
