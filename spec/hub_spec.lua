@@ -590,6 +590,36 @@ describe("the stand-in Hub", function()
       assert(ok, err)
     end)
 
+    it("the Neovim plugin's model may be a repo id #nvim #noasan", function()
+      local out = os.tmpname()
+      local script = out .. ".lua"
+      write(script, ([[
+        local ok, err = pcall(function()
+          local p = require("bitnet_nvim")
+          p.setup({ model = %q })
+          local m = p.model()
+          local f = io.open(%q, "w")
+          f:write(m:info().path, "\n", m:generate(%q, { max_tokens = 24, temperature = 0 }))
+          f:close()
+        end)
+        if not ok then
+          local f = io.open(%q, "w")
+          f:write("error: ", tostring(err))
+          f:close()
+        end
+        vim.cmd("qa!")
+      ]]):format(REPOS.gguf, out, PROMPT, out))
+      shell.run(("cd %s && env -u LD_PRELOAD -u LUA_PATH -u LUA_CPATH HF_HUB_OFFLINE=1 HF_HUB_CACHE=%s "
+        .. "timeout 120 nvim --headless --clean -u NONE --cmd 'set rtp+=%s/nvim' -c 'luafile %s' > /dev/null 2>&1; true")
+        :format(ROOT, cache, ROOT, script))
+      local got = assert(read(out), "nvim wrote nothing")
+      os.remove(out)
+      os.remove(script)
+      assert.matches("^" .. cache:gsub("%p", "%%%0") .. "/models%-%-kjv%-%-kjv%-bitnet%-6m%-gguf/snapshots/%x+/kjv%-bitnet%-6m%.gguf\n", got)
+      local want = assert(bitnet.load(GGUF)):generate(PROMPT, { max_tokens = 24, temperature = 0 })
+      assert.are.equal(want, got:match("\n(.*)$"))
+    end)
+
     it("an existing local path wins over a repo id", function()
       local work = tmpdir()
       shell.run(("mkdir -p %s/kjv && cp %s %s/kjv/elsewhere"):format(work, GGUF, work))
