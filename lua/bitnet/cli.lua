@@ -474,7 +474,7 @@ function commands.convert(pos, opts, io_)
   if not opts.type then usage_error("convert needs --type (i2_s, tq1_0, tq2_0, f16, f32)") end
   local convert = bitnet.convert or bitnet.core.convert
   if not convert then error({ msg = "this build of bitnet has no converter (bitnet.convert)" }, 0) end
-  local ok, err = convert(pos[1], pos[2], {
+  local ok, err = convert(model_path(pos[1], io_), pos[2], {
     type = opts.type, embeddings = opts.embeddings, fallback = opts.fallback,
     progress = progress_bar(io_, "convert"),
   })
