@@ -224,6 +224,7 @@ describe("the stand-in Hub", function()
         } },
         [REPOS.gated] = { gated = true, files = { ["kjv-bitnet-6m.gguf"] = GGUF } },
         [REPOS.corrupt] = { files = { ["kjv-bitnet-6m.gguf"] = GGUF }, corrupt = { "kjv-bitnet-6m.gguf" } },
+        ["kjv/escape"] = { files = { ["../../../escape.gguf"] = GGUF } },
       },
     }))
     start()
@@ -392,6 +393,15 @@ describe("the stand-in Hub", function()
       assert.are_not.equal(sha, got)
       local rdir = s.cache .. "/models--kjv--corrupt"
       assert.are.equal("", shell.read("find " .. rdir .. "/snapshots " .. rdir .. "/blobs -type f -o -type l 2>/dev/null; true"))
+      shell.run("rm -rf " .. s.cache)
+    end)
+
+    it("refuses a file name that would leave the snapshot folder", function()
+      local s = settings()
+      local path, err = hub.pull("kjv/escape", { settings = s })
+      assert.is_nil(path)
+      assert.are.equal('kjv/escape: the Hub lists an unsafe file name "../../../escape.gguf"', err)
+      assert.are.equal("", shell.read("find " .. s.cache .. " -name '*escape*'"))
       shell.run("rm -rf " .. s.cache)
     end)
 

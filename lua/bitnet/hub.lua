@@ -42,7 +42,7 @@ function M.parse_ref(s)
   if not org or name:find("..", 1, true) or org:find("..", 1, true) or name:sub(-1) == "." then
     return nil, ("'%s' is not a Hugging Face repo id (org/name[:FILE or :TYPE])"):format(s)
   end
-  if revision and not revision:match("^[%w._/-]+$") then
+  if revision and (not revision:match("^[%w._/-]+$") or revision:find("..", 1, true)) then
     return nil, ("'%s': bad revision '%s'"):format(s, revision)
   end
   local ref = { repo = repo, revision = revision or "main" }
@@ -312,6 +312,9 @@ local function fetch_file(ref, s, rdir, commit, file, meta, progress)
   local h = head.headers
   local etag = strip_etag(h["x-linked-etag"] or h["etag"])
   local size = tonumber(h["x-linked-size"] or (head.status < 300 and h["content-length"]) or "") or meta.size
+  if size and (size < 0 or size ~= math.floor(size)) then
+    return nil, ("%s: the Hub states a size of %s for %s"):format(ref.repo, tostring(size), file)
+  end
   if not etag or not etag:match("^[%w_-]+$") then
     return nil, ("%s: the Hub sent no usable ETag for %s"):format(ref.repo, file)
   end
@@ -335,14 +338,20 @@ local function fetch_file(ref, s, rdir, commit, file, meta, progress)
     if not core.fs_stat(blob, true) then -- another process may have finished it while we waited
       -- the token goes only to the Hub itself, not to a storage host
       local same = target:match("^%a+://[^/]+") == s.endpoint:match("^%a+://[^/]+")
-      local res
-      res, e = core.fetch({
+      -- (through pcall: an error raised by a progress callback, Ctrl-C's
+      -- among them, must not leave the lock held)
+      local called, res
+      called, res, e = pcall(core.fetch, {
         url = target, path = blob .. ".incomplete", size = size, sha256 = meta.sha256,
         headers = same and auth_headers(s) or nil, stall_timeout = s.timeout, retries = s.retries, backoff = s.backoff,
         -- always a Lua function: while it runs, the interpreter's Ctrl-C
         -- hook can fire, which cancels the transfer (the partial file kept)
         progress = function(done) if progress then return progress(file, done, size) end end,
       })
+      if not called then
+        lock:release()
+        error(res, 0)
+      end
       if res then ok, e = os.rename(blob .. ".incomplete", blob) end
       if not (res and ok) then
         lock:release()
@@ -374,8 +383,17 @@ local function repo_info(ref, s)
   local files = {}
   for _, sib in ipairs(info.siblings) do
     if type(sib) == "table" and type(sib.rfilename) == "string" then
-      files[#files + 1] = { path = sib.rfilename, size = tonumber(sib.size),
-        sha256 = type(sib.lfs) == "table" and type(sib.lfs.sha256) == "string" and sib.lfs.sha256 or nil }
+      -- a name that would leave the snapshot folder is refused, not followed
+      local p = sib.rfilename
+      if p == "" or p:sub(1, 1) == "/" or p:find("\\", 1, true) or p:find("//", 1, true)
+        or ("/" .. p .. "/"):find("/%.%.?/") then
+        return nil, ("%s: the Hub lists an unsafe file name %q"):format(ref.repo, p)
+      end
+      local sha = type(sib.lfs) == "table" and sib.lfs.sha256 or nil
+      if sha ~= nil and not (type(sha) == "string" and #sha == 64 and sha:match("^%x+$")) then
+        return nil, ("%s: the Hub states no usable SHA-256 for %s"):format(ref.repo, p)
+      end
+      files[#files + 1] = { path = p, size = tonumber(sib.size), sha256 = sha }
     end
   end
   return info.sha, files
