@@ -4,7 +4,7 @@ CC ?= gcc
 CFLAGS ?= -O2 -g
 WARN = -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -D_DEFAULT_SOURCE
 PIC = -fPIC
-LIBS = -lcjson -lm -lpthread
+LIBS = -lcjson -lcurl -lcrypto -lm -lpthread
 LUA54_INC ?= /usr/include/lua5.4
 LUAJIT_INC ?= /usr/include/luajit-2.1
 BUSTED ?= /usr/bin/busted
@@ -17,7 +17,7 @@ LIBJIT = build/luajit/bitnet/core.so
 LIBASAN = build/asan/bitnet/core.so
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: test-grammar bench-grammar bench-grammar-decode all lua54 luajit asan tsan fuzz fuzz-build fuzz-seeds fuzz-regress template-probe bench-engine nvim-bench test test-states check-layers test-lua54 test-luajit test-asan test-kernels test-writer valgrind bench check-neon load-test soak clean
+.PHONY: bench-pull test-grammar bench-grammar bench-grammar-decode all lua54 luajit asan tsan fuzz fuzz-build fuzz-seeds fuzz-regress template-probe bench-engine nvim-bench test test-states check-layers test-lua54 test-luajit test-asan test-kernels test-writer valgrind bench check-neon load-test soak clean
 
 all: lua54 luajit
 lua54: $(LIB54)
@@ -168,6 +168,12 @@ $(SYNTH): | build/gen_model
 # grammar on the same file (bench/grammar_decode_bench.lua).
 bench-grammar-decode: $(SYNTH) $(LIB54)
 	lua5.4 bench/grammar_decode_bench.lua $(SYNTH)
+
+# bitnet pull of a 1 GiB file from the stand-in Hub against curl on the same
+# server, and the pull's peak memory (bench/pull_bench.sh; not CI: writes
+# 1 GiB into bench/cache/pull and about 2 GiB more while it runs).
+bench-pull: $(LIB54)
+	bash bench/pull_bench.sh
 
 bench-engine: $(SYNTH) $(LIB54)
 	BENCH_OUT=bench/cache/engine-results.md lua5.4 bench/engine_bench.lua

@@ -11,7 +11,8 @@ description = {
    detailed = [[
 Loads BitNet b1.58 models (GGUF: I2_S, TQ1_0, TQ2_0; Hugging Face safetensors) and runs
 them on the CPU with ternary x int8 kernels; sessions with a KV-cache, tokenizers,
-sampling, chat templates, streaming generation, a CLI and a REPL.]],
+sampling, chat templates, streaming generation, a CLI and a REPL; models pulled by name
+from the Hugging Face Hub into its shared cache.]],
    license = "MIT",
    labels = { "llm", "bitnet", "inference" },
 }
@@ -20,6 +21,10 @@ dependencies = {
 }
 external_dependencies = {
    CJSON = { header = "cjson/cJSON.h", library = "cjson" },
+   -- `bitnet pull` (Debian: libcurl4-openssl-dev); the library only: Debian keeps
+   -- curl/curl.h in the multiarch folder, which the compiler finds and luarocks does not
+   CURL = { library = "curl" },
+   OPENSSL = { header = "openssl/evp.h", library = "crypto" }, -- SHA-256 of pulled files (Debian: libssl-dev)
 }
 build = {
    type = "builtin",
@@ -27,6 +32,7 @@ build = {
       ["bitnet.core"] = {
          sources = {
             "csrc/base/errbuf.c",
+            "csrc/base/fsops.c",
             "csrc/base/threadpool.c",
             "csrc/formats/floatfmt.c",
             "csrc/formats/gguf.c",
@@ -59,7 +65,9 @@ build = {
             "csrc/lua/lbitnet.c",
             "csrc/lua/lconvert.c",
             "csrc/lua/lgrammar.c",
+            "csrc/lua/lhub.c",
             "csrc/lua/ljob.c",
+            "csrc/lua/ljson.c",
             "csrc/lua/lmodel.c",
             "csrc/lua/lopts.c",
             "csrc/lua/lsampler.c",
@@ -76,6 +84,9 @@ build = {
             "csrc/model/model_cache.c",
             "csrc/model/rope_order.c",
             "csrc/model/ternary.c",
+            "csrc/net/fetch.c",
+            "csrc/net/http.c",
+            "csrc/net/sha256.c",
             "csrc/runtime/engine.c",
             "csrc/runtime/forward.c",
             "csrc/runtime/kv_shift.c",
@@ -94,14 +105,15 @@ build = {
             "csrc/tokenizer/unicode.c",
             "csrc/tokenizer/unicode_tables.c",
          },
-         incdirs = { "csrc", "$(CJSON_INCDIR)" },
-         libdirs = { "$(CJSON_LIBDIR)" },
-         libraries = { "cjson", "m", "pthread" },
+         incdirs = { "csrc", "$(CJSON_INCDIR)", "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
+         libdirs = { "$(CJSON_LIBDIR)", "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
+         libraries = { "cjson", "curl", "crypto", "m", "pthread" },
          defines = { "_DEFAULT_SOURCE" },
       },
       ["bitnet.cli"] = "lua/bitnet/cli.lua",
       ["bitnet.generate"] = "lua/bitnet/generate.lua",
       ["bitnet.grammar"] = "lua/bitnet/grammar.lua",
+      ["bitnet.hub"] = "lua/bitnet/hub.lua",
       ["bitnet"] = "lua/bitnet/init.lua",
       ["bitnet.perplexity"] = "lua/bitnet/perplexity.lua",
       ["bitnet.pool"] = "lua/bitnet/pool.lua",

@@ -6,18 +6,7 @@ local fx = require("support.fixtures")
 
 local MODEL = fx.shared .. "/fixtures/gguf/bitnet-silu-tq2_0/model.gguf"
 
--- a writable stream that keeps what it is given
-local function sink()
-  local parts = {}
-  return {
-    write = function(self, ...)
-      for _, s in ipairs({ ... }) do parts[#parts + 1] = tostring(s) end
-      return self
-    end,
-    flush = function() end,
-    text = function() return table.concat(parts) end,
-  }
-end
+local sink = require("support.checks").sink -- a writable stream that keeps what it is given
 
 -- a readable stream over a string (read("*l") and read("*a"))
 local function source(s)

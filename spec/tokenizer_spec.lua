@@ -771,6 +771,43 @@ describe("bitnet.Tokenizer", function()
   end)
 end)
 
+-- Falcon's vocabulary (llama.cpp's ggml-vocab-falcon.gguf) has no token for
+-- some control bytes, 0x03 among them. The same made from StarCoder's real
+-- vocabulary: the text of byte 0x03's token ("\u{103}") changed to one no
+-- token has, ids and merges untouched.
+describe("a byte-level vocabulary without every byte (the Falcon case)", function()
+  local dir, path
+  setup(function()
+    dir = os.tmpname()
+    os.remove(dir)
+    shell.run("mkdir -p " .. dir)
+    local s = read(TESTS .. "ggml-vocab-starcoder.gguf")
+    local entry = "\2\0\0\0\0\0\0\0"
+    local a = assert(s:find(entry .. "\196\131", 1, true))
+    assert.is_nil(s:find(entry .. "\223\191", 1, true))
+    path = dir .. "/ggml-vocab-starcoder-no03.gguf"
+    write(path, s:sub(1, a + 7) .. "\223\191" .. s:sub(a + 10))
+  end)
+  teardown(function() shell.run("rm -rf " .. dir) end)
+
+  it("loads, and still gives the Hugging Face ids for all 46 strings", function()
+    local tok = assert(core.tokenizer(path))
+    local inp, out = read_vectors(TESTS .. "ggml-vocab-starcoder.gguf")
+    assert.are.equal(46, #inp)
+    assert.are.same({}, mismatches(tok, inp, out))
+  end)
+
+  it("skips the byte it has no token for, as llama.cpp does", function()
+    local tok = assert(core.tokenizer(path))
+    local full = load(TESTS .. "ggml-vocab-starcoder.gguf")
+    -- GPT-2's pre-tokenizer makes "\3" a piece of its own ("a", "\3", "b"):
+    -- that piece gives no ids; the real vocabulary gives byte 0x03's token
+    assert.are.same({ tok:encode("a")[1], tok:encode("b")[1] }, tok:encode("a\3b"))
+    assert.are.equal(3, #full:encode("a\3b"))
+    assert.are.equal("ab", tok:decode(tok:encode("a\3b")))
+  end)
+end)
+
 describe("loading bad tokenizers", function()
   local dir
   setup(function()
@@ -814,8 +851,8 @@ describe("loading bad tokenizers", function()
       "far beyond the 1 tokens defined")
     check("badmerge.json", '{' .. bytelevel .. ', "model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b"]}}',
       "not in the vocabulary")
-    check("nobytes.json", '{' .. bytelevel .. ', "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}',
-      "no token for byte")
+    check("nobytes.json", '{' .. bytelevel .. ', "model": {"type": "BPE", "vocab": {"<s>": 0}, "merges": []}}',
+      "no token for any byte")
     check("regex.json", '{"pre_tokenizer": {"type": "Split", "pattern": {"Regex": "\\\\w+"}, "behavior": "Isolated"},'
       .. ' "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}', "Split regex")
     check("nosplit.json", '{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}', "neither byte-level")

@@ -1,13 +1,13 @@
 -- check_layers.lua: the layering rule of csrc/ (README "Building"), checked
 -- over the #include lines. Every file in csrc/<folder>/ may include only
 -- headers of its own folder or of folders below it:
---   base < formats < kernels < tokenizer < grammar < model < runtime < lua
+--   base < net < formats < kernels < tokenizer < grammar < model < runtime < lua
 -- and the modules (x.c with its x.h, and x_internal.h: the private half
 -- of x's interface, shared by the files of its folder) must not include
 -- each other in a cycle. Prints each violation; exits 1 if there is any.
 -- Usage: lua5.4 tools/check_layers.lua [csrc]
 local root = arg[1] or "csrc"
-local RANK = { base = 1, formats = 2, kernels = 3, tokenizer = 4, grammar = 5, model = 6, runtime = 7, lua = 8 }
+local RANK = { base = 1, net = 2, formats = 3, kernels = 4, tokenizer = 5, grammar = 6, model = 7, runtime = 8, lua = 9 }
 
 local files = {}
 local p = assert(io.popen("find " .. root .. " -name '*.[ch]' | sort"))
@@ -21,7 +21,7 @@ for _, path in ipairs(files) do
   local rel = path:sub(#root + 2)
   local folder = rel:match("^([^/]+)/")
   if not folder or not RANK[folder] then
-    problems[#problems + 1] = ("%s: not in a layer folder (%s)"):format(path, "base, formats, kernels, tokenizer, grammar, model, runtime, lua")
+    problems[#problems + 1] = ("%s: not in a layer folder (%s)"):format(path, "base, net, formats, kernels, tokenizer, grammar, model, runtime, lua")
   else
     local from = module_of(rel)
     edges[from] = edges[from] or {}

@@ -11,16 +11,19 @@ packages=(
   lua5.4 liblua5.4-dev            # the main target
   luajit2 libluajit2-5.1-dev      # Neovim / OpenResty target (OpenResty's LuaJIT: nginx's Lua module needs it, Debian's luajit conflicts)
   libcjson-dev                    # config.json and tokenizer.json
+  libcurl4-openssl-dev libssl-dev # `bitnet pull`: HTTP (libcurl) and SHA-256 (OpenSSL's libcrypto)
   luarocks                        # `luarocks make` packaging
   lua-busted lua-dkjson           # specs
-  python3 python3-jsonschema      # spec/grammar_spec.lua: generated JSON checked by a validator we did not write
+  python3 python3-jsonschema      # spec/grammar_spec.lua: generated JSON checked by a validator we did not write; spec/hub_spec.lua: the stand-in Hub (tests/hub)
   valgrind                        # `make valgrind`
   neovim                          # spec/nvim_spec.lua: the plugin in nvim/
   nginx libnginx-mod-http-lua lua-resty-core lua-cjson curl   # `bitnet serve` and spec/openresty_spec.lua
   wrk                             # not needed by the load test (openresty/test/load.mjs); handy by hand
+  time                            # `make bench-pull`: the peak memory of a pull (/usr/bin/time)
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user   # `make check-neon`: ARM kernels
 )
-# node and npm (the openai client in spec/openresty_spec.lua): Debian's unless
+# node and npm (the openai client in spec/openresty_spec.lua, @huggingface/hub
+# in spec/hub_spec.lua): Debian's unless
 # a node is already installed (NodeSource's nodejs carries its own npm)
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   packages+=(nodejs npm)

@@ -354,12 +354,15 @@ int bn_tok_finish(bn_tokenizer *t, const char *what, bn_err *err) {
     }
     if (!collect_eog(t)) return bn_errf(err, "out of memory");
     collect_fim(t);
-    /* every ASCII byte must be a token; bytes above may be missing (GPT-NeoX's
-     * and StarCoder's vocabularies lack 0xC0, 0xC1, 0xF5-0xFF, some 0xF1),
-     * and are then left out when encoding */
-    for (int b = 0; b < 128 && t->kind == BN_TOKENIZER_BPE; b++)
-        if (t->byte_token[b] < 0)
-            return bn_errf(err, "%s: the byte-level vocabulary has no token for byte 0x%02X", what, b);
+    /* a byte-level vocabulary needs at least one byte token; a byte without
+     * one (GPT-NeoX's and StarCoder's lack 0xC0, 0xC1, 0xF5-0xFF; Falcon's
+     * some control bytes) is left out when encoding, as llama.cpp and the
+     * Hugging Face tokenizer do */
+    if (t->kind == BN_TOKENIZER_BPE) {
+        int any = 0;
+        for (int b = 0; b < 256 && !any; b++) any = t->byte_token[b] >= 0;
+        if (!any) return bn_errf(err, "%s: the byte-level vocabulary has no token for any byte", what);
+    }
     return 1;
 }
 

@@ -19,10 +19,15 @@ commands:
   bench [MODEL]             prefill and decode speed in tokens per second
   lua FILE [ARGS...]        run a Lua script with bitnet found (from a checkout too)
   serve [MODEL]             an OpenAI-compatible HTTP server (nginx + its Lua module)
+  pull REPO[:FILE|:TYPE]    download a model from the Hugging Face Hub into its cache
+  list                      the models in the Hugging Face cache
+  rm REPO                   delete a model from the Hugging Face cache
   help [COMMAND]            this text, or a command's options
 
-MODEL is a GGUF file or a Hugging Face directory; without it, the shipped
-model. `bitnet COMMAND --help` lists the options of a command.
+MODEL is a GGUF file, a Hugging Face directory, or a Hugging Face Hub repo
+(org/name[:FILE|:TYPE], pulled first when not in the cache; a local path
+wins); without it, the shipped model. `bitnet COMMAND --help` lists the
+options of a command.
 ]]
 
 local LOAD_HELP = [[
@@ -45,6 +50,15 @@ local SAMPLING_HELP = [[
       --regex PATTERN     the output matches the regular expression]]
 
 local HELP = {
+  pull = "usage: bitnet pull REPO[:FILE|:TYPE][@REVISION]\n\n"
+    .. "Downloads a model from the Hugging Face Hub into huggingface_hub's cache and\n"
+    .. "prints its path. REPO:FILE names a file; REPO:TYPE (i2_s, tq2_0, tq1_0, f16, ...)\n"
+    .. "the GGUF whose name carries it; a bare REPO takes its I2_S, TQ2_0 or TQ1_0 GGUF,\n"
+    .. "else its smallest, or a Hugging Face directory (config, tokenizer, safetensors).\n"
+    .. "Environment: HF_ENDPOINT, HF_TOKEN, HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE=1,\n"
+    .. "HF_HUB_DOWNLOAD_TIMEOUT (seconds without data, default 10).\n",
+  list = "usage: bitnet list\n\nThe model repos in the Hugging Face cache (HF_HUB_CACHE): revision, commit,\nfiles and size.\n",
+  rm = "usage: bitnet rm REPO\n\nDeletes a model repo (every revision and file) from the Hugging Face cache.\n",
   run = "usage: bitnet run [MODEL] -p PROMPT [options]\n\n"
     .. "Continues PROMPT and streams the text to stdout.\n\n"
     .. "  -p, --prompt TEXT       the prompt\n"
@@ -126,6 +140,7 @@ local function merge(...)
 end
 
 local COMMAND_OPTS = {
+  pull = {}, list = {}, rm = {},
   run = merge(LOAD_OPTS, SAMPLING_OPTS, {
     prompt = { "prompt", "string", "p" }, file = { "file", "string", "f" }, stats = { "stats", "flag" },
   }),
@@ -243,11 +258,54 @@ local function progress_bar(io_, label)
   end
 end
 
-local function load_model(path, opts)
+local function human_count(n)
+  if n >= 1e9 then return ("%.2fB"):format(n / 1e9) end
+  if n >= 1e6 then return ("%.1fM"):format(n / 1e6) end
+  if n >= 1e3 then return ("%.1fK"):format(n / 1e3) end
+  return tostring(n)
+end
+
+local function human_bytes(n)
+  if n >= 2 ^ 30 then return ("%.2f GiB"):format(n / 2 ^ 30) end
+  if n >= 2 ^ 20 then return ("%.1f MiB"):format(n / 2 ^ 20) end
+  if n >= 2 ^ 10 then return ("%.1f KiB"):format(n / 2 ^ 10) end
+  return n .. " B"
+end
+
+-- A progress callback for downloads: bytes, rate and time left on the
+-- terminal; nothing when stderr is not one.
+local function download_bar(io_, label)
+  if not io_.stderr_is_tty then return nil end
+  local clock, t0, last = bitnet.core.clock, bitnet.core.clock(), -1
+  return function(done, total)
+    local now = clock()
+    if now - last < 0.2 and done < total then return end
+    last = now
+    local rate = done / math.max(now - t0, 1e-3)
+    local left = rate > 0 and (total - done) / rate or 0
+    io_.stderr:write(("\r%s %s / %s  %s/s  ETA %d:%02d   "):format(label, human_bytes(done), human_bytes(total),
+      human_bytes(rate), math.floor(left / 60), math.floor(left % 60)))
+    if done >= total then io_.stderr:write("\n") end
+    io_.stderr:flush()
+  end
+end
+
+-- The path a MODEL argument names: a local path as it is; a Hub reference
+-- from the cache, or pulled first (with a progress bar) when missing.
+local function model_path(name, io_)
+  local path = bitnet.resolve(name)
+  if path then return path end
+  if not bitnet.hub.parse_ref(name) then return name end
+  local pulled, err = bitnet.hub.pull(name, { progress = download_bar(io_, "pull " .. name) })
+  if not pulled then error({ msg = err }, 0) end
+  return pulled
+end
+
+local function load_model(path, opts, io_)
   local lopts = { threads = opts.threads, n_ctx = opts.n_ctx, kernel = opts.kernel }
   local model, err
   if path then
-    model, err = bitnet.load(path, lopts)
+    model, err = bitnet.load(model_path(path, io_), lopts)
   else
     model, err = bitnet.load(lopts)
   end
@@ -282,20 +340,6 @@ function read_file(path, io_)
   return s
 end
 
-local function human_count(n)
-  if n >= 1e9 then return ("%.2fB"):format(n / 1e9) end
-  if n >= 1e6 then return ("%.1fM"):format(n / 1e6) end
-  if n >= 1e3 then return ("%.1fK"):format(n / 1e3) end
-  return tostring(n)
-end
-
-local function human_bytes(n)
-  if n >= 2 ^ 30 then return ("%.2f GiB"):format(n / 2 ^ 30) end
-  if n >= 2 ^ 20 then return ("%.1f MiB"):format(n / 2 ^ 20) end
-  if n >= 2 ^ 10 then return ("%.1f KiB"):format(n / 2 ^ 10) end
-  return n .. " B"
-end
-
 -- ---- commands ----
 
 local commands = {}
@@ -308,7 +352,7 @@ function commands.run(pos, opts, io_)
     prompt = read_file(opts.file, io_)
   end
   if not prompt then usage_error("run needs a prompt: -p TEXT or -f FILE") end
-  local model = load_model(pos[1], opts)
+  local model = load_model(pos[1], opts, io_)
   local gopts = sampler_options(opts, io_)
   local gen = model:stream(prompt, gopts)
   for piece in gen do
@@ -329,7 +373,7 @@ end
 
 function commands.chat(pos, opts, io_)
   if #pos > 1 then usage_error("chat takes at most one MODEL") end
-  local model = load_model(pos[1], opts)
+  local model = load_model(pos[1], opts, io_)
   local template = opts.template
   if template and not bitnet.template.builtin[template] then template = read_file(template, io_) end
   local gopts = sampler_options(opts, io_)
@@ -381,7 +425,7 @@ end
 
 function commands.info(pos, opts, io_)
   if #pos > 1 then usage_error("info takes at most one MODEL") end
-  local model = load_model(pos[1], opts)
+  local model = load_model(pos[1], opts, io_)
   local i = model:info()
   local out = io_.stdout
   out:write(("%s\n"):format(tostring(model)))
@@ -414,7 +458,7 @@ end
 function commands.perplexity(pos, opts, io_)
   if #pos ~= 2 then usage_error("perplexity needs MODEL and FILE") end
   local text = read_file(pos[2], io_)
-  local model = load_model(pos[1], opts)
+  local model = load_model(pos[1], opts, io_)
   if not model.perplexity then error({ msg = "this build of bitnet has no model:perplexity" }, 0) end
   local ppl, info = model:perplexity(text, {
     n_ctx = opts.n_ctx, stride = opts.stride, progress = progress_bar(io_, "perplexity"),
@@ -430,7 +474,7 @@ function commands.convert(pos, opts, io_)
   if not opts.type then usage_error("convert needs --type (i2_s, tq1_0, tq2_0, f16, f32)") end
   local convert = bitnet.convert or bitnet.core.convert
   if not convert then error({ msg = "this build of bitnet has no converter (bitnet.convert)" }, 0) end
-  local ok, err = convert(pos[1], pos[2], {
+  local ok, err = convert(model_path(pos[1], io_), pos[2], {
     type = opts.type, embeddings = opts.embeddings, fallback = opts.fallback,
     progress = progress_bar(io_, "convert"),
   })
@@ -451,7 +495,7 @@ function commands.bench(pos, opts, io_)
   if #pos > 1 then usage_error("bench takes at most one MODEL") end
   local n_prompt, n_decode, reps = opts.prompt_tokens or 128, opts.decode_tokens or 64, opts.reps or 3
   if n_prompt < 1 or n_decode < 0 or reps < 1 then usage_error("bench needs -p >= 1, -n >= 0, -r >= 1") end
-  local model = load_model(pos[1], opts)
+  local model = load_model(pos[1], opts, io_)
   local info = model:info()
   local n_ctx = opts.n_ctx or (n_prompt + n_decode)
   if n_prompt + n_decode > n_ctx then
@@ -477,6 +521,46 @@ function commands.bench(pos, opts, io_)
   io_.stdout:write(("kernel %s, %d threads, best of %d\n"):format(info.kernel, info.threads, reps))
   io_.stdout:write(("prefill: %8.1f tokens/s (%d tokens)\n"):format(best_prefill, n_prompt))
   io_.stdout:write(("decode:  %8.1f tokens/s (%d tokens)\n"):format(best_decode, n_decode))
+  return 0
+end
+
+-- ---- the Hugging Face cache ----
+
+function commands.pull(pos, _, io_)
+  if #pos ~= 1 then usage_error("pull needs one REPO[:FILE|:TYPE]") end
+  if not bitnet.hub.parse_ref(pos[1]) then usage_error(select(2, bitnet.hub.parse_ref(pos[1]))) end
+  local path, info = bitnet.hub.pull(pos[1], { progress = download_bar(io_, "pull " .. pos[1]) })
+  if not path then error({ msg = info }, 0) end
+  io_.stderr:write(("%s: %d file%s, %s downloaded\n"):format(info.repo, #info.files, #info.files == 1 and "" or "s",
+    human_bytes(info.downloaded)))
+  io_.stdout:write(path, "\n")
+  return 0
+end
+
+function commands.list(pos, _, io_)
+  if #pos > 0 then usage_error("list takes no arguments") end
+  local s = bitnet.hub.settings()
+  local rows = bitnet.hub.list(s)
+  if #rows == 0 then
+    io_.stderr:write(("no models in %s\n"):format(s.cache))
+    return 0
+  end
+  io_.stdout:write(("%-44s %-10s %-12s %5s %11s\n"):format("REPO", "REVISION", "COMMIT", "FILES", "SIZE"))
+  for _, r in ipairs(rows) do
+    local revs = {}
+    for name in pairs(r.revisions) do revs[#revs + 1] = name end
+    table.sort(revs)
+    io_.stdout:write(("%-44s %-10s %-12s %5d %11s\n"):format(r.repo, #revs > 0 and table.concat(revs, ",") or "-",
+      (r.commit or "-"):sub(1, 12), r.files, human_bytes(r.size)))
+  end
+  return 0
+end
+
+function commands.rm(pos, _, io_)
+  if #pos ~= 1 then usage_error("rm needs one REPO") end
+  local ok, err = bitnet.hub.rm(pos[1])
+  if not ok then error({ msg = err }, 0) end
+  io_.stderr:write(("removed %s\n"):format(pos[1]))
   return 0
 end
 
@@ -643,7 +727,7 @@ function commands.serve(pos, opts, io_)
   end
   local modules = lua_modules(nginx, opts.modules or "/usr/lib/nginx/modules")
   local paths = serve_paths()
-  local model = pos[1] and absolute(pos[1])
+  local model = pos[1] and absolute(model_path(pos[1], io_))
   if model and not file_exists(model) and not file_exists(model .. "/config.json") then
     error({ msg = "cannot open " .. model }, 0)
   end

@@ -56,18 +56,57 @@ function bitnet.default_model()
   return nil, "the shipped model " .. file .. " is not installed (looked in " .. dir .. "/models and the checkout's models/)"
 end
 
+local hub = require("bitnet.hub")
+bitnet.hub = hub
+
+--- bitnet.resolve(model) -> path | nil, message
+-- What a model name means: an existing file or directory as it is (a local
+-- path always wins), else a Hugging Face reference ("org/name[:FILE or
+-- :TYPE]") resolved from the cache alone (never the network); anything
+-- else as it is, for the loader to report.
+function bitnet.resolve(model)
+  if type(model) ~= "string" or exists(model) then return model end -- (io.open opens directories too)
+  -- a model file's name is a path to report missing, not a repo
+  local ref = hub.parse_ref(model)
+  if not ref or ref.repo:lower():match("%.gguf$") or ref.repo:match("%.json$") then return model end
+  local path, err = hub.resolve(model)
+  if path then return path end
+  return nil, ("no file or directory %s, and %s"):format(model, err)
+end
+
 --- bitnet.load([path] [, opts]) -> Model | nil, message
--- Loads a GGUF file or a Hugging Face model directory; without a path (nil
--- or an options table first), the shipped model. Options: threads, kernel,
--- n_ctx, scale_convention. A missing or corrupt file returns nil and a
--- message naming the file and the problem; bad options raise.
+-- Loads a GGUF file or a Hugging Face model directory, or a model pulled
+-- from the Hugging Face Hub named "org/name[:FILE or :TYPE]" (from the
+-- cache only: a missing one returns nil and a message saying to run
+-- `bitnet pull`); without a path (nil or an options table first), the
+-- shipped model. Options: threads, kernel, n_ctx, scale_convention. A
+-- missing or corrupt file returns nil and a message naming the file and
+-- the problem; bad options raise.
 function bitnet.load(path, opts)
   if path == nil or type(path) == "table" then
     local default, err = bitnet.default_model()
     if not default then return nil, err end
     return core.load(default, path or opts)
   end
-  return core.load(path, opts)
+  local resolved, err = bitnet.resolve(path)
+  if not resolved then return nil, err end
+  return core.load(resolved, opts)
+end
+
+--- bitnet.pull(ref [, { progress = function(done, total) end }]) -> path, info | nil, message
+-- Downloads a model from the Hugging Face Hub into huggingface_hub's cache
+-- (HF_ENDPOINT, HF_TOKEN, HF_HUB_CACHE, HF_HUB_OFFLINE as huggingface_hub
+-- reads them) and returns the path bitnet.load takes. See lua/bitnet/hub.lua.
+function bitnet.pull(ref, opts)
+  if type(ref) ~= "string" then error("bitnet.pull: argument 'ref' must be a string, got " .. type(ref), 2) end
+  if opts ~= nil and type(opts) ~= "table" then error("bitnet.pull: options must be a table", 2) end
+  for k in pairs(opts or {}) do
+    if k ~= "progress" then error("bitnet.pull: unknown option '" .. tostring(k) .. "'", 2) end
+  end
+  if opts and opts.progress ~= nil and type(opts.progress) ~= "function" then
+    error("bitnet.pull: option 'progress' must be a function", 2)
+  end
+  return hub.pull(ref, { progress = opts and opts.progress })
 end
 
 --- bitnet.attach(id) -> Model | nil, message

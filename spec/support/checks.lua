@@ -27,6 +27,20 @@ function M.read_file_if(path)
   return data
 end
 
+--- M.sink() -> a writable stream that keeps what it is given (for cli.main's
+-- streams): :write(...), :flush(), .text() -> everything written.
+function M.sink()
+  local parts = {}
+  return {
+    write = function(self, ...)
+      for _, s in ipairs({ ... }) do parts[#parts + 1] = tostring(s) end
+      return self
+    end,
+    flush = function() end,
+    text = function() return table.concat(parts) end,
+  }
+end
+
 function M.write_file(path, data)
   local f = assert(io.open(path, "wb"))
   f:write(data)
