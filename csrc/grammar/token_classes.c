@@ -212,6 +212,7 @@ static struct bn_absorb *absorb_slot(bn_grammar *g, int32_t s, uint8_t p) {
  * memory. */
 static int absorb_search(bn_grammar *g, bn_lexer_view *lv, int32_t s, uint8_t p, size_t H, uint64_t *excl,
                          size_t max_new, size_t scale, int dead_ok, int *cut) {
+    if (!g->edges_ready) find_edges(g, lv);
     pair_set seen = {0, 0, 0};
     uint64_t *cur = NULL, *next = NULL, *hist = NULL; /* hist: every pair seen, with its level in the top bits */
     size_t n_hist = 0, cap_hist = 0;
@@ -317,13 +318,6 @@ done:
     return result;
 }
 
-static int popcount256(const uint64_t set[4]) {
-    int n = 0;
-    for (int w = 0; w < 4; w++)
-        for (uint64_t x = set[w]; x; x &= x - 1) n++;
-    return n;
-}
-
 /* The absorb answer for (s, p), computed on first use: a search without
  * exclusions, and when that finds a limit, one that excludes the bytes
  * that end the state (kept when it closes with few of them). NULL when
@@ -400,7 +394,6 @@ static struct bn_absorb absorb_of(bn_grammar *g, bn_lexer_view *lv, int32_t s, u
     struct bn_absorb *slot = absorb_slot(g, s, p);
     if (!slot) return oom;
     if (slot->k != ABSORB_UNKNOWN && (!slot->lower || slot->k >= 8)) return *slot; /* (a small bound: ask) */
-    if (!g->edges_ready) find_edges(g, lv);
     size_t H = horizon(g);
     int cut = 0;
     int k = absorb_search(g, lv, s, p, H, NULL, ABSORB_MAX_NEW, as_part ? ABSORB_PART_SCALE : 1, 0, &cut);
@@ -437,7 +430,7 @@ static struct bn_absorb absorb_of(bn_grammar *g, bn_lexer_view *lv, int32_t s, u
         uint64_t excl[4] = {0, 0, 0, 0};
         int kx = absorb_search(g, lv, s, p, H, excl, ABSORB_MAX_NEW / 4, 1, 0, NULL);
         if (kx < 0) return oom;
-        if ((size_t)kx >= H && popcount256(excl) <= ABSORB_MAX_EXCLUDED) {
+        if ((size_t)kx >= H) { /* (a search past ABSORB_MAX_EXCLUDED bytes stops short of H) */
             if (g->n_ksets == 0) g->n_ksets = 1; /* 0 means none */
             if (!bn_grow((void **)&g->ksets, &g->cap_ksets, g->n_ksets + 1, sizeof *g->ksets)) return oom;
             memcpy(g->ksets[g->n_ksets], excl, sizeof excl);
