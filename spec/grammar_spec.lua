@@ -191,6 +191,26 @@ describe("JSON Schema", function()
     assert.is_false(whole(compact, "[1, 2]"))
   end)
 
+  it("nullable: ignored as JSON Schema validators do, honoured with openapi_nullable", function()
+    local schema = [[{"type": "object", "properties": {
+      "a": {"type": "string", "nullable": true},
+      "b": {"type": "integer", "nullable": true, "enum": [1, 2]},
+      "c": {"not": {"type": "string", "nullable": true}}}}]]
+    local plain = assert(bitnet.grammar({ json_schema = schema }, tok()))
+    local openapi = assert(bitnet.grammar({ json_schema = schema, openapi_nullable = true }, tok()))
+    assert.is_false(whole(plain, '{"a": null}'))
+    assert.is_true(whole(openapi, '{"a": null}'))
+    assert.is_true(whole(openapi, '{"a": "x", "b": 2}'))
+    assert.is_false(whole(openapi, '{"b": null}')) -- the enum does not list null (OpenAPI 3.0.3)
+    -- under not: the negated node allows strings and null, so neither is left
+    assert.is_true(whole(plain, '{"c": null}'))
+    assert.is_false(whole(openapi, '{"c": null}'))
+    assert.is_false(whole(openapi, '{"c": "s"}'))
+    assert.is_true(whole(openapi, '{"c": 1}'))
+    assert.has_error(function() bitnet.grammar({ regex = "a", openapi_nullable = true }, tok()) end,
+      "bitnet.grammar: option 'openapi_nullable' is only for json_schema")
+  end)
+
   it("json = true takes any JSON value; json = \"object\" only objects", function()
     local any = assert(bitnet.grammar({ json = true }, tok()))
     for _, text in ipairs({ '{"a": [1, 2.5e-3, "x", null, true, {}]}', "[]", '"s"', "-0.5", "null" }) do

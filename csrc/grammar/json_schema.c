@@ -603,7 +603,7 @@ static int set_append(js_ctx *c, js_bset *set, const js_bset *more, const cJSON 
 static int expand_node(js_ctx *c, js_bset *set, const cJSON *node);
 static int negate(js_ctx *c, js_bset *set, const cJSON *n, const cJSON *at, unsigned depth);
 
-static unsigned type_mask(js_ctx *c, const cJSON *t, int *ok) {
+static unsigned type_names(js_ctx *c, const cJSON *t, int *ok) {
     *ok = 1;
     if (cJSON_IsString(t)) {
         static const struct {
@@ -620,7 +620,7 @@ static unsigned type_mask(js_ctx *c, const cJSON *t, int *ok) {
     if (cJSON_IsArray(t)) {
         unsigned m = 0;
         for (const cJSON *x = t->child; x; x = x->next) {
-            m |= type_mask(c, x, ok);
+            m |= type_names(c, x, ok);
             if (!*ok) return 0;
         }
         return m;
@@ -628,6 +628,12 @@ static unsigned type_mask(js_ctx *c, const cJSON *t, int *ok) {
     *ok = 0;
     js_fail(c, t, "type is not a string or an array");
     return 0;
+}
+
+unsigned js_type_mask(js_ctx *c, const cJSON *node, const cJSON *t, int *ok) {
+    unsigned m = type_names(c, t, ok);
+    if (*ok && c->opts.openapi_nullable && cJSON_IsTrue(js_kw(node, "nullable"))) m |= JS_NULL;
+    return m;
 }
 
 /* anyOf / oneOf: one copy of the set per member. */
@@ -860,7 +866,7 @@ static int negate_keyword(js_ctx *c, js_bset *set, const cJSON *n, const cJSON *
     const char *kw = k->string;
     int ok = 1;
     if (strcmp(kw, "type") == 0) {
-        unsigned tm = type_mask(c, k, &ok);
+        unsigned tm = js_type_mask(c, n, k, &ok);
         return ok && set_restrict_types(set, ~tm & JS_ALL);
     }
     if (strcmp(kw, "enum") == 0 || strcmp(kw, "const") == 0) {

@@ -32,6 +32,9 @@ typedef struct {
     /* The most whitespace characters between two tokens in flexible mode
      * (0: unbounded); bounds how long a model can stall in whitespace. */
     unsigned max_whitespace;
+    /* OpenAPI 3.0's "nullable": true beside "type" also allows null. Off:
+     * JSON Schema has no such keyword and its validators ignore it. */
+    int openapi_nullable;
 } bn_json_opts;
 
 /* Compiles schema (a parsed JSON value: an object, or true/false) into gb

@@ -171,6 +171,9 @@ const cJSON *js_kw(const cJSON *node, const char *key);
  * $schema names, else 2020-12), so the others are annotations: that keeps
  * negations and disjointness proofs exact. */
 int js_draft_knows(const js_ctx *c, const char *k);
+/* The types keyword t of node allows (JS_* bits; with the openapi_nullable
+ * option, null too where node says "nullable": true). */
+unsigned js_type_mask(js_ctx *c, const cJSON *node, const cJSON *t, int *ok);
 
 /* json_schema_shape.c */
 int js_shape_of(js_ctx *c, const js_branch *b, js_shape *s);

@@ -106,26 +106,6 @@ static int read_bounds(js_ctx *c, const cJSON *node, js_shape *s) {
     return read_bound(c, node, s, 1) && read_bound(c, node, s, 0);
 }
 
-static unsigned type_of_keyword(js_ctx *c, const cJSON *t, int *ok) {
-    *ok = 1;
-    if (cJSON_IsArray(t)) {
-        unsigned m = 0;
-        for (const cJSON *x = t->child; x && *ok; x = x->next) m |= type_of_keyword(c, x, ok);
-        return m;
-    }
-    if (cJSON_IsString(t)) {
-        static const struct {
-            const char *name;
-            unsigned mask;
-        } types[] = {{"null", JS_NULL}, {"boolean", JS_BOOL}, {"integer", JS_INT}, {"number", JS_NUM},
-                     {"string", JS_STR}, {"array", JS_ARR}, {"object", JS_OBJ}, {"any", JS_ALL}};
-        for (size_t i = 0; i < sizeof types / sizeof *types; i++)
-            if (strcmp(t->valuestring, types[i].name) == 0) return types[i].mask;
-    }
-    *ok = js_fail(c, t, "bad type");
-    return 0;
-}
-
 /* Intersects the enum candidates with list (an enum array or a const).
  * Duplicates are harmless (the regexes dedupe), so none are sought. */
 static int merge_enum(js_ctx *c, js_shape *s, const cJSON *values, int is_const) {
@@ -553,7 +533,7 @@ int js_shape_of(js_ctx *c, const js_branch *b, js_shape *s) {
             const char *kw = k->string;
             uint32_t u;
             if (!js_draft_knows(c, kw)) continue;
-            if (strcmp(kw, "type") == 0) s->types &= type_of_keyword(c, k, &ok);
+            if (strcmp(kw, "type") == 0) s->types &= js_type_mask(c, n, k, &ok);
             else if (strcmp(kw, "enum") == 0) ok = merge_enum(c, s, k, 0);
             else if (strcmp(kw, "const") == 0) ok = merge_enum(c, s, k, 1);
             else if (strcmp(kw, "minLength") == 0) {

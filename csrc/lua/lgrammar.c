@@ -78,10 +78,10 @@ bn_grammar *bn_check_grammar(lua_State *L, int idx) { return check_grammar(L, id
  * spec: exactly one of json_schema (JSON text), gbnf (text), regex
  * (pattern), json (true: any value; "object": an object), and the options
  * root (GBNF start rule), whitespace ("flexible" | "compact"),
- * max_whitespace (integer). */
+ * max_whitespace (integer), openapi_nullable (boolean). */
 static int l_grammar(lua_State *L) {
     static const char *const allowed[] = {"json_schema", "gbnf", "regex", "json", "root", "whitespace",
-                                          "max_whitespace", NULL};
+                                          "max_whitespace", "openapi_nullable", NULL};
     const char *fname = "bitnet.grammar";
     luaL_checktype(L, 1, LUA_TTABLE);
     bn_check_options(L, 1, fname, allowed);
@@ -102,13 +102,15 @@ static int l_grammar(lua_State *L) {
     const char *root = bn_opt_string(L, 1, "root", NULL, fname);
     const char *ws = bn_opt_string(L, 1, "whitespace", "flexible", fname);
     lua_Integer max_ws = bn_opt_integer(L, 1, "max_whitespace", 0, fname);
-    bn_json_opts jo = {BN_JSON_WS_FLEXIBLE, 0};
+    bn_json_opts jo = {BN_JSON_WS_FLEXIBLE, 0, bn_opt_boolean(L, 1, "openapi_nullable", 0, fname)};
     if (!strcmp(ws, "compact")) jo.whitespace = BN_JSON_WS_COMPACT;
     else if (strcmp(ws, "flexible") != 0)
         return luaL_error(L, "%s: option 'whitespace' must be \"flexible\" or \"compact\", got \"%s\"", fname, ws);
     if (max_ws < 0 || max_ws > 1000000) return luaL_error(L, "%s: option 'max_whitespace' must be 0..1000000", fname);
     jo.max_whitespace = (unsigned)max_ws;
     if (root && strcmp(which, "gbnf") != 0) return luaL_error(L, "%s: option 'root' is only for gbnf", fname);
+    if (jo.openapi_nullable && strcmp(which, "json_schema") != 0)
+        return luaL_error(L, "%s: option 'openapi_nullable' is only for json_schema", fname);
 
     bn_vocab *v = push_vocab(L, t); /* stack: ..., vocab */
     int vocab_idx = lua_gettop(L);

@@ -100,7 +100,8 @@ end
 -- whole text must match), json (true: any JSON value; "object": any JSON
 -- object); options whitespace ("flexible" default, or "compact") and
 -- max_whitespace (the most whitespace characters between two JSON tokens,
--- 0 = unbounded). A spec the engine cannot enforce returns nil and a
+-- 0 = unbounded), openapi_nullable (true: "nullable": true beside "type"
+-- also allows null, as OpenAPI 3.0 reads it; JSON Schema ignores it). A spec the engine cannot enforce returns nil and a
 -- message naming the keyword and where it is; misuse raises.
 function M.grammar(spec, tok)
   if type(spec) ~= "table" then
