@@ -175,11 +175,12 @@ end
 
 -- Maps n, logprobs, top_logprobs (chat; 0..20) and logprobs (completions,
 -- the legacy integer 0..5), echo onto model:generate's n, logprobs and
--- prompt_logprobs; meta gets n, logprobs (the k, or nil), echo.
+-- prompt_logprobs; meta gets n (when > 1), logprobs (the k), echo and
+-- choices (true: handle_choices answers) when they are asked for.
 local function choice_fields(req, ctx, opts, meta)
   local null = ctx.null
-  meta.n = req.n ~= nil and req.n ~= null and req.n or 1
-  if meta.n > 1 then opts.n = meta.n end
+  local n = req.n ~= nil and req.n ~= null and req.n or 1
+  if n > 1 then opts.n, meta.n = n, n end
   if ctx.kind == "chat" then
     if not is_null(req.logprobs, null) and type(req.logprobs) ~= "boolean" then
       fail(400, "'logprobs' must be a boolean", "logprobs", "invalid_type")
@@ -194,16 +195,16 @@ local function choice_fields(req, ctx, opts, meta)
     if not is_null(req.echo, null) and type(req.echo) ~= "boolean" then
       fail(400, "'echo' must be a boolean", "echo", "invalid_type")
     end
-    meta.echo = req.echo == true
+    meta.echo = req.echo == true or nil
     if meta.echo and meta.logprobs then
-      if meta.n > 1 then
+      if n > 1 then
         fail(400, "'echo' with 'logprobs' is supported with n = 1 only", "echo", "invalid_value")
       end
       opts.prompt_logprobs = meta.logprobs
     end
   end
   opts.logprobs = meta.logprobs
-  meta.choices = meta.n > 1 or meta.logprobs ~= nil or meta.echo
+  if n > 1 or meta.logprobs or meta.echo then meta.choices = true end
 end
 
 -- The options of a request that both endpoints share; ctx: { kind, n_vocab,
@@ -642,7 +643,7 @@ local function handle_choices(kind, input, opts, meta)
     if aborted.yes then run:cancel() end
     local id, created = request_id(kind == "chat" and "chatcmpl" or "cmpl"), ngx.time()
     local object = kind == "chat" and "chat.completion" or "text_completion"
-    local n, chat = meta.n, kind == "chat"
+    local n, chat = meta.n or 1, kind == "chat"
     local texts, sent, offsets, echoed = {}, {}, {}, {}
     for i = 1, n do texts[i], sent[i], offsets[i] = {}, 0, 0 end
     local prefix = meta.echo and echo_text(input, tok) or nil
