@@ -151,6 +151,14 @@ end
 
 local function health(srv) return decode(select(2, curl("GET", srv.base .. "/health"))) end
 
+-- The openai Node.js client in openresty/test/node_modules (npm, first run).
+local function npm_install()
+  if not sh("test -d openresty/test/node_modules/openai") then
+    assert.is_true(sh(ENV .. "npm install --prefix openresty/test --no-audit --no-fund --silent >/dev/null 2>&1"),
+      "npm install in openresty/test failed")
+  end
+end
+
 describe("OpenResty server", function()
   describe("request validation (bitnet.server)", function()
     local ctx = { n_vocab = 100, model_id = "m", max_tokens = 256 }
@@ -483,10 +491,7 @@ describe("OpenResty server", function()
     end)
 
     it("works with the official openai Node.js client, unchanged", function()
-      if not sh("test -d openresty/test/node_modules/openai") then
-        assert.is_true(sh(ENV .. "npm install --prefix openresty/test --no-audit --no-fund --silent >/dev/null 2>&1"),
-          "npm install in openresty/test failed")
-      end
+      npm_install()
       local out = capture(("%s node openresty/test/client.mjs %s/v1 %s '%s' 16 2>&1"):format(ENV, srv.base, MODEL_ID,
         json.encode(CHAT)))
       local r = decode(out)
@@ -745,10 +750,7 @@ describe("OpenResty server", function()
     end)
 
     it("works with the official openai Node.js client: logprobs, n, embeddings, a wrong key", function()
-      if not sh("test -d openresty/test/node_modules/openai") then
-        assert.is_true(sh(ENV .. "npm install --prefix openresty/test --no-audit --no-fund --silent >/dev/null 2>&1"),
-          "npm install in openresty/test failed")
-      end
+      npm_install()
       local out = capture(("%s node openresty/test/extras.mjs %s/v1 %s %s 2>&1"):format(ENV, srv.base, MODEL_ID, KEY))
       local r = decode(out)
       local want = model:chat(CHAT, { max_tokens = 8, temperature = 0 })
