@@ -112,6 +112,8 @@ build = {
       },
       ["bitnet.cli"] = "lua/bitnet/cli.lua",
       ["bitnet.generate"] = "lua/bitnet/generate.lua",
+      ["bitnet.choices"] = "lua/bitnet/choices.lua",
+      ["bitnet.embed"] = "lua/bitnet/embed.lua",
       ["bitnet.grammar"] = "lua/bitnet/grammar.lua",
       ["bitnet.hub"] = "lua/bitnet/hub.lua",
       ["bitnet"] = "lua/bitnet/init.lua",

@@ -151,6 +151,14 @@ end
 
 local function health(srv) return decode(select(2, curl("GET", srv.base .. "/health"))) end
 
+-- The openai Node.js client in openresty/test/node_modules (npm, first run).
+local function npm_install()
+  if not sh("test -d openresty/test/node_modules/openai") then
+    assert.is_true(sh(ENV .. "npm install --prefix openresty/test --no-audit --no-fund --silent >/dev/null 2>&1"),
+      "npm install in openresty/test failed")
+  end
+end
+
 describe("OpenResty server", function()
   describe("request validation (bitnet.server)", function()
     local ctx = { n_vocab = 100, model_id = "m", max_tokens = 256 }
@@ -185,12 +193,12 @@ describe("OpenResty server", function()
       local e = rejects(server.completion_request, { prompt = "x", bogus = 1 }, 400, "bogus", "unknown_parameter")
       assert.matches("Unrecognized request argument supplied: bogus", e.message, 1, true)
       rejects(server.completion_request, { prompt = "x", temperature = 3 }, 400, "temperature")
-      rejects(server.completion_request, { prompt = "x", n = 2 }, 400, "n")
+      rejects(server.completion_request, { prompt = "x", n = 17 }, 400, "n")
       rejects(server.completion_request, { prompt = "x", max_tokens = 1.5 }, 400, "max_tokens")
       rejects(server.completion_request, { prompt = "x", stop = { "a", "b", "c", "d", "e" } }, 400, "stop")
       rejects(server.completion_request, { prompt = "x", logit_bias = { ["100"] = 1 } }, 400, "logit_bias")
       rejects(server.completion_request, { prompt = "x", logit_bias = { ["1"] = 101 } }, 400, "logit_bias")
-      rejects(server.completion_request, { prompt = "x", echo = true }, 400, "echo", "unsupported_parameter")
+      rejects(server.completion_request, { prompt = "x", best_of = 2 }, 400, "best_of", "unsupported_parameter")
       rejects(server.completion_request, { prompt = "x", stream_options = { include_usage = true } }, 400, "stream_options")
       rejects(server.completion_request, { prompt = { "a", "b" } }, 400, "prompt")
       rejects(server.completion_request, {}, 400, "prompt", "missing_required_parameter")
@@ -467,9 +475,9 @@ describe("OpenResty server", function()
       local base = srv.base
       err(400, "frobnicate", "unknown_parameter", post(base, "/v1/completions", { prompt = "x", frobnicate = true }))
       err(400, "temperature", "invalid_value", post(base, "/v1/chat/completions", { messages = CHAT, temperature = -1 }))
-      err(400, "n", nil, post(base, "/v1/chat/completions", { messages = CHAT, n = 3 }))
+      err(400, "n", nil, post(base, "/v1/chat/completions", { messages = CHAT, n = 17 }))
       err(400, "top_p", nil, post(base, "/v1/chat/completions", { messages = CHAT, top_p = "high" }))
-      err(400, "logprobs", "unsupported_parameter", post(base, "/v1/chat/completions", { messages = CHAT, logprobs = true }))
+      err(400, "logprobs", "invalid_type", post(base, "/v1/chat/completions", { messages = CHAT, logprobs = 3 }))
       err(404, "model", "model_not_found", post(base, "/v1/chat/completions", { model = "gpt-4o", messages = CHAT }))
       err(400, "messages", "missing_required_parameter", post(base, "/v1/chat/completions", { max_tokens = 3 }))
       err(400, json.null, "invalid_json", post(base, "/v1/completions", "{ not json"))
@@ -483,10 +491,7 @@ describe("OpenResty server", function()
     end)
 
     it("works with the official openai Node.js client, unchanged", function()
-      if not sh("test -d openresty/test/node_modules/openai") then
-        assert.is_true(sh(ENV .. "npm install --prefix openresty/test --no-audit --no-fund --silent >/dev/null 2>&1"),
-          "npm install in openresty/test failed")
-      end
+      npm_install()
       local out = capture(("%s node openresty/test/client.mjs %s/v1 %s '%s' 16 2>&1"):format(ENV, srv.base, MODEL_ID,
         json.encode(CHAT)))
       local r = decode(out)
@@ -507,6 +512,287 @@ describe("OpenResty server", function()
       assert.are.equal(400, r.error.status)
       assert.are.equal("temperature", r.error.param)
     end)
+  end)
+
+  describe("logprobs, n, embeddings, tokenize, metrics and API keys", function()
+    local srv
+    local KEY = "sk-spec-key"
+    local AUTH = "-H 'Authorization: Bearer " .. KEY .. "'"
+    setup(function() srv = start("--api-key " .. KEY .. " --metrics") end)
+    teardown(function() assert.is_true(stop(srv), "nginx did not stop on SIGTERM") end)
+
+    -- a record's logprobs are sorted, at most 0, and the greedy token is the first
+    local function check_greedy(entry)
+      assert.is_true(entry.logprob <= 0)
+      for i = 2, #entry.top_logprobs do
+        assert.is_true(entry.top_logprobs[i].logprob <= entry.top_logprobs[i - 1].logprob)
+      end
+      assert.are.equal(entry.token, entry.top_logprobs[1].token)
+      assert.are.equal(entry.logprob, entry.top_logprobs[1].logprob)
+    end
+
+    it("gives chat logprobs as the softmax of the model's own logits, streamed or not", function()
+      local code, body = post(srv.base, "/v1/chat/completions", { messages = CHAT, max_tokens = 6, temperature = 0,
+        logprobs = true, top_logprobs = 4 }, AUTH)
+      assert.are.equal(200, code, body)
+      local r = decode(body)
+      local want, info = model:chat(CHAT, { max_tokens = 6, temperature = 0 })
+      assert.are.equal(want, r.choices[1].message.content)
+      local content = r.choices[1].logprobs.content
+      assert.are.equal(info.completion_tokens, #content)
+      -- greedy: the log-softmax at temperature 1, computed here from the session's logits
+      local sess = model:session()
+      local tok = model:tokenizer()
+      local ids = model:tokenize(model:apply_chat_template(CHAT), { special = true })
+      if ids[1] == tok:bos() and ids[2] == tok:bos() then table.remove(ids, 1) end -- the template carries BOS
+      sess:feed(ids)
+      for _, e in ipairs(content) do
+        check_greedy(e)
+        assert.are.equal(4, #e.top_logprobs)
+        local logits = sess:logits()
+        local mx = -math.huge
+        for _, l in ipairs(logits) do mx = math.max(mx, l) end
+        local sum = 0
+        for _, l in ipairs(logits) do sum = sum + math.exp(l - mx) end
+        local id = tok:id(e.token) or model:tokenize(e.token, { bos = false })[1]
+        assert.is_near(logits[id + 1] - mx - math.log(sum), e.logprob, 1e-4)
+        assert.are.equal(#e.token, #e.bytes)
+        sess:feed({ id })
+      end
+      code, body = post(srv.base, "/v1/chat/completions", { messages = CHAT, max_tokens = 6, temperature = 0,
+        logprobs = true, top_logprobs = 4, stream = true }, AUTH)
+      assert.are.equal(200, code)
+      local streamed, text = {}, {}
+      for _, data in ipairs(events(body)) do
+        if data ~= "[DONE]" then
+          local c = decode(data).choices[1]
+          if c.delta.content then text[#text + 1] = c.delta.content end
+          if c.logprobs ~= json.null then
+            for _, e in ipairs(c.logprobs.content) do streamed[#streamed + 1] = e end
+          end
+        end
+      end
+      assert.are.equal(want, table.concat(text))
+      assert.are.same(content, streamed)
+    end)
+
+    it("gives legacy completion logprobs, with echo the prompt's, streamed or not", function()
+      local code, body = post(srv.base, "/v1/completions", { prompt = PROMPT, max_tokens = 5, temperature = 0,
+        logprobs = 3, echo = true }, AUTH)
+      assert.are.equal(200, code, body)
+      local choice = decode(body).choices[1]
+      local want = model:generate(PROMPT, { max_tokens = 5, temperature = 0 })
+      assert.are.equal(PROMPT .. want, choice.text)
+      local lp = choice.logprobs
+      local prompt_ids = model:tokenize(PROMPT)
+      assert.are.equal(#prompt_ids - 1 + 5, #lp.tokens) -- BOS is not text
+      assert.are.equal(choice.text, table.concat(lp.tokens))
+      local offset = 0
+      for i, t in ipairs(lp.tokens) do
+        assert.are.equal(offset, lp.text_offset[i])
+        offset = offset + #t
+        assert.is_true(lp.token_logprobs[i] <= 0)
+        local best = -math.huge
+        for _, v in pairs(lp.top_logprobs[i]) do best = math.max(best, v) end
+        if i > #prompt_ids - 1 then assert.are.equal(best, lp.token_logprobs[i]) end -- greedy: the best
+      end
+      code, body = post(srv.base, "/v1/completions", { prompt = PROMPT, max_tokens = 5, temperature = 0,
+        logprobs = 3, echo = true, stream = true }, AUTH)
+      assert.are.equal(200, code)
+      local tokens, text = {}, {}
+      for _, data in ipairs(events(body)) do
+        if data ~= "[DONE]" then
+          local c = decode(data).choices[1]
+          text[#text + 1] = c.text
+          for i, t in ipairs(c.logprobs.tokens) do
+            tokens[#tokens + 1] = t
+            assert.are.equal(lp.token_logprobs[#tokens], c.logprobs.token_logprobs[i])
+          end
+        end
+      end
+      assert.are.equal(choice.text, table.concat(text))
+      assert.are.same(lp.tokens, tokens)
+    end)
+
+    it("answers n = 3 with three choices, each its own seed's, the prompt counted once", function()
+      local code, body = post(srv.base, "/v1/completions", { prompt = PROMPT, max_tokens = 8, temperature = 0.9,
+        seed = 11, n = 3 }, AUTH)
+      assert.are.equal(200, code, body)
+      local r = decode(body)
+      assert.are.equal(3, #r.choices)
+      local completion = 0
+      for i, c in ipairs(r.choices) do
+        assert.are.equal(i - 1, c.index)
+        local want, info = model:generate(PROMPT, { max_tokens = 8, temperature = 0.9, seed = 11 + i - 1 })
+        assert.are.equal(want, c.text)
+        completion = completion + info.completion_tokens
+      end
+      assert.are.equal(#model:tokenize(PROMPT), r.usage.prompt_tokens)
+      assert.are.equal(completion, r.usage.completion_tokens)
+      code, body = post(srv.base, "/v1/chat/completions", { messages = CHAT, max_tokens = 8, temperature = 0.9,
+        seed = 11, n = 3, stream = true }, AUTH)
+      assert.are.equal(200, code)
+      local texts, finished = { {}, {}, {} }, {}
+      for _, data in ipairs(events(body)) do
+        if data ~= "[DONE]" then
+          local c = decode(data).choices[1]
+          if c.delta.content then table.insert(texts[c.index + 1], c.delta.content) end
+          if c.finish_reason ~= json.null then finished[c.index + 1] = c.finish_reason end
+        end
+      end
+      for i = 1, 3 do
+        assert.are.equal(model:chat(CHAT, { max_tokens = 8, temperature = 0.9, seed = 11 + i - 1 }), table.concat(texts[i]))
+        assert.is_string(finished[i])
+      end
+    end)
+
+    it("embeds strings and token ids, unit vectors, the same text the same vector", function()
+      local code, body = post(srv.base, "/v1/embeddings", { input = { "In the beginning", "And God said",
+        "In the beginning" } }, AUTH)
+      assert.are.equal(200, code, body)
+      local r = decode(body)
+      assert.are.equal("list", r.object)
+      local v = {}
+      for i, d in ipairs(r.data) do
+        assert.are.equal(i - 1, d.index)
+        v[i] = d.embedding
+        assert.are.equal(model:info().n_embd, #v[i])
+        local n2 = 0
+        for _, x in ipairs(v[i]) do n2 = n2 + x * x end
+        assert.is_near(1, n2, 1e-4)
+      end
+      assert.are.same(v[1], v[3])
+      assert.are_not.same(v[1], v[2])
+      local function near(a, b) -- JSON carries 14 significant digits
+        for j = 1, #a do assert.is_near(a[j], b[j], 1e-12) end
+      end
+      near(model:embed("In the beginning"), v[1])
+      code, body = post(srv.base, "/v1/embeddings", { input = model:tokenize("In the beginning") }, AUTH)
+      assert.are.same(v[1], decode(body).data[1].embedding)
+      assert.are.equal(#model:tokenize("In the beginning") * 2 + #model:tokenize("And God said"), r.usage.prompt_tokens)
+    end)
+
+    it("tokenizes and detokenizes as llama-server does", function()
+      local code, body = post(srv.base, "/tokenize", { content = "Blessed are the meek" }, AUTH)
+      assert.are.equal(200, code, body)
+      local ids = decode(body).tokens
+      assert.are.same(model:tokenize("Blessed are the meek", { bos = false }), ids)
+      code, body = post(srv.base, "/detokenize", { tokens = ids }, AUTH)
+      assert.are.equal(200, code)
+      assert.are.equal("Blessed are the meek", decode(body).content)
+      code, body = post(srv.base, "/tokenize", { content = "Amen", with_pieces = true, add_special = true }, AUTH)
+      local t = decode(body).tokens
+      assert.are.equal(model:tokenizer():bos(), t[1].id)
+      local pieces = {}
+      for i = 2, #t do pieces[#pieces + 1] = t[i].piece end
+      assert.are.equal("Amen", table.concat(pieces))
+    end)
+
+    it("refuses bad input naming the field", function()
+      local cases = {
+        { "/v1/completions", { prompt = "x", n = 17 }, "n" },
+        { "/v1/chat/completions", { messages = CHAT, logprobs = true, top_logprobs = 21 }, "top_logprobs" },
+        { "/v1/completions", { prompt = "x", logprobs = 6 }, "logprobs" },
+        { "/v1/embeddings", { input = "" }, "input" },
+        { "/v1/embeddings", { input = {} }, "input" },
+        { "/v1/embeddings", { input = "x", dimensions = 3 }, "dimensions" },
+        { "/v1/embeddings", { input = "x", encoding_format = "int8" }, "encoding_format" },
+        { "/detokenize", { tokens = { -1 } }, "tokens" },
+      }
+      local many = {}
+      for i = 1, 10000 do many[i] = "a" end
+      cases[#cases + 1] = { "/v1/embeddings", { input = many }, "input" }
+      for _, c in ipairs(cases) do
+        local code, body = post(srv.base, c[1], c[2], AUTH)
+        assert.are.equal(400, code, body)
+        local e = decode(body).error
+        assert.are.equal(c[3], e.param)
+        assert.are.equal("invalid_request_error", e.type)
+      end
+      assert.are.equal(0, health(srv).pool.busy) -- nothing left holding a slot
+    end)
+
+    it("needs the API key on /v1/*, /tokenize, /detokenize and /metrics, not on /health", function()
+      for _, path in ipairs({ "/v1/models", "/metrics" }) do
+        local code, body = curl("GET", srv.base .. path)
+        assert.are.equal(401, code)
+        assert.are.equal("invalid_api_key", decode(body).error.code)
+        code = curl("GET", srv.base .. path, nil, "-H 'Authorization: Bearer sk-wrong'")
+        assert.are.equal(401, code)
+        code = curl("GET", srv.base .. path, nil, AUTH)
+        assert.are.equal(200, code)
+      end
+      for _, path in ipairs({ "/tokenize", "/detokenize", "/v1/embeddings", "/v1/completions" }) do
+        assert.are.equal(401, (post(srv.base, path, { content = "x" })))
+      end
+      assert.are.equal(200, (curl("GET", srv.base .. "/health")))
+    end)
+
+    it("counts requests and tokens in Prometheus text on /metrics", function()
+      local _, before = curl("GET", srv.base .. "/metrics", nil, AUTH)
+      local function value(text, name)
+        return tonumber(text:match("\n" .. name:gsub("[%-%.%[%]%(%)%+%*%?%^%$]", "%%%0") .. " (%S+)")) or 0
+      end
+      local _, r = post(srv.base, "/v1/completions", { prompt = PROMPT, max_tokens = 4, temperature = 0 }, AUTH)
+      local usage = decode(r).usage
+      local code, after, headers = curl("GET", srv.base .. "/metrics", nil, AUTH)
+      assert.are.equal(200, code)
+      assert.matches("^text/plain", headers["content-type"])
+      assert.are.equal(value(before, "bitnet_generated_tokens_total") + usage.completion_tokens,
+        value(after, "bitnet_generated_tokens_total"))
+      assert.are.equal(value(before, "bitnet_prompt_tokens_total") + usage.prompt_tokens,
+        value(after, "bitnet_prompt_tokens_total"))
+      assert.are.equal(value(before, 'bitnet_requests_total{endpoint="/v1/completions",status="200"}') + 1,
+        value(after, 'bitnet_requests_total{endpoint="/v1/completions",status="200"}'))
+      assert.matches("# TYPE bitnet_time_to_first_token_seconds histogram", after, 1, true)
+      assert.matches('bitnet_seconds_per_token_bucket{le="+Inf"}', after, 1, true)
+      assert.matches("bitnet_queue_length{worker=", after, 1, true)
+    end)
+
+    it("works with the official openai Node.js client: logprobs, n, embeddings, a wrong key", function()
+      npm_install()
+      local out = capture(("%s node openresty/test/extras.mjs %s/v1 %s %s 2>&1"):format(ENV, srv.base, MODEL_ID, KEY))
+      local r = decode(out)
+      local want = model:chat(CHAT, { max_tokens = 8, temperature = 0 })
+      assert.are.equal(want, r.chat.text)
+      assert.are.equal(want, r.streamed.text)
+      assert.are.same(r.chat.logprobs, r.streamed.logprobs)
+      for _, e in ipairs(r.chat.logprobs) do check_greedy(e) end
+      assert.are.equal(PROMPT .. model:generate(PROMPT, { max_tokens = 6, temperature = 0 }), r.legacy.text)
+      assert.are.equal(r.legacy.text, table.concat(r.legacy.logprobs.tokens))
+      assert.are.equal(3, #r.several.choices)
+      for i, c in ipairs(r.several.choices) do
+        assert.are.equal(model:chat(CHAT, { max_tokens = 8, temperature = 0.9, seed = 5 + i - 1 }), c.text)
+      end
+      -- base64 (the SDK's default, decoded by it) and float give the same numbers (float32)
+      assert.are.equal(1, #r.embeddings.one)
+      assert.are.equal(8, #r.embeddings.eight)
+      for _, pair in ipairs({ { r.embeddings.one64, r.embeddings.one }, { r.embeddings.eight64, r.embeddings.eight } }) do
+        for i, vec in ipairs(pair[1]) do
+          for j, x in ipairs(vec) do
+            assert.is_near(pair[2][i][j], x, 1e-7 * math.max(1, math.abs(x)))
+          end
+        end
+      end
+      assert.are.same(r.embeddings.eight[1], r.embeddings.eight[4]) -- the same text twice
+      assert.are.same(r.embeddings.one[1], r.embeddings.eight[1])
+      assert.are.equal("AuthenticationError", r.errors.wrong.name)
+      assert.are.equal(401, r.errors.wrong.status)
+      assert.are.equal("invalid_api_key", r.errors.wrong.code)
+    end)
+  end)
+
+  it("refuses to listen beyond loopback without an API key unless --no-auth", function()
+    local status, _, err = run_cli({ "serve", "--host", "0.0.0.0", "--config-only", "--prefix", tmpdir() })
+    assert.are.equal(1, status)
+    assert.matches("without an API key", err, 1, true)
+    assert.matches("--no-auth", err, 1, true)
+    status, _, err = run_cli({ "serve", "--host", "0.0.0.0", "--no-auth", "--nginx", "/nonexistent/nginx" })
+    assert.are.equal(1, status)
+    assert.matches("is not installed", err, 1, true) -- past the key check
+    assert.is_true(server.authorized({ "k1", "k2" }, "Bearer k2"))
+    assert.is_false(server.authorized({ "k1" }, "Bearer k10"))
+    assert.is_false(server.authorized({ "k1" }, nil))
   end)
 
   it("refuses with 503 when every slot is busy and the queue is full", function()

@@ -46,6 +46,9 @@ struct bn_matcher *bn_check_matcher(lua_State *L, int idx);
 
 /* Returns the sampler of the Sampler userdata at idx (raises if not one). */
 struct bn_sampler *bn_check_sampler(lua_State *L, int idx);
+/* Pushes a logprobs record (runtime/sampler.h) as { id, logprob, top =
+ * { { id, logprob }, ... } } (top absent when n_top < 0). */
+void bn_push_logprobs(lua_State *L, const void *record);
 
 /* Registers a userdata class on the module table at the top of the stack:
  * the metatable `name` (__gc and __close = close, __tostring, __name,

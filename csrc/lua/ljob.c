@@ -3,6 +3,7 @@
  * here returns at once except job:wait and the collection of a job still
  * running (which waits for the engine's current step). */
 #include <stdlib.h>
+#include <string.h>
 
 #include "runtime/engine.h"
 #include "lua/lbitnet.h"
@@ -22,9 +23,11 @@ static bn_job *check_job(lua_State *L, int idx) {
  * must hold ids[1..n_prefix]) is claimed until the job is closed; the job
  * samples with a copy of sampler (job:sampler_into copies the state back).
  * opts: max_tokens (default 256), n_draft, ngram (speculative decoding),
- * context_shift and keep (see engine.h). */
+ * context_shift and keep, logprobs and prompt_logprobs (alternatives per
+ * token, 0..20), pooling ("mean" | "last": an embedding job; see engine.h). */
 static int l_job(lua_State *L) {
-    static const char *const allowed[] = {"max_tokens", "n_draft", "ngram", "context_shift", "keep", NULL};
+    static const char *const allowed[] = {"max_tokens", "n_draft", "ngram", "context_shift", "keep",
+                                          "logprobs", "prompt_logprobs", "pooling", NULL};
     bn_session *s = bn_check_session(L, 1);
     bn_sampler *smp = bn_check_sampler(L, 2);
     luaL_checktype(L, 3, LUA_TTABLE);
@@ -37,6 +40,12 @@ static int l_job(lua_State *L) {
     o.ngram = (int)bn_opt_integer(L, 5, "ngram", 3, "bitnet.job");
     o.context_shift = bn_opt_boolean(L, 5, "context_shift", 0, "bitnet.job");
     o.keep = (int)bn_opt_integer(L, 5, "keep", 0, "bitnet.job");
+    o.logprobs = (int)bn_opt_integer(L, 5, "logprobs", -1, "bitnet.job");
+    o.prompt_logprobs = (int)bn_opt_integer(L, 5, "prompt_logprobs", -1, "bitnet.job");
+    const char *pooling = bn_opt_string(L, 5, "pooling", "none", "bitnet.job");
+    o.pooling = !strcmp(pooling, "mean") ? BN_POOL_MEAN : !strcmp(pooling, "last") ? BN_POOL_LAST : BN_POOL_NONE;
+    if (o.pooling == BN_POOL_NONE && strcmp(pooling, "none"))
+        luaL_error(L, "bitnet.job: option 'pooling' must be \"mean\", \"last\" or \"none\"");
     if (o.max_tokens < 0) luaL_error(L, "bitnet.job: option 'max_tokens' must be >= 0");
     size_t n = lua_rawlen(L, 3);
     if (n == 0 || n > (size_t)s->n_ctx) luaL_error(L, "bitnet.job: the prompt must hold 1..%d ids", s->n_ctx);
@@ -68,24 +77,32 @@ static void set_number(lua_State *L, const char *k, double v) {
     lua_setfield(L, -2, k);
 }
 
-/* job:poll() -> ids, state
+/* job:poll() -> ids, state [, logprobs]
  * The tokens produced since the last poll (a table, maybe empty) and the
  * job's state: { finish, error, n_sampled, prompt_fed, prefill_seconds,
  * decode_seconds, drafted, accepted, passes }, where finish is nil while
- * it runs, then "stop" | "length" | "cancelled" | "error". Never waits. */
+ * it runs, then "stop" | "length" | "cancelled" | "error"; with the
+ * logprobs option, a third table of each token's record ({ id, logprob,
+ * top }). Never waits. */
 static int l_poll(lua_State *L) {
     bn_job *j = check_job(L, 1);
-    int32_t buf[256];
+    int32_t buf[64];
+    bn_logprobs lp[64];
     bn_job_status st;
     lua_newtable(L);
-    int total = 0, got;
+    lua_newtable(L);
+    int total = 0, got, with_lp = bn_job_options(j)->logprobs >= 0;
     do {
-        got = bn_job_poll(j, buf, 256, &st);
+        got = bn_job_poll_logprobs(j, buf, lp, 64, &st);
         for (int i = 0; i < got; i++) {
             lua_pushinteger(L, buf[i]);
-            lua_rawseti(L, -2, ++total);
+            lua_rawseti(L, -3, ++total);
+            if (!with_lp) continue;
+            bn_push_logprobs(L, &lp[i]);
+            lua_rawseti(L, -2, total);
         }
-    } while (got == 256);
+    } while (got == 64);
+    if (!with_lp) lua_pop(L, 1);
     lua_createtable(L, 0, 10);
     if (st.end != BN_JOB_RUNNING) {
         lua_pushstring(L, end_names[st.end]);
@@ -102,7 +119,40 @@ static int l_poll(lua_State *L) {
     set_number(L, "drafted", (double)st.drafted);
     set_number(L, "accepted", (double)st.accepted);
     set_number(L, "passes", (double)st.passes);
-    return 2;
+    if (with_lp) lua_insert(L, -2);
+    return with_lp ? 3 : 2;
+}
+
+/* job:prompt_logprobs() -> list | nil: each prompt token's record (the
+ * first without `top`: nothing predicts it), once the prompt is fed; nil
+ * before, or without the prompt_logprobs option. */
+static int l_prompt_logprobs(lua_State *L) {
+    bn_job *j = check_job(L, 1);
+    int n = bn_job_prompt_logprobs(j, NULL, 0);
+    if (n < 0) return 0;
+    bn_logprobs *buf = lua_newuserdata(L, sizeof *buf * (size_t)(n > 0 ? n : 1));
+    bn_job_prompt_logprobs(j, buf, n);
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        bn_push_logprobs(L, &buf[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+/* job:embedding() -> list of n_embd numbers | nil: an embedding job's
+ * pooled, L2-normalised vector once its prompt is fed. */
+static int l_embedding(lua_State *L) {
+    bn_job *j = check_job(L, 1);
+    int64_t E = bn_job_model(j)->hp.n_embd;
+    float *v = lua_newuserdata(L, sizeof(float) * (size_t)E);
+    if (bn_job_embedding(j, v) != 0) return 0;
+    lua_createtable(L, (int)E, 0);
+    for (int64_t i = 0; i < E; i++) {
+        lua_pushnumber(L, v[i]);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    return 1;
 }
 
 /* job:cancel(): the job ends within one engine step ("cancelled"). */
@@ -159,7 +209,8 @@ static int l_tostring(lua_State *L) {
     return 1;
 }
 
-static const luaL_Reg job_methods[] = {{"poll", l_poll},     {"cancel", l_cancel}, {"wait", l_wait},
+static const luaL_Reg job_methods[] = {{"prompt_logprobs", l_prompt_logprobs}, {"embedding", l_embedding},
+                                       {"poll", l_poll},     {"cancel", l_cancel}, {"wait", l_wait},
                                        {"fd", l_fd},         {"sampler_into", l_sampler_into},
                                        {"close", l_close},   {NULL, NULL}};
 

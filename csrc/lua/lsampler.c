@@ -387,7 +387,48 @@ static int l_gc(lua_State *L) {
     return 0;
 }
 
-static const luaL_Reg sampler_methods[] = {{"sample", l_sample}, {"candidates", l_candidates}, {"choose", l_choose},
+void bn_push_logprobs(lua_State *L, const void *record) {
+    const bn_logprobs *r = record;
+    lua_createtable(L, 0, 3);
+    lua_pushinteger(L, r->id);
+    lua_setfield(L, -2, "id");
+    lua_pushnumber(L, r->logprob);
+    lua_setfield(L, -2, "logprob");
+    if (r->n_top < 0) return;
+    lua_createtable(L, r->n_top, 0);
+    for (int i = 0; i < r->n_top; i++) {
+        lua_createtable(L, 0, 2);
+        lua_pushinteger(L, r->top_id[i]);
+        lua_setfield(L, -2, "id");
+        lua_pushnumber(L, r->top_logprob[i]);
+        lua_setfield(L, -2, "logprob");
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "top");
+}
+
+/* smp:set_logprobs(k): from now on each pick records the log-probabilities
+ * of the distribution it drew from with the k (0..20) most likely tokens
+ * (see bn_sampler_set_logprobs); nil or a negative k turns it off. */
+static int l_set_logprobs(lua_State *L) {
+    bn_sampler *s = check_sampler(L, 1);
+    lua_Integer k = -1;
+    if (!lua_isnoneornil(L, 2) && (!bn_isintegral(L, 2, &k) || k > BN_MAX_TOP_LOGPROBS))
+        luaL_error(L, "smp:set_logprobs: k must be an integer <= %d", BN_MAX_TOP_LOGPROBS);
+    bn_sampler_set_logprobs(s, (int)k);
+    return 0;
+}
+
+/* smp:last_logprobs() -> { id, logprob, top } | nil: the record of the last
+ * pick (nil when logprobs are off or nothing was picked). */
+static int l_last_logprobs(lua_State *L) {
+    const bn_logprobs *r = bn_sampler_last_logprobs(check_sampler(L, 1));
+    if (!r) return 0;
+    bn_push_logprobs(L, r);
+    return 1;
+}
+
+static const luaL_Reg sampler_methods[] = {{"set_logprobs", l_set_logprobs}, {"last_logprobs", l_last_logprobs},{"sample", l_sample}, {"candidates", l_candidates}, {"choose", l_choose},
                                            {"accept", l_accept}, {"reset", l_reset},           {"seed", l_seed},
                                            {"greedy", l_greedy}, {"options", l_options},
                                            {"set_grammar", l_set_grammar}, {"commit", l_commit},

@@ -217,6 +217,31 @@ static int l_shift(lua_State *L) {
     return 0;
 }
 
+/* sess:copy_prefix(src, n): makes this session hold src's first n
+ * positions (tokens and KV-cache, and the logits when n is all src holds),
+ * so several sequences continue one evaluated prompt. Both of one model and
+ * KV type; n within src's position and this session's context. */
+static int l_copy_prefix(lua_State *L) {
+    lua_Integer n = 0;
+    bn_session *d = bn_check_session(L, 1), *src = bn_check_session(L, 2);
+    if (!bn_isintegral(L, 3, &n)) luaL_error(L, "sess:copy_prefix: argument 3 (n) must be an integer");
+    if (d == src) luaL_error(L, "sess:copy_prefix: the source is this session");
+    bn_session *dst = bn_claim_session(L, 1);
+    if (bn_session_claim(src) != 0) {
+        bn_session_unclaim(dst);
+        luaL_error(L, "bitnet.Session: session in use (by an async generation or another thread)");
+    }
+    int ok = n >= 0 && n <= INT32_MAX && bn_session_copy_prefix(dst, src, (int)n) == 0;
+    int spos = src->pos, dctx = dst->n_ctx;
+    bn_session_unclaim(src);
+    bn_session_unclaim(dst);
+    if (!ok)
+        luaL_error(L, "sess:copy_prefix: n (%d) must be within 0..%d (the source's position) and %d (this context), "
+                      "both sessions of one model and KV type",
+                   (int)n, spos, dctx);
+    return 0;
+}
+
 /* sess:kv(layer, head, pos) -> k, v: the cached key and value vectors of
  * KV head `head` of layer `layer` at position `pos` (all 1-based), as
  * arrays of head_dim numbers; for inspection and tests. */
@@ -272,7 +297,7 @@ static int l_tostring(lua_State *L) {
 static const luaL_Reg session_methods[] = {
     {"feed", l_feed},   {"nll", l_nll},     {"logits", l_logits}, {"pos", l_pos},       {"tokens", l_tokens},
     {"save", l_save},   {"shift", l_shift}, {"kv", l_kv},         {"n_ctx", l_n_ctx},   {"rewind", l_rewind},
-    {"reset", l_reset}, {"close", l_close}, {"model", l_model},   {NULL, NULL}};
+    {"reset", l_reset}, {"close", l_close}, {"model", l_model},   {"copy_prefix", l_copy_prefix}, {NULL, NULL}};
 
 void bn_open_session(lua_State *L) {
     bn_open_class(L, BN_SESSION_MT, "Session", session_methods, l_close, l_tostring);

@@ -4,6 +4,7 @@
 #include "runtime/engine.h"
 
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,7 @@ struct bn_job {
     /* under e->lock */
     int attached;                 /* in e->jobs: the engine may use it */
     int32_t *tokens;              /* produced tokens */
+    bn_logprobs *lps;             /* their logprobs records (o.logprobs >= 0), cap_tokens of them */
     int n_tokens, cap_tokens, n_polled;
     bn_job_status st;
     int fd, fd_write;             /* news descriptor(s), -1 until asked for */
@@ -53,7 +55,12 @@ struct bn_job {
     int32_t draft[MAX_DRAFT];
     float *spec_logits;           /* (o.n_draft + 1) rows of n_vocab */
     int32_t fresh[MAX_DRAFT + 1]; /* tokens produced by the current step */
+    bn_logprobs fresh_lp[MAX_DRAFT + 1];
     int n_fresh;
+    bn_logprobs *prompt_lp;       /* o.prompt_logprobs: one record per prompt token */
+    float *chunk_logits;          /* prompt_logprobs: PREFILL_CHUNK rows of n_vocab */
+    float *hidden;                /* pooling: PREFILL_CHUNK rows of n_embd */
+    double *pooled;               /* pooling: n_embd sums (mean) or the last row */
     bn_job_end fresh_end;
     char fresh_error[sizeof(((bn_job_status *)0)->error)];
     bn_job_status run;            /* the figures as the engine counts them; published into st */
@@ -114,6 +121,11 @@ static int32_t choose(bn_job *j, const float *logits) {
         return -1;
     }
     j->run.n_sampled++;
+    if (j->o.logprobs >= 0) {
+        const bn_logprobs *lp = bn_sampler_last_logprobs(j->smp);
+        if (lp) j->fresh_lp[j->n_fresh] = *lp;
+        else j->fresh_lp[j->n_fresh] = (bn_logprobs){.id = id};
+    }
     bn_sampler_accept(j->smp, id);
     if (!bn_sampler_grammar_commit(j->smp, id, &err)) {
         end_job(j, BN_JOB_ERROR, err.msg);
@@ -180,21 +192,47 @@ static int plan_step(bn_engine *e, bn_row *rows, plan_entry *plan, int *n_plan) 
                 if (max > s->n_ctx - s->pos - 1) max = s->n_ctx - s->pos - 1;
                 j->n_draft = max > 0 && j->o.ngram > 0 ? find_draft(j, j->draft, max) : 0;
                 float *out = j->spec_logits ? j->spec_logits : s->logits;
-                rows[n++] = (bn_row){s, j->pending, s->pos, out};
+                rows[n++] = (bn_row){s, j->pending, s->pos, out, NULL};
                 for (int d = 0; d < j->n_draft; d++, n++)
-                    rows[n] = (bn_row){s, j->draft[d], s->pos + 1 + d, out + (int64_t)(d + 1) * s->model->hp.n_vocab};
+                    rows[n] = (bn_row){s, j->draft[d], s->pos + 1 + d, out + (int64_t)(d + 1) * s->model->hp.n_vocab, NULL};
             } else {
                 int c = j->n_prompt - j->fed;
                 if (c > PREFILL_CHUNK) c = PREFILL_CHUNK;
                 if (c > BN_CHUNK - n) c = BN_CHUNK - n;
-                for (int t = 0; t < c; t++) rows[n + t] = (bn_row){s, j->prompt[j->fed + t], s->pos + t, NULL};
-                if (j->fed + c == j->n_prompt) rows[n + c - 1].logits = s->logits;
+                int64_t V = s->model->hp.n_vocab, E = s->model->hp.n_embd;
+                for (int t = 0; t < c; t++) {
+                    rows[n + t] = (bn_row){s, j->prompt[j->fed + t], s->pos + t, NULL, NULL};
+                    if (j->chunk_logits) rows[n + t].logits = j->chunk_logits + t * V;
+                    if (j->hidden) rows[n + t].hidden = j->hidden + t * E;
+                }
+                if (j->fed + c == j->n_prompt && !j->chunk_logits && !j->o.pooling) rows[n + c - 1].logits = s->logits;
                 n += c;
             }
             pe->n = n - pe->first;
         }
     *n_plan = np;
     return n;
+}
+
+/* After a prompt chunk of c rows at j->fed: the prompt's logprobs (each
+ * row's logits weigh the next prompt token) and the pooled hidden state. */
+static void prompt_outputs(bn_job *j, int c) {
+    const bn_hparams *hp = &j->s->model->hp;
+    int64_t V = hp->n_vocab, E = hp->n_embd;
+    if (j->chunk_logits) {
+        if (j->fed == 0) j->prompt_lp[0] = (bn_logprobs){.id = j->prompt[0], .n_top = -1};
+        for (int t = 0; t < c && j->fed + t + 1 < j->n_prompt; t++)
+            bn_logprobs_of_logits(j->chunk_logits + t * V, (int)V, j->prompt[j->fed + t + 1], j->o.prompt_logprobs,
+                                  &j->prompt_lp[j->fed + t + 1]);
+        if (j->fed + c == j->n_prompt) /* the last row's logits choose the first token */
+            memcpy(j->s->logits, j->chunk_logits + (c - 1) * V, sizeof(float) * (size_t)V);
+    }
+    if (j->o.pooling == BN_POOL_MEAN) {
+        for (int t = 0; t < c; t++)
+            for (int64_t i = 0; i < E; i++) j->pooled[i] += j->hidden[t * E + i];
+    } else if (j->o.pooling == BN_POOL_LAST) {
+        for (int64_t i = 0; i < E; i++) j->pooled[i] = j->hidden[(c - 1) * E + i];
+    }
 }
 
 /* After the pass: each job records what it fed and chooses its tokens. */
@@ -205,12 +243,13 @@ static void finish_step(plan_entry *plan, int np, const bn_row *rows, double sec
         j->n_fresh = 0;
         if (plan[p].prefill) {
             for (int t = 0; t < plan[p].n; t++) s->tokens[s->pos + t] = rows[plan[p].first + t].id;
+            prompt_outputs(j, plan[p].n);
             s->pos += plan[p].n;
             j->fed += plan[p].n;
             j->run.prompt_fed += plan[p].n;
             j->run.prefill_seconds += seconds;
             if (j->fed < j->n_prompt) continue;
-            s->have_logits = 1;
+            s->have_logits = !j->o.pooling;
             j->t_decode0 = now();
             choose(j, s->logits);
             continue;
@@ -239,15 +278,19 @@ static void publish(bn_engine *e, plan_entry *plan, int np, double t_end) {
                 int cap = j->cap_tokens ? j->cap_tokens * 2 : 64;
                 while (cap < j->n_tokens + j->n_fresh) cap *= 2;
                 int32_t *t = realloc(j->tokens, sizeof(int32_t) * (size_t)cap);
-                if (!t) {
+                if (t) j->tokens = t;
+                bn_logprobs *lp = NULL;
+                if (t && j->o.logprobs >= 0 && (lp = realloc(j->lps, sizeof *lp * (size_t)cap))) j->lps = lp;
+                if (!t || (j->o.logprobs >= 0 && !lp)) {
                     end_job(j, BN_JOB_ERROR, "out of memory for the generated tokens");
                     j->n_fresh = 0;
                 } else {
-                    j->tokens = t;
                     j->cap_tokens = cap;
                 }
             }
             memcpy(j->tokens + j->n_tokens, j->fresh, sizeof(int32_t) * (size_t)j->n_fresh);
+            if (j->o.logprobs >= 0)
+                memcpy(j->lps + j->n_tokens, j->fresh_lp, sizeof(bn_logprobs) * (size_t)j->n_fresh);
             j->n_tokens += j->n_fresh;
         }
         if (j->t_decode0 > 0) j->run.decode_seconds = t_end - j->t_decode0;
@@ -383,6 +426,18 @@ bn_job *bn_job_start(bn_session *s, bn_sampler *smp, const int32_t *ids, int n, 
         bn_errf(err, "speculative: n_draft must be within 0..%d and ngram >= 0", MAX_DRAFT);
         goto fail;
     }
+    if (o->logprobs > BN_MAX_TOP_LOGPROBS || o->prompt_logprobs > BN_MAX_TOP_LOGPROBS) {
+        bn_errf(err, "logprobs: at most %d alternatives", BN_MAX_TOP_LOGPROBS);
+        goto fail;
+    }
+    if (o->prompt_logprobs >= 0 && n_prefix != 0) {
+        bn_errf(err, "prompt logprobs need the whole prompt evaluated (%d tokens held)", n_prefix);
+        goto fail;
+    }
+    if (o->pooling < BN_POOL_NONE || o->pooling > BN_POOL_LAST || (o->pooling && (o->max_tokens != 0 || n_prefix != 0))) {
+        bn_errf(err, "pooling: an embedding job feeds its whole prompt and generates nothing (max_tokens 0)");
+        goto fail;
+    }
     bn_engine *e = model_engine(s->model, err);
     if (!e) goto fail;
     if (!(j = calloc(1, sizeof *j))) goto oom;
@@ -394,8 +449,15 @@ bn_job *bn_job_start(bn_session *s, bn_sampler *smp, const int32_t *ids, int n, 
     j->n_prompt = n - n_prefix;
     if (!(j->prompt = malloc(sizeof(int32_t) * (size_t)j->n_prompt))) goto oom;
     memcpy(j->prompt, ids + n_prefix, sizeof(int32_t) * (size_t)j->n_prompt);
-    if (o->n_draft > 0 && !(j->spec_logits = malloc(sizeof(float) * (size_t)(o->n_draft + 1) * (size_t)s->model->hp.n_vocab)))
+    size_t V = (size_t)s->model->hp.n_vocab, E = (size_t)s->model->hp.n_embd;
+    if (o->n_draft > 0 && !(j->spec_logits = malloc(sizeof(float) * (size_t)(o->n_draft + 1) * V))) goto oom;
+    if (o->prompt_logprobs >= 0 && (!(j->prompt_lp = calloc((size_t)j->n_prompt, sizeof *j->prompt_lp)) ||
+                                    !(j->chunk_logits = malloc(sizeof(float) * PREFILL_CHUNK * V))))
         goto oom;
+    if (o->pooling && (!(j->hidden = malloc(sizeof(float) * PREFILL_CHUNK * E)) ||
+                       !(j->pooled = calloc(E, sizeof(double)))))
+        goto oom;
+    if (o->logprobs >= 0) bn_sampler_set_logprobs(smp, o->logprobs);
     if (bn_session_claim(s) != 0) {
         bn_errf(err, "session in use (by an async generation or another thread)");
         goto fail;
@@ -431,6 +493,10 @@ fail:
     if (j) {
         free(j->prompt);
         free(j->spec_logits);
+        free(j->prompt_lp);
+        free(j->chunk_logits);
+        free(j->hidden);
+        free(j->pooled);
         free(j);
     }
     bn_sampler_free(smp);
@@ -438,6 +504,31 @@ fail:
 }
 
 int bn_job_poll(bn_job *j, int32_t *out, int cap, bn_job_status *st) {
+    return bn_job_poll_logprobs(j, out, NULL, cap, st);
+}
+
+int bn_job_prompt_logprobs(bn_job *j, bn_logprobs *out, int cap) {
+    pthread_mutex_lock(&j->e->lock);
+    int n = j->prompt_lp && j->st.prompt_fed == j->n_prompt ? j->n_prompt : -1;
+    pthread_mutex_unlock(&j->e->lock);
+    if (n > 0 && out && cap > 0) memcpy(out, j->prompt_lp, sizeof *out * (size_t)(n < cap ? n : cap));
+    return n;
+}
+
+int bn_job_embedding(bn_job *j, float *out) {
+    pthread_mutex_lock(&j->e->lock);
+    int ready = j->pooled && j->st.prompt_fed == j->n_prompt;
+    pthread_mutex_unlock(&j->e->lock);
+    if (!ready) return -1;
+    int64_t E = j->s->model->hp.n_embd;
+    double scale = j->o.pooling == BN_POOL_MEAN ? 1.0 / j->n_prompt : 1.0, norm = 0.0;
+    for (int64_t i = 0; i < E; i++) norm += j->pooled[i] * scale * j->pooled[i] * scale;
+    norm = norm > 0.0 ? 1.0 / sqrt(norm) : 0.0;
+    for (int64_t i = 0; i < E; i++) out[i] = (float)(j->pooled[i] * scale * norm);
+    return 0;
+}
+
+int bn_job_poll_logprobs(bn_job *j, int32_t *out, bn_logprobs *lp, int cap, bn_job_status *st) {
     if (j->fd >= 0) { /* clear before copying: news after the copy sets it again */
         uint64_t v;
         while (read(j->fd, &v, j->fd == j->fd_write ? sizeof v : 1) > 0 && j->fd != j->fd_write) {}
@@ -446,6 +537,7 @@ int bn_job_poll(bn_job *j, int32_t *out, int cap, bn_job_status *st) {
     int n = j->n_tokens - j->n_polled;
     if (n > cap) n = cap;
     if (n > 0) memcpy(out, j->tokens + j->n_polled, sizeof(int32_t) * (size_t)n);
+    if (n > 0 && lp && j->lps) memcpy(lp, j->lps + j->n_polled, sizeof *lp * (size_t)n);
     j->n_polled += n;
     *st = j->st;
     pthread_mutex_unlock(&j->e->lock);
@@ -507,6 +599,10 @@ int bn_job_fd(bn_job *j) {
 
 const bn_sampler *bn_job_sampler(const bn_job *j) { return j->smp; }
 
+const bn_job_opts *bn_job_options(const bn_job *j) { return &j->o; }
+
+const bn_model *bn_job_model(const bn_job *j) { return j->s->model; }
+
 void bn_job_free(bn_job *j) {
     if (!j) return;
     bn_engine *e = j->e;
@@ -523,7 +619,12 @@ void bn_job_free(bn_job *j) {
         bn_session_free(j->s);
     }
     free(j->tokens);
+    free(j->lps);
     free(j->prompt);
     free(j->spec_logits);
+    free(j->prompt_lp);
+    free(j->chunk_logits);
+    free(j->hidden);
+    free(j->pooled);
     free(j);
 }

@@ -28,7 +28,20 @@ typedef struct {
      * positions, drop half of the rest (bn_session_shift) and go on;
      * 0: the job ends with BN_JOB_LENGTH instead */
     int context_shift, keep;
+    /* logprobs: record each chosen token's (bn_sampler_set_logprobs) with
+     * this many alternatives (0..BN_MAX_TOP_LOGPROBS); -1: off */
+    int logprobs;
+    /* the prompt's own logprobs (the model's softmax, temperature 1) with
+     * this many alternatives; -1: off. The whole prompt must be fed
+     * (n_prefix 0): the first token has no record. */
+    int prompt_logprobs;
+    /* embeddings: the final hidden state (after the output norm) of the
+     * prompt's tokens pooled into one L2-normalised vector, with
+     * max_tokens 0: BN_POOL_NONE (off), BN_POOL_MEAN or BN_POOL_LAST */
+    int pooling;
 } bn_job_opts;
+
+enum { BN_POOL_NONE = 0, BN_POOL_MEAN, BN_POOL_LAST };
 
 typedef struct {
     bn_job_end end;
@@ -54,6 +67,16 @@ bn_job *bn_job_start(bn_session *s, bn_sampler *smp, const int32_t *ids, int n, 
  * state into *st; returns how many were copied. Never waits beyond a copy
  * under the engine's lock. */
 int bn_job_poll(bn_job *j, int32_t *out, int cap, bn_job_status *st);
+/* The same, with each token's logprobs record in lp[] too (when the job
+ * was started with logprobs; lp may be NULL otherwise). */
+int bn_job_poll_logprobs(bn_job *j, int32_t *out, bn_logprobs *lp, int cap, bn_job_status *st);
+/* The prompt's records (prompt_logprobs): out[i] for the i-th token fed
+ * (out[0].n_top is -1: the first has none). Returns how many (the prompt's
+ * length), or -1 when the job has none or its prompt is not fed yet. */
+int bn_job_prompt_logprobs(bn_job *j, bn_logprobs *out, int cap);
+/* The pooled, L2-normalised embedding (n_embd floats) of a job started
+ * with pooling, once its prompt is fed: 0, or -1 when there is none. */
+int bn_job_embedding(bn_job *j, float *out);
 /* Asks the job to end: it does within one step (a decode step or a chunk). */
 void bn_job_cancel(bn_job *j);
 /* Waits until the job has news for bn_job_poll, tokens or its end (1), or
@@ -64,6 +87,9 @@ int bn_job_wait(bn_job *j, double timeout);
 int bn_job_fd(bn_job *j);
 /* The job's sampler: its state once the job has ended. */
 const bn_sampler *bn_job_sampler(const bn_job *j);
+/* The options the job was started with, and its model. */
+const bn_job_opts *bn_job_options(const bn_job *j);
+const bn_model *bn_job_model(const bn_job *j);
 /* Cancels the job, waits until the engine lets go of it, frees it and
  * drops its session reference. */
 void bn_job_free(bn_job *j);

@@ -335,20 +335,26 @@ static void pass_job(void *ctx, int ith, int nth) {
     }
     for (int l = 0; l < hp->n_layers; l++) layer(p, l, ith, nth);
 
-    /* output head for the rows that want logits */
-    int want[BN_CHUNK], nt = 0;
-    for (int t = 0; t < n; t++)
+    /* output norm for the rows that want logits or their hidden state,
+     * then the output head for those that want logits */
+    int want[BN_CHUNK], nt = 0, nh = 0;
+    for (int t = 0; t < n; t++) {
         if (p->rows[t].logits) want[nt++] = t;
-    if (nt == 0) return; /* a prompt's inner chunk: no logits wanted */
+        if (p->rows[t].hidden) nh++;
+    }
+    if (nt == 0 && nh == 0) return; /* a prompt's inner chunk: nothing wanted */
     for (int64_t t = t0; t < t1; t++) {
-        if (!p->rows[t].logits) continue;
+        if (!p->rows[t].logits && !p->rows[t].hidden) continue;
         float *xn = w->y + t * E;
         rmsnorm(xn, w->x + t * E, m->output_norm, E, hp->norm_eps);
+        if (p->rows[t].hidden) memcpy(p->rows[t].hidden, xn, sizeof(float) * (size_t)E);
+        if (!p->rows[t].logits) continue;
         if (m->head_i8)
             w->act_scale[t] = m->kern->quantize_act(xn, E, w->qa + t * w->qa_stride, w->qa_stride);
         else if (w->xq)
             bn_quantize_q16(xn, E, w->xq + t * E, w->xd + t * w->xd_stride);
     }
+    if (nt == 0) return; /* embeddings only: no head */
     bn_pool_barrier(w->pool);
     bn_head_token tok[BN_CHUNK];
     for (int i = 0; i < nt; i++) {

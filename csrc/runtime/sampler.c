@@ -32,6 +32,9 @@ struct bn_sampler {
     uint32_t *mask;      /* the matcher's last mask */
     size_t mask_count;   /* tokens in it */
     int mask_fresh;      /* mask is the matcher's current one */
+    int logprobs_k;      /* < 0: no records */
+    int have_last;       /* last holds the latest pick's record */
+    bn_logprobs last;
 };
 
 /* ---- random generator ---- */
@@ -146,6 +149,7 @@ bn_sampler *bn_sampler_new(const bn_sampler_params *p, const int32_t *bias_ids, 
         return NULL;
     }
     s->p = *p;
+    s->logprobs_k = -1;
     if (p->repeat_last_n > 0) {
         s->history = malloc((size_t)p->repeat_last_n * sizeof *s->history);
         s->window = malloc((size_t)p->repeat_last_n * sizeof *s->window);
@@ -180,6 +184,7 @@ const bn_sampler_params *bn_sampler_params_of(const bn_sampler *s) { return &s->
 bn_sampler *bn_sampler_clone(const bn_sampler *src, bn_err *err) {
     bn_sampler *s = bn_sampler_new(&src->p, src->bias_ids, src->bias, src->n_bias, err);
     if (!s) return NULL;
+    s->logprobs_k = src->logprobs_k;
     if (src->matcher) {
         int32_t n = bn_vocab_n_tokens(bn_grammar_vocab(bn_matcher_grammar(src->matcher)));
         s->matcher = bn_matcher_clone(src->matcher, err);
@@ -314,6 +319,7 @@ static void apply_penalties(bn_sampler *s, bn_cand *c, int n_vocab) {
 }
 
 bn_cand *bn_sampler_prepare(bn_sampler *s, const float *logits, int n_vocab, bn_err *err) {
+    s->have_last = 0;
     if (s->n_bias > 0 && s->bias_ids[s->n_bias - 1] >= n_vocab) {
         bn_errf(err, "logit_bias id %d is outside the vocabulary (%d ids)", (int)s->bias_ids[s->n_bias - 1], n_vocab);
         return NULL;
@@ -506,8 +512,76 @@ static int32_t draw(bn_sampler *s, const bn_cand *c, int n, float temperature) {
     return c[last].id; /* u landed in the rounding gap at the top */
 }
 
+/* ---- logprobs ---- */
+
+void bn_sampler_set_logprobs(bn_sampler *s, int k) {
+    s->logprobs_k = k < 0 ? -1 : k > BN_MAX_TOP_LOGPROBS ? BN_MAX_TOP_LOGPROBS : k;
+    s->have_last = 0;
+}
+
+const bn_logprobs *bn_sampler_last_logprobs(const bn_sampler *s) { return s->have_last ? &s->last : NULL; }
+
+/* The record of `chosen` among c[0..n) under softmax(logit / temperature);
+ * reorders c. Tokens at -inf are not listed. */
+static void record_logprobs(bn_logprobs *out, int k, bn_cand *c, int n, int32_t chosen, float temperature) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++)
+        if (c[i].logit > mx) mx = c[i].logit;
+    out->id = chosen;
+    out->logprob = 0.0f;
+    out->n_top = 0;
+    if (!isfinite(mx)) { /* a choice a softmax cannot weigh: certain */
+        if (k > 0) {
+            out->top_id[0] = chosen;
+            out->top_logprob[0] = 0.0f;
+            out->n_top = 1;
+        }
+        return;
+    }
+    double sum = 0.0, t = temperature;
+    for (int i = 0; i < n; i++) sum += exp(((double)c[i].logit - mx) / t);
+    double lse = log(sum);
+    for (int i = 0; i < n; i++)
+        if (c[i].id == chosen) out->logprob = (float)(((double)c[i].logit - mx) / t - lse);
+    int m = bn_cand_top(c, n, k);
+    for (int i = 0; i < m && c[i].logit > -INFINITY; i++) {
+        out->top_id[i] = c[i].id;
+        out->top_logprob[i] = (float)(((double)c[i].logit - mx) / t - lse);
+        out->n_top = i + 1;
+    }
+}
+
+void bn_logprobs_of_logits(const float *logits, int n_vocab, int32_t id, int k, bn_logprobs *out) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n_vocab; i++)
+        if (logits[i] > mx) mx = logits[i];
+    double sum = 0.0;
+    for (int i = 0; i < n_vocab; i++) sum += exp((double)logits[i] - mx);
+    double lse = (double)mx + log(sum);
+    if (k > BN_MAX_TOP_LOGPROBS) k = BN_MAX_TOP_LOGPROBS;
+    out->id = id;
+    out->logprob = (float)((double)logits[id] - lse);
+    out->n_top = 0;
+    /* the k best by a running insertion: k is at most 20 */
+    for (int i = 0; i < n_vocab; i++) {
+        float l = logits[i];
+        int at = out->n_top;
+        while (at > 0 && l > out->top_logprob[at - 1]) at--;
+        if (at >= k) continue;
+        int last = out->n_top < k ? out->n_top : k - 1;
+        memmove(out->top_id + at + 1, out->top_id + at, sizeof(int32_t) * (size_t)(last - at));
+        memmove(out->top_logprob + at + 1, out->top_logprob + at, sizeof(float) * (size_t)(last - at));
+        out->top_id[at] = i;
+        out->top_logprob[at] = l;
+        if (out->n_top < k) out->n_top++;
+    }
+    for (int i = 0; i < out->n_top; i++) out->top_logprob[i] = (float)((double)out->top_logprob[i] - lse);
+}
+
+/* Steps 3-8; records the logprobs of the set drawn from (s->last). */
 int32_t bn_sampler_pick(bn_sampler *s, bn_cand *c, int n) {
     const bn_sampler_params *p = &s->p;
+    s->have_last = 0;
     float mx = -INFINITY;
     for (int i = 0; i < n; i++) {
         if (isnan(c[i].logit)) c[i].logit = -INFINITY;
@@ -515,7 +589,14 @@ int32_t bn_sampler_pick(bn_sampler *s, bn_cand *c, int n) {
     }
     /* greedy, and the cases a softmax cannot weigh (every logit -inf, or
      * some +inf: then the lowest such id) */
-    if (p->temperature <= 0.0f || p->top_k == 1 || !isfinite(mx)) return argmax_id(c, n);
+    if (p->temperature <= 0.0f || p->top_k == 1 || !isfinite(mx)) {
+        int32_t id = argmax_id(c, n);
+        if (s->logprobs_k >= 0) {
+            record_logprobs(&s->last, s->logprobs_k, c, n, id, 1.0f);
+            s->have_last = 1;
+        }
+        return id;
+    }
     int sorted = 0;
     if (p->top_k > 0 && p->top_k < n) {
         n = bn_cand_top(c, n, p->top_k);
@@ -530,7 +611,12 @@ int32_t bn_sampler_pick(bn_sampler *s, bn_cand *c, int n) {
         sorted = 1;
     }
     if (p->min_p > 0.0f) n = keep_min_p(c, n, p->min_p);
-    return draw(s, c, n, p->temperature);
+    int32_t id = draw(s, c, n, p->temperature);
+    if (s->logprobs_k >= 0) {
+        record_logprobs(&s->last, s->logprobs_k, c, n, id, p->temperature);
+        s->have_last = 1;
+    }
+    return id;
 }
 
 int32_t bn_sampler_sample(bn_sampler *s, const float *logits, int n_vocab, bn_err *err) {

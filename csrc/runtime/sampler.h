@@ -116,6 +116,32 @@ int bn_sampler_grammar_commit(bn_sampler *s, int32_t id, bn_err *err);
  * together. */
 int bn_sampler_grammar_forced(bn_sampler *s, int32_t *out, int max, bn_err *err);
 
+/* Log-probabilities of one chosen token (logprobs): its own and those of
+ * the n_top most likely tokens, best first (ties: lower id). */
+#define BN_MAX_TOP_LOGPROBS 20
+typedef struct {
+    int32_t id;
+    float logprob;
+    int n_top;
+    int32_t top_id[BN_MAX_TOP_LOGPROBS];
+    float top_logprob[BN_MAX_TOP_LOGPROBS];
+} bn_logprobs;
+
+/* Makes every pick record the log-probabilities of the distribution it drew
+ * from (after penalties, bias, the grammar's mask, top-k, typical, top-p,
+ * min-p and temperature; tokens those steps removed are not listed) with
+ * the k (0..BN_MAX_TOP_LOGPROBS) most likely; greedy picks record the
+ * softmax at temperature 1 after penalties, bias and mask. k < 0: off. */
+void bn_sampler_set_logprobs(bn_sampler *s, int k);
+/* The record of the last pick, or NULL when logprobs are off or nothing
+ * was picked since. */
+const bn_logprobs *bn_sampler_last_logprobs(const bn_sampler *s);
+
+/* Fills out for token id under logits (n_vocab of them) read as a plain
+ * softmax at temperature 1 (a prompt token's logprob), with the k most
+ * likely. */
+void bn_logprobs_of_logits(const float *logits, int n_vocab, int32_t id, int k, bn_logprobs *out);
+
 /* Moves the k best candidates (largest logit, lower id on ties) of c[0..n)
  * to the front in descending order; returns min(k, n). O(n log k). */
 int bn_cand_top(bn_cand *c, int n, int k);

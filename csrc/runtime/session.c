@@ -178,6 +178,27 @@ void bn_session_rewind(bn_session *s, int n) {
     }
 }
 
+int bn_session_copy_prefix(bn_session *dst, const bn_session *src, int n) {
+    if (dst == src || dst->model != src->model || dst->kv_f16 != src->kv_f16 || n < 0 || n > src->pos ||
+        n > dst->n_ctx)
+        return -1;
+    const bn_hparams *hp = &src->model->hp;
+    size_t esz = src->kv_f16 ? 2 : 4, hd = (size_t)hp->head_dim;
+    /* K tiles hold BN_KV_TILE positions: whole tiles (lanes past n are
+     * overwritten when those positions are fed); V rows exactly */
+    size_t k_elems = ((size_t)n + BN_KV_TILE - 1) / BN_KV_TILE * BN_KV_TILE * hd, v_elems = (size_t)n * hd;
+    for (int l = 0; l < hp->n_layers; l++)
+        for (int h = 0; h < hp->n_kv_heads; h++) {
+            memcpy(bn_session_kv(dst, 0, l, h), bn_session_kv(src, 0, l, h), k_elems * esz);
+            memcpy(bn_session_kv(dst, 1, l, h), bn_session_kv(src, 1, l, h), v_elems * esz);
+        }
+    memcpy(dst->tokens, src->tokens, sizeof(int32_t) * (size_t)n);
+    dst->pos = n;
+    dst->have_logits = n == src->pos && src->have_logits;
+    if (dst->have_logits) memcpy(dst->logits, src->logits, sizeof(float) * (size_t)hp->n_vocab);
+    return 0;
+}
+
 void *bn_session_kv(const bn_session *s, int v, int l, int h) {
     size_t off = ((size_t)l * (size_t)s->model->hp.n_kv_heads + (size_t)h) * s->kv_head_elems;
     size_t esz = s->kv_f16 ? 2 : 4;
@@ -192,7 +213,7 @@ int bn_session_eval(bn_session *s, const int32_t *ids, int n, float *all_logits)
     for (int i = 0; i < n; i += BN_CHUNK) {
         int c = n - i < BN_CHUNK ? n - i : BN_CHUNK, last = i + BN_CHUNK >= n;
         for (int t = 0; t < c; t++) {
-            rows[t] = (bn_row){s, ids[i + t], s->pos + t, NULL};
+            rows[t] = (bn_row){s, ids[i + t], s->pos + t, NULL, NULL};
             if (all_logits) rows[t].logits = all_logits + (int64_t)(i + t) * V;
         }
         if (last && !all_logits) rows[c - 1].logits = s->logits;

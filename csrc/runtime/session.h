@@ -70,7 +70,8 @@ typedef struct bn_session {
 } bn_session;
 
 /* One token of a forward pass: whose KV-cache it reads and writes, at which
- * position, and where its logits go (NULL: not wanted). A pass may hold rows
+ * position, where its logits go (NULL: not wanted) and its final hidden state
+ * (embeddings; NULL: not wanted). A pass may hold rows
  * of many sessions; one session's rows must be consecutive, at consecutive
  * positions, and its earlier positions already in its cache. */
 typedef struct {
@@ -78,6 +79,7 @@ typedef struct {
     int32_t id;
     int pos;
     float *logits;
+    float *hidden; /* NULL, or n_embd floats: the final hidden state after the output norm */
 } bn_row;
 
 /* Scratch for passes over sessions of up to max_ctx positions, run on up to
@@ -114,6 +116,12 @@ void bn_session_unclaim(bn_session *s);
  * bits as feeding the tokens one by one. The session's scratch is made on
  * the first call: -1 when memory for it runs out (nothing fed), else 0. */
 int bn_session_eval(bn_session *s, const int32_t *ids, int n, float *all_logits);
+
+/* Makes dst hold src's first n positions (tokens and KV-cache; the logits
+ * too when n is all src holds), so n sequences can share one evaluated
+ * prompt. -1 (nothing done) unless both are of one model and KV type,
+ * n <= src's position and n fits dst. Neither may be in use elsewhere. */
+int bn_session_copy_prefix(bn_session *dst, const bn_session *src, int n);
 
 /* Drops everything after position n (0 <= n <= pos); logits become stale. */
 void bn_session_rewind(bn_session *s, int n);

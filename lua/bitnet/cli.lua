@@ -91,7 +91,8 @@ local HELP = {
   serve = "usage: bitnet serve [MODEL] [options]\n\n"
     .. "Writes an nginx configuration (openresty/nginx.conf filled in) into a prefix\n"
     .. "directory and runs nginx with its Lua module in the foreground, serving\n"
-    .. "/v1/completions, /v1/chat/completions, /v1/models and /health. Ctrl-C or\n"
+    .. "/v1/completions, /v1/chat/completions, /v1/embeddings, /v1/models, /tokenize,\n"
+    .. "/detokenize, /metrics (with --metrics) and /health. Ctrl-C or\n"
     .. "SIGTERM stops it. Needs nginx, libnginx-mod-http-lua and lua-cjson (Debian)\n"
     .. "and the LuaJIT build of bitnet.core (make luajit).\n\n"
     .. "      --host ADDR         address to listen on (default 127.0.0.1)\n"
@@ -110,7 +111,13 @@ local HELP = {
     .. "      --nginx PATH        the nginx program (default: nginx on PATH)\n"
     .. "      --modules DIR       nginx's dynamic modules (default /usr/lib/nginx/modules)\n"
     .. "  -t, --threads N         threads per worker (default: one per core)\n"
-    .. "  -c, --ctx N             context of each slot (default: the model's)\n",
+    .. "  -c, --ctx N             context of each slot (default: the model's)\n"
+    .. "      --api-key KEY       require 'Authorization: Bearer KEY' on /v1/*, /tokenize,\n"
+    .. "                          /detokenize and /metrics (repeatable; also BITNET_API_KEY)\n"
+    .. "      --api-key-file FILE the keys, one a line\n"
+    .. "      --no-auth           listen on a non-loopback address without a key\n"
+    .. "      --metrics           serve GET /metrics (Prometheus text)\n"
+    .. "      --pooling mean|last how /v1/embeddings pools the final hidden states (default mean)\n",
 }
 
 -- ---- arguments ----
@@ -159,6 +166,8 @@ local COMMAND_OPTS = {
     ["max-tokens"] = { "max_tokens", "integer", "n" }, name = { "name", "string" }, instance = { "instance", "string" },
     upstream = { "upstream", "list" }, prefix = { "prefix", "string" }, ["config-only"] = { "config_only", "flag" },
     nginx = { "nginx", "string" }, modules = { "modules", "string" },
+    ["api-key"] = { "api_key", "list" }, ["api-key-file"] = { "api_key_file", "string" },
+    ["no-auth"] = { "no_auth", "flag" }, metrics = { "metrics", "flag" }, pooling = { "pooling", "string" },
   },
 }
 
@@ -686,7 +695,38 @@ end
 
 local function lua_literal(v)
   if type(v) == "string" then return ("%q"):format(v) end
+  if type(v) == "table" then
+    local items = {}
+    for i, x in ipairs(v) do items[i] = lua_literal(x) end
+    return "{ " .. table.concat(items, ", ") .. " }"
+  end
   return tostring(v)
+end
+
+--- M.api_keys(opts, getenv, io_) -> list: the keys of --api-key, the lines
+-- of --api-key-file and BITNET_API_KEY; raises a usage error for a key
+-- with blanks or control characters, an error for an unreadable file.
+function M.api_keys(opts, getenv, io_)
+  local keys = {}
+  for _, k in ipairs(opts.api_key or {}) do keys[#keys + 1] = k end
+  if opts.api_key_file then
+    local text = read_file(opts.api_key_file, io_)
+    for line in (text .. "\n"):gmatch("(.-)\r?\n") do
+      local k = line:match("^%s*(.-)%s*$")
+      if k ~= "" then keys[#keys + 1] = k end
+    end
+  end
+  local env = getenv("BITNET_API_KEY")
+  if env and env ~= "" then keys[#keys + 1] = env end
+  for _, k in ipairs(keys) do
+    if k == "" or k:find("[%c%s]") then usage_error("an API key must not be empty or hold blanks or control characters") end
+  end
+  return keys
+end
+
+--- M.is_loopback(host) -> boolean: whether an address only this machine reaches.
+function M.is_loopback(host)
+  return host == "localhost" or host == "::1" or host:match("^127%.%d+%.%d+%.%d+$") ~= nil
 end
 
 -- Fills the @NAME@ fields of a template outside its comment lines; every
@@ -719,6 +759,12 @@ function commands.serve(pos, opts, io_)
   end
   if opts.queue_timeout and opts.queue_timeout < 0 then usage_error("--queue-timeout must be >= 0") end
   if host:find("[%s;{}]") then usage_error("--host must be an address") end
+  local keys = M.api_keys(opts, os.getenv, io_)
+  if #keys == 0 and not upstreams and not M.is_loopback(host) and not opts.no_auth then
+    error({ msg = ("refusing to listen on %s without an API key: anyone on the network could use the model. "
+      .. "Give --api-key KEY (or --api-key-file FILE, or BITNET_API_KEY), or --no-auth to serve without one"):format(host) }, 0)
+  end
+  if opts.pooling and opts.pooling ~= "mean" and opts.pooling ~= "last" then usage_error("--pooling must be mean or last") end
 
   local nginx = find_program(opts.nginx or "nginx")
   if not nginx then
@@ -763,6 +809,9 @@ function commands.serve(pos, opts, io_)
     put("queue_timeout", opts.queue_timeout)
     put("max_tokens", opts.max_tokens)
     put("instance", opts.instance or listen)
+    if #keys > 0 then put("api_keys", keys) end
+    if opts.metrics then put("metrics", true) end
+    put("pooling", opts.pooling)
     fields.SETTINGS = "{ " .. table.concat(settings, ", ") .. " }"
   end
   local conf = fill(read_file(paths.templates .. "/" .. template_name, io_), fields)
@@ -775,7 +824,13 @@ function commands.serve(pos, opts, io_)
   prefix = absolute(prefix)
   if not succeeds("mkdir -p " .. shell_quote(prefix .. "/conf") .. " " .. shell_quote(prefix .. "/logs") .. " "
     .. shell_quote(prefix .. "/tmp")) then error({ msg = "cannot make the directories of " .. prefix }, 0) end
-  local f, err = io.open(prefix .. "/conf/nginx.conf", "wb")
+  local conf_path = prefix .. "/conf/nginx.conf"
+  if #keys > 0 then -- the keys are in it: for the owner's eyes only
+    local touch = io.open(conf_path, "ab")
+    if touch then touch:close() end
+    succeeds("chmod 600 " .. shell_quote(conf_path))
+  end
+  local f, err = io.open(conf_path, "wb")
   if not f then error({ msg = err }, 0) end
   f:write(conf)
   f:close()

@@ -49,7 +49,8 @@ local clock = core.clock
 M.DEFAULT_MAX_TOKENS = 256
 
 local GENERATE_KEYS = { "max_tokens", "stop", "policy", "on_token", "session", "n_ctx", "sampler", "stream",
-  "async", "speculative", "pool", "context_shift", "grammar", "json_schema", "gbnf", "regex", "json", "fast_forward" }
+  "async", "speculative", "pool", "context_shift", "grammar", "json_schema", "gbnf", "regex", "json", "fast_forward",
+  "logprobs", "prompt_logprobs", "n" }
 local allowed_generate, allowed_chat = {}, {}
 for _, k in ipairs(GENERATE_KEYS) do allowed_generate[k] = true end
 for _, k in ipairs(sampling.SAMPLER_KEYS) do allowed_generate[k] = true end
@@ -240,8 +241,14 @@ local function start(model, prompt, opts, fname)
   if opts.async and opts.stream then
     error(("%s: options 'async' and 'stream' cannot be combined (an async generation is iterable itself)"):format(fname), 3)
   end
+  if opts.n ~= nil and opts.n ~= 1 then
+    error(("%s: option 'n' > 1 is for generate and chat (not stream)"):format(fname), 3)
+  end
   local spec = M.check_speculative(opts.speculative, fname)
-  local on_engine = opts.async or spec ~= nil
+  local logprobs = M.check_logprobs(opts.logprobs, "logprobs", fname)
+  local prompt_logprobs = M.check_logprobs(opts.prompt_logprobs, "prompt_logprobs", fname)
+  -- the prompt's logprobs come from the engine, which keeps every row's logits
+  local on_engine = opts.async or spec ~= nil or prompt_logprobs ~= nil
   local sess, own_session = opts.session, false
   if opts.pool ~= nil then
     if getmetatable(opts.pool) ~= pool.Pool then error(("%s: option 'pool' must be a session pool (model:session_pool)"):format(fname), 3) end
@@ -278,8 +285,15 @@ local function start(model, prompt, opts, fname)
   end
 
   local shift_keep = M.check_context_shift(opts.context_shift, ids, tok, ctx, fname)
-  local cached = reuse_prefix(sess, ids)
+  local cached
+  if prompt_logprobs then -- every prompt token is evaluated again for its logprobs
+    sess:reset()
+    cached = 0
+  else
+    cached = reuse_prefix(sess, ids)
+  end
   smp:accept(ids)
+  smp:set_logprobs(logprobs)
 
   local gen = setmetatable({
     model = model, tok = tok, sess = sess, own_session = own_session, smp = smp, policy = policy_fn,
@@ -291,13 +305,14 @@ local function start(model, prompt, opts, fname)
     shift_keep = shift_keep,
     grammar = g, fast_forward = g ~= nil and opts.fast_forward ~= false, n_forced = 0,
     clear_grammar = g ~= nil and opts.sampler ~= nil,
+    logprobs = logprobs and {}, logprobs_k = logprobs, want_prompt_logprobs = prompt_logprobs ~= nil,
   }, on_engine and M.AsyncGeneration or Generation)
   if on_engine then
     gen.speculative = spec
     gen.user_sampler = opts.sampler
     gen.job = core.job(sess, smp, ids, cached,
       { max_tokens = max_tokens, n_draft = spec and spec.n_draft or 0, ngram = spec and spec.ngram or 0,
-        context_shift = shift_keep ~= nil, keep = shift_keep or 0 })
+        context_shift = shift_keep ~= nil, keep = shift_keep or 0, logprobs = logprobs, prompt_logprobs = prompt_logprobs })
   end
   if slot then slot.holder.gen = gen end
   return gen
@@ -325,6 +340,18 @@ function M.check_context_shift(v, ids, tok, n_ctx, fname)
     error(("%s: context_shift keep must be an integer within 0..%d (n_ctx - 2)"):format(fname, n_ctx - 2), 4)
   end
   return keep
+end
+
+--- M.check_logprobs(v, key, fname) -> k | nil: the options `logprobs` and
+-- `prompt_logprobs`: how many most likely alternatives to record per token
+-- (0..20; true means 0), nil when off.
+function M.check_logprobs(v, key, fname)
+  if v == nil or v == false then return nil end
+  if v == true then return 0 end
+  if type(v) ~= "number" or v ~= math.floor(v) or v < 0 or v > 20 then
+    error(("%s: option '%s' must be true or an integer within 0..20"):format(fname, key), 4)
+  end
+  return v
 end
 
 local SPEC_KEYS = { n_draft = true, ngram = true }
@@ -381,6 +408,8 @@ function Generation:finish(reason)
     seed = self.smp:seed(),
   }
   if self.error then self.info.error = self.error end
+  if self.logprobs then self.info.logprobs = self.logprobs end
+  if self.want_prompt_logprobs then self.info.prompt_logprobs = self.prompt_logprobs end
   if self.grammar then self.info.forced_tokens = self.n_forced end
   if self.clear_grammar and not self.job then self.smp:set_grammar(nil) end
   if self.speculative then
@@ -458,7 +487,9 @@ function Generation:advance()
       for i, id in ipairs(forced) do
         self.smp:accept(id)
         if self.tok:is_eog(id) then return self:finish("stop") end
-        if self:take_token(id) then return end
+        -- the only token the grammar allows: certain
+        local lp = self.logprobs and { id = id, logprob = 0, top = self.logprobs_k > 0 and { { id = id, logprob = 0 } } or {} }
+        if self:take_token(id, lp) then return end
         forced[i] = id
       end
       self.to_feed = forced
@@ -477,13 +508,16 @@ function Generation:advance()
   if self.grammar then self.smp:commit(id) end
   if self.tok:is_eog(id) then return self:finish("stop") end
   self.to_feed = { id }
-  self:take_token(id)
+  self:take_token(id, self.logprobs and self.smp:last_logprobs())
 end
 
 -- A generated token (not an end-of-generation one): its text, on_token,
+-- its logprobs record (with the logprobs option),
 -- stop strings. Returns true when that ended the generation.
-function Generation:take_token(id)
+function Generation:take_token(id, logprobs)
   self.tokens[#self.tokens + 1] = id
+  -- a policy function's own choice (no draw) counts as certain
+  if self.logprobs then self.logprobs[#self.logprobs + 1] = logprobs or { id = id, logprob = 0, top = {} } end
   local text = M.valid_utf8(self.decoder:feed(id))
   local keep_going = true
   if self.on_token then keep_going = self.on_token(id, text) ~= false end
@@ -580,10 +614,11 @@ end
 function AsyncGeneration:pump()
   local job = self.job
   if not job then return end
-  local ids, st = job:poll()
+  local ids, st, lps = job:poll()
+  if self.want_prompt_logprobs and not self.prompt_logprobs then self.prompt_logprobs = job:prompt_logprobs() end
   if not self.info then
-    for _, id in ipairs(ids) do
-      if self:take_token(id) then break end
+    for i, id in ipairs(ids) do
+      if self:take_token(id, lps and lps[i]) then break end
     end
     if not self.info and st.finish then
       self:take_status(st)
@@ -702,6 +737,7 @@ end
 -- cached_tokens, completion_tokens, prefill_seconds,
 -- prefill_tokens_per_second, decode_seconds, decode_tokens_per_second, seed.
 function Model.generate(model, prompt, opts)
+  if M.several(opts) then return require("bitnet.choices").run(model, prompt, opts, "model:generate") end
   return deliver(start(model, prompt, opts, "model:generate"), opts and opts.stream, opts and opts.async)
 end
 
@@ -832,7 +868,8 @@ local function chat_stops(model, source, stop)
   return stops
 end
 
-local function chat_start(model, messages, opts, fname)
+-- The prompt and generate options of a chat.
+local function chat_prompt(model, messages, opts, fname)
   opts = check_keys(opts, allowed_chat, fname)
   check_messages(messages, fname)
   local source = chat_source(model, opts.template, fname)
@@ -844,6 +881,11 @@ local function chat_start(model, messages, opts, fname)
   if opts.stop == nil or type(opts.stop) == "string" or type(opts.stop) == "table" then
     gopts.stop = chat_stops(model, source, opts.stop)
   end
+  return prompt, gopts
+end
+
+local function chat_start(model, messages, opts, fname)
+  local prompt, gopts = chat_prompt(model, messages, opts, fname)
   return start(model, prompt, gopts, fname)
 end
 
@@ -854,6 +896,10 @@ end
 -- end-of-generation token, or at the template's end-of-turn text
 -- (M.turn_end) when the vocabulary has no single token for it.
 function Model.chat(model, messages, opts)
+  if M.several(opts) then
+    local prompt, gopts = chat_prompt(model, messages, opts, "model:chat")
+    return require("bitnet.choices").run(model, prompt, gopts, "model:chat")
+  end
   return deliver(chat_start(model, messages, opts, "model:chat"), opts and opts.stream, opts and opts.async)
 end
 
@@ -863,5 +909,13 @@ function Model.chat_stream(model, messages, opts)
   return deliver(chat_start(model, messages, opts, "model:chat_stream"), true)
 end
 
+--- M.several(opts) -> boolean: whether opts ask for n > 1 choices (see
+-- bitnet.choices); n = 1 or nil is one generation.
+function M.several(opts)
+  return type(opts) == "table" and opts.n ~= nil and opts.n ~= 1
+end
+
 M.Generation = Generation
+M.start = start
+M.prompt_tokens = prompt_tokens
 return M

@@ -140,5 +140,7 @@ bitnet.sampler = core.sampler
 bitnet.sampling = require("bitnet.sampling")
 -- generate / stream / chat / apply_chat_template on every Model
 require("bitnet.generate")
+-- model:embed: text embeddings (lua/bitnet/embed.lua)
+require("bitnet.embed")
 
 return bitnet

@@ -160,6 +160,53 @@ local function check_logit_bias(req, n_vocab, null)
   return any and out or nil
 end
 
+-- ---- logprobs, n, echo (fields) ----
+
+--- M.MAX_N: the most choices (`n`) a request may ask for.
+M.MAX_N = 16
+
+-- These fields are read by choice_fields, not refused as "off only".
+for kind, keys in pairs({ completion = { "logprobs", "echo" }, chat = { "logprobs", "top_logprobs" } }) do
+  for _, k in ipairs(keys) do
+    OFF_ONLY[kind][k] = nil
+    ONLY[kind][k] = true
+  end
+end
+
+-- Maps n, logprobs, top_logprobs (chat; 0..20) and logprobs (completions,
+-- the legacy integer 0..5), echo onto model:generate's n, logprobs and
+-- prompt_logprobs; meta gets n (when > 1), logprobs (the k), echo and
+-- choices (true: handle_choices answers) when they are asked for.
+local function choice_fields(req, ctx, opts, meta)
+  local null = ctx.null
+  local n = req.n ~= nil and req.n ~= null and req.n or 1
+  if n > 1 then opts.n, meta.n = n, n end
+  if ctx.kind == "chat" then
+    if not is_null(req.logprobs, null) and type(req.logprobs) ~= "boolean" then
+      fail(400, "'logprobs' must be a boolean", "logprobs", "invalid_type")
+    end
+    local k = integer_in(req, "top_logprobs", 0, 20, null)
+    if k and req.logprobs ~= true then
+      fail(400, "'top_logprobs' needs 'logprobs' set to true", "top_logprobs", "invalid_value")
+    end
+    if req.logprobs == true then meta.logprobs = k or 0 end
+  else
+    meta.logprobs = integer_in(req, "logprobs", 0, 5, null)
+    if not is_null(req.echo, null) and type(req.echo) ~= "boolean" then
+      fail(400, "'echo' must be a boolean", "echo", "invalid_type")
+    end
+    meta.echo = req.echo == true or nil
+    if meta.echo and meta.logprobs then
+      if n > 1 then
+        fail(400, "'echo' with 'logprobs' is supported with n = 1 only", "echo", "invalid_value")
+      end
+      opts.prompt_logprobs = meta.logprobs
+    end
+  end
+  opts.logprobs = meta.logprobs
+  if n > 1 or meta.logprobs or meta.echo then meta.choices = true end
+end
+
 -- The options of a request that both endpoints share; ctx: { kind, n_vocab,
 -- model_id, max_tokens, null }. Returns opts (for model:generate/chat) and
 -- meta { stream, include_usage }.
@@ -179,7 +226,7 @@ local function common(req, ctx)
         "model", "model_not_found")
     end
   end
-  integer_in(req, "n", 1, 1, null)
+  integer_in(req, "n", 1, M.MAX_N, null)
   if not is_null(req.stream, null) and type(req.stream) ~= "boolean" then
     fail(400, "'stream' must be a boolean", "stream", "invalid_type")
   end
@@ -239,7 +286,8 @@ function M.completion_request(req, ctx)
       for k, id in pairs(p) do
         if not integer(k) or k < 1 or k > #p then fail(400, bad, "prompt", "invalid_type") end
         if type(id) == "string" then
-          fail(400, "only one prompt per request is supported (n = 1)", "prompt", "invalid_value")
+          fail(400, "only one prompt per request is supported (use n for several completions)", "prompt",
+            "invalid_value")
         end
         if not integer(id) or id < 0 or id >= (ctx.n_vocab or math.huge) then
           fail(400, ("'prompt' token %d is not a token id"):format(k - 1), "prompt", "invalid_value")
@@ -249,6 +297,7 @@ function M.completion_request(req, ctx)
   elseif type(p) ~= "string" then
     fail(400, bad, "prompt", "invalid_type")
   end
+  choice_fields(req, ctx, opts, meta)
   return p, opts, meta
 end
 
@@ -297,6 +346,7 @@ function M.chat_request(req, ctx)
     end
     out[i] = { role = role, content = content }
   end
+  choice_fields(req, ctx, opts, meta)
   return out, opts, meta
 end
 
@@ -329,6 +379,7 @@ function M.init_worker(settings)
   end
   for k, v in pairs(s) do if v == false then s[k] = nil end end
   state = { settings = s, waiting = 0, running = 0, served = 0, aborted = 0, cancelled = 0, refused = 0 }
+  M.configure_worker(state)
   local bitnet = require("bitnet")
   local model, err = bitnet.load(s.model or nil, { threads = s.threads })
   if not model then
@@ -346,6 +397,7 @@ function M.init_worker(settings)
   state.path = model:info().path
   state.id = model_id(s, s.model or state.path)
   state.n_vocab = tok:n_vocab()
+  state.n_embd = model:info().n_embd
   state.pool = model:session_pool({ slots = s.slots, n_ctx = s.n_ctx })
   state.sema = require("ngx.semaphore").new(s.slots)
 end
@@ -400,6 +452,7 @@ local function admit()
       nil, "server_busy", "server_error")
   end
   state.running = state.running + 1
+  ngx.ctx.bitnet_admitted = ngx.now()
 end
 
 local function release()
@@ -421,7 +474,10 @@ local FINISH = { stop = "stop", length = "length", cancelled = "stop" }
 local function start(kind, input, opts)
   opts.async, opts.pool = true, state.pool
   local ok, gen = pcall(kind == "chat" and state.model.chat or state.model.generate, state.model, input, opts)
-  if ok then return gen end
+  if ok then
+    ngx.ctx.bitnet_gen = gen -- for the metrics (M.log)
+    return gen
+  end
   local msg = tostring(gen):gsub("^.-model:%a+: ", "")
   if msg:find("slots are busy", 1, true) then fail(503, "the server is busy: " .. msg, nil, "server_busy", "server_error") end
   if msg:find("context holds", 1, true) then
@@ -468,6 +524,258 @@ local function sse(cjson, obj)
   return flushed ~= nil
 end
 
+-- ---- logprobs, n, echo (responses) ----
+
+-- Debian's lua-cjson has no empty-array marker: this string stands for []
+-- until encode() replaces it.
+local EMPTY_ARRAY = "\1[]\1"
+
+local function encode(cjson, obj)
+  return (cjson.encode(obj):gsub('"\\u0001%[%]\\u0001"', "[]"))
+end
+
+local function array(t)
+  return #t > 0 and t or EMPTY_ARRAY
+end
+
+-- JSON has no -inf: a token the distribution excludes gets OpenAI's -9999.
+local function json_logprob(v)
+  return (v ~= v or v < -9999) and -9999 or v
+end
+
+-- A token's text (whole UTF-8) and bytes.
+local function token_text(tok, id)
+  local piece = tok:piece(id)
+  local bytes = { piece:byte(1, -1) }
+  return require("bitnet.generate").valid_utf8(piece), bytes
+end
+
+-- Chat's logprobs.content entries for records r[from..to].
+local function chat_logprobs(tok, records, from, to)
+  local content = {}
+  for i = from, to do
+    local r = records[i]
+    local text, bytes = token_text(tok, r.id)
+    local top = {}
+    for j, t in ipairs(r.top or {}) do
+      local ttext, tbytes = token_text(tok, t.id)
+      top[j] = { token = ttext, logprob = json_logprob(t.logprob), bytes = array(tbytes) }
+    end
+    content[#content + 1] = { token = text, logprob = json_logprob(r.logprob), bytes = array(bytes),
+      top_logprobs = array(top) }
+  end
+  return { content = array(content) }
+end
+
+local LEGACY_KEYS = { "tokens", "token_logprobs", "top_logprobs", "text_offset" }
+
+-- The legacy object's lists as JSON arrays, empty ones included.
+local function legacy_arrays(lp)
+  if type(lp) ~= "table" or lp.tokens == nil then return lp end -- null, or chat's
+  for _, k in ipairs(LEGACY_KEYS) do lp[k] = array(lp[k]) end
+  return lp
+end
+
+-- The legacy completions logprobs object for records r[from..to] whose
+-- text starts at byte `offset` of the choice's text (plain lists: see
+-- legacy_arrays); returns it and the offset after. A record without `top`
+-- (the prompt's first token) has null logprob and top_logprobs.
+local function legacy_logprobs(cjson, tok, records, from, to, offset)
+  local out = { tokens = {}, token_logprobs = {}, top_logprobs = {}, text_offset = {} }
+  for i = from, to do
+    local r = records[i]
+    local text = token_text(tok, r.id)
+    local n = #out.tokens + 1
+    out.tokens[n], out.text_offset[n] = text, offset
+    if r.top then
+      out.token_logprobs[n] = json_logprob(r.logprob)
+      local top = {}
+      for _, t in ipairs(r.top) do top[token_text(tok, t.id)] = json_logprob(t.logprob) end
+      out.top_logprobs[n] = top -- {} encodes as an object
+    else
+      out.token_logprobs[n], out.top_logprobs[n] = cjson.null, cjson.null
+    end
+    offset = offset + #text
+  end
+  return out, offset
+end
+
+-- One running generation seen as choices (the interface of bitnet.choices).
+local function one_choice(gen)
+  return {
+    n = 1, gens = { gen },
+    poll = function(self)
+      local piece = gen:poll()
+      if piece == nil then
+        self.infos = { gen.info }
+        return nil
+      end
+      return { piece }
+    end,
+    cancel = function() gen:cancel() end,
+    released = function() return gen:released() end,
+    close = function() gen:close() end,
+  }
+end
+
+-- The text echo puts first: the prompt as given (token ids decoded).
+local function echo_text(input, tok)
+  if type(input) == "string" then return input end
+  return require("bitnet.generate").valid_utf8(tok:decode(input, { special = true }))
+end
+
+-- Completions and chats with n > 1, logprobs or echo: each choice streamed
+-- with its index (or returned together), logprobs per token, usage counting
+-- the prompt once.
+local function handle_choices(kind, input, opts, meta)
+  local cjson = json()
+  local tok = state.model:tokenizer()
+  local aborted = { yes = false }
+  local run
+  ngx.on_abort(function()
+    aborted.yes = true
+    if run then run:cancel() end
+  end)
+  admit()
+  local ok, err = pcall(function()
+    local gen = start(kind, input, opts)
+    run = gen.gens and gen or one_choice(gen)
+    if aborted.yes then run:cancel() end
+    local id, created = request_id(kind == "chat" and "chatcmpl" or "cmpl"), ngx.time()
+    local object = kind == "chat" and "chat.completion" or "text_completion"
+    local n, chat = meta.n or 1, kind == "chat"
+    local texts, sent, offsets, echoed = {}, {}, {}, {}
+    for i = 1, n do texts[i], sent[i], offsets[i] = {}, 0, 0 end
+    local prefix = meta.echo and echo_text(input, tok) or nil
+    -- the logprobs of choice i's tokens taken since the last call
+    local function fresh_logprobs(i)
+      local g = run.gens[i]
+      local records = g and g.logprobs
+      if not meta.logprobs or not records then return cjson.null end
+      local from, to = sent[i] + 1, #records
+      sent[i] = to
+      if chat then return chat_logprobs(tok, records, from, to) end
+      local lp
+      lp, offsets[i] = legacy_logprobs(cjson, tok, records, from, to, offsets[i])
+      return lp
+    end
+    -- echo: the prompt's text (and its logprobs) before choice i's own
+    local function echo_part(i)
+      if not prefix or echoed[i] then return nil end
+      local g = run.gens[i]
+      if meta.logprobs and not (g and g.prompt_logprobs) then return nil end -- not evaluated yet
+      echoed[i] = true
+      local lp = cjson.null
+      if meta.logprobs then
+        local records = {}
+        for j, r in ipairs(g.prompt_logprobs) do
+          if not (j == 1 and r.id == tok:bos()) then records[#records + 1] = r end -- BOS is not text
+        end
+        lp, offsets[i] = legacy_logprobs(cjson, tok, records, 1, #records, 0)
+      else
+        offsets[i] = #prefix
+      end
+      return prefix, lp
+    end
+    local function chunk(i, delta_or_text, logprobs, finish)
+      local choice = { index = i - 1, logprobs = logprobs or cjson.null, finish_reason = finish or cjson.null }
+      if chat then choice.delta = delta_or_text else choice.text = delta_or_text end
+      local c = { id = id, object = object .. (chat and ".chunk" or ""), created = created, model = state.id,
+        choices = { choice } }
+      if meta.include_usage then c.usage = cjson.null end
+      return encode(cjson, c)
+    end
+    local function send(i, piece)
+      if not meta.stream then
+        texts[i][#texts[i] + 1] = piece
+        return true
+      end
+      return sse(cjson, chunk(i, chat and { content = piece } or piece, legacy_arrays(fresh_logprobs(i))))
+    end
+    if meta.stream then
+      ngx.header["Content-Type"] = "text/event-stream"
+      ngx.header["Cache-Control"] = "no-cache"
+      ngx.header["X-Accel-Buffering"] = "no"
+      if chat then
+        for i = 1, n do
+          if not sse(cjson, chunk(i, { role = "assistant", content = "" })) then aborted.yes = true end
+        end
+      end
+    end
+    while true do
+      if aborted.yes then run:cancel() end
+      local pieces = run:poll()
+      if pieces == nil then break end
+      local any = false
+      for i, piece in ipairs(pieces) do
+        local text, lp
+        if meta.stream then text, lp = echo_part(i) end -- else the response puts it first
+        if text and not aborted.yes and not sse(cjson, chunk(i, text, legacy_arrays(lp))) then aborted.yes = true end
+        if piece and piece ~= "" then
+          any = true
+          if not aborted.yes and not send(i, piece) then aborted.yes = true end
+        end
+      end
+      if not any then ngx.sleep(0.005) end -- cosockets cannot watch the engine: a short timer
+    end
+    if aborted.yes then return end
+    local infos, completion = run.infos, 0
+    for _, info in ipairs(infos) do
+      if info.finish_reason == "error" then
+        if meta.stream then
+          sse(cjson, { error = { message = "generation failed: " .. tostring(info.error or run.error), type = "server_error",
+            param = cjson.null, code = "internal_error" } })
+          sse(cjson, "[DONE]")
+          return
+        end
+        fail(500, "generation failed: " .. tostring(info.error or run.error), nil, "internal_error")
+      end
+      completion = completion + info.completion_tokens
+    end
+    local use = usage({ prompt_tokens = infos[1].prompt_tokens, completion_tokens = completion,
+      cached_tokens = infos[1].cached_tokens })
+    if meta.stream then
+      for i = 1, n do
+        local text, lp = echo_part(i) -- a choice that ended before a token
+        if text then sse(cjson, chunk(i, text, legacy_arrays(lp))) end
+        local rest = legacy_arrays(fresh_logprobs(i))
+        sse(cjson, chunk(i, chat and {} or "", rest, FINISH[infos[i].finish_reason]))
+      end
+      if meta.include_usage then
+        sse(cjson, '{"choices":[],' .. cjson.encode({ id = id, object = object .. (chat and ".chunk" or ""),
+          created = created, model = state.id, usage = use }):sub(2))
+      end
+      sse(cjson, "[DONE]")
+      return
+    end
+    local choices = {}
+    for i = 1, n do
+      local text, lp = echo_part(i)
+      local body = table.concat(texts[i])
+      local own = fresh_logprobs(i)
+      if lp ~= nil and lp ~= cjson.null and own ~= cjson.null then -- the prompt's records, then the choice's
+        for _, k in ipairs(LEGACY_KEYS) do
+          for _, v in ipairs(own[k]) do lp[k][#lp[k] + 1] = v end
+        end
+        own = lp
+      end
+      local choice = { index = i - 1, logprobs = legacy_arrays(own), finish_reason = FINISH[infos[i].finish_reason] }
+      if chat then choice.message = { role = "assistant", content = body }
+      else choice.text = (text or "") .. body end
+      choices[i] = choice
+    end
+    ngx.header["Content-Type"] = "application/json"
+    ngx.print(encode(cjson, { id = id, object = object, created = created, model = state.id, choices = choices,
+      usage = use }))
+  end)
+  if run then settle(run) end
+  release()
+  state.served = state.served + 1
+  if aborted.yes then state.aborted = state.aborted + 1 end
+  if not ok then error(err, 0) end
+  if aborted.yes then return ngx.exit(499) end
+end
+
 local function handle_generation(kind)
   if not state.model then fail(503, "the model is not loaded: " .. tostring(state.load_error), nil, "model_not_loaded") end
   local cjson = json()
@@ -476,6 +784,7 @@ local function handle_generation(kind)
   local input, opts, meta
   if kind == "chat" then input, opts, meta = M.chat_request(req, ctx)
   else input, opts, meta = M.completion_request(req, ctx) end
+  if meta.choices then return handle_choices(kind, input, opts, meta) end
 
   local aborted = { yes = false }
   local gen
@@ -570,6 +879,344 @@ local ROUTES = {
   ["/health"] = { GET = handle_health },
 }
 
+-- ---- embeddings, tokenize, detokenize, metrics, API keys ----
+
+--- M.MAX_EMBEDDING_INPUTS: the most inputs one /v1/embeddings request may hold (OpenAI's bound).
+M.MAX_EMBEDDING_INPUTS = 2048
+
+local EMBEDDING_FIELDS = { model = true, input = true, encoding_format = true, dimensions = true, user = true }
+
+--- M.embeddings_request(req, ctx) -> inputs, meta: a decoded POST
+-- /v1/embeddings body checked: inputs for model:embed (a list of strings
+-- and token-id lists), meta { single, base64 }. ctx: { n_vocab, n_embd,
+-- model_id, null }. Raises a request error naming the field.
+function M.embeddings_request(req, ctx)
+  local null = ctx.null
+  if type(req) ~= "table" or req[1] ~= nil then fail(400, "the request body must be a JSON object", nil, "invalid_type") end
+  for k in pairs(req) do
+    if not EMBEDDING_FIELDS[k] then
+      fail(400, ("Unrecognized request argument supplied: %s"):format(tostring(k)), tostring(k), "unknown_parameter")
+    end
+  end
+  if not is_null(req.model, null) then
+    if type(req.model) ~= "string" then fail(400, "'model' must be a string", "model", "invalid_type") end
+    if ctx.model_id and req.model ~= ctx.model_id then
+      fail(404, ("The model '%s' does not exist (this server has '%s')"):format(req.model, ctx.model_id),
+        "model", "model_not_found")
+    end
+  end
+  local fmt = is_null(req.encoding_format, null) and "float" or req.encoding_format
+  if fmt ~= "float" and fmt ~= "base64" then
+    fail(400, "'encoding_format' must be \"float\" or \"base64\"", "encoding_format", "invalid_value")
+  end
+  if not is_null(req.dimensions, null) and req.dimensions ~= ctx.n_embd then
+    fail(400, ("'dimensions' cannot be %s: this model's embeddings have %d dimensions"):format(
+      tostring(req.dimensions), ctx.n_embd), "dimensions", "invalid_value")
+  end
+  local input = req.input
+  if is_null(input, null) then fail(400, "'input' is required", "input", "missing_required_parameter") end
+  local bad = "'input' must be a string, an array of strings, an array of token ids, or an array of such arrays"
+  local function ids_of(list, where)
+    if #list == 0 then fail(400, ("'%s' must not be empty"):format(where), "input", "invalid_value") end
+    for k, id in pairs(list) do
+      if not integer(k) or k < 1 or k > #list or not integer(id) or id < 0 or id >= (ctx.n_vocab or math.huge) then
+        fail(400, ("'%s' holds something that is not a token id (0..%d)"):format(where, (ctx.n_vocab or 0) - 1),
+          "input", "invalid_value")
+      end
+    end
+    return list
+  end
+  if type(input) == "string" then
+    if input == "" then fail(400, "'input' must not be an empty string", "input", "invalid_value") end
+    return { input }, { single = true, base64 = fmt == "base64" }
+  end
+  if type(input) ~= "table" then fail(400, bad, "input", "invalid_type") end
+  if #input == 0 then fail(400, "'input' must not be empty", "input", "invalid_value") end
+  if #input > M.MAX_EMBEDDING_INPUTS then
+    fail(400, ("'input' holds %d items: at most %d per request"):format(#input, M.MAX_EMBEDDING_INPUTS), "input",
+      "invalid_value")
+  end
+  if type(input[1]) == "number" then return { ids_of(input, "input") }, { single = true, base64 = fmt == "base64" } end
+  local out = {}
+  for k, v in pairs(input) do
+    if not integer(k) or k < 1 or k > #input then fail(400, bad, "input", "invalid_type") end
+    local where = ("input[%d]"):format(k - 1)
+    if type(v) == "string" then
+      if v == "" then fail(400, ("'%s' must not be an empty string"):format(where), "input", "invalid_value") end
+      out[k] = v
+    elseif type(v) == "table" then
+      out[k] = ids_of(v, where)
+    else
+      fail(400, bad, "input", "invalid_type")
+    end
+  end
+  return out, { single = false, base64 = fmt == "base64" }
+end
+
+-- Little-endian float32 bytes of a vector, base64 (what the openai SDK
+-- decodes by default).
+local function base64_floats(v)
+  local ok, ffi = pcall(require, "ffi")
+  local bytes
+  if ok then
+    local buf = ffi.new("float[?]", #v)
+    for i, x in ipairs(v) do buf[i - 1] = x end
+    bytes = ffi.string(buf, 4 * #v) -- x86 and ARM Linux: little-endian
+  else
+    local parts = {}
+    for i, x in ipairs(v) do parts[i] = string.pack("<f", x) end
+    bytes = table.concat(parts)
+  end
+  return ngx.encode_base64(bytes)
+end
+
+local function handle_embeddings()
+  if not state.model then fail(503, "the model is not loaded: " .. tostring(state.load_error), nil, "model_not_loaded") end
+  local cjson = json()
+  local req = read_json_body()
+  local inputs, meta = M.embeddings_request(req, { n_vocab = state.n_vocab, n_embd = state.n_embd,
+    model_id = state.id, null = cjson.null })
+  admit()
+  local job
+  local ok, err = pcall(function()
+    local started, h = pcall(state.model.embed, state.model, inputs,
+      { async = true, pooling = state.settings.pooling })
+    if not started then
+      local msg = tostring(h):gsub("^.-model:embed: ", "")
+      if msg:find("context holds", 1, true) then
+        fail(400, "This model's maximum context length is exceeded: " .. msg, "input", "context_length_exceeded")
+      end
+      fail(400, msg, "input", "invalid_value")
+    end
+    job = h
+    while not h:poll() do ngx.sleep(0.005) end
+    if h.error then fail(500, "embedding failed: " .. h.error, nil, "internal_error") end
+    local data = {}
+    for i, v in ipairs(h.vectors) do
+      data[i] = { object = "embedding", index = i - 1, embedding = meta.base64 and base64_floats(v) or v }
+    end
+    ngx.ctx.bitnet_usage = { prompt_tokens = h.info.prompt_tokens, completion_tokens = 0 }
+    ngx.header["Content-Type"] = "application/json"
+    ngx.print(cjson.encode({ object = "list", data = data, model = state.id,
+      usage = { prompt_tokens = h.info.prompt_tokens, total_tokens = h.info.prompt_tokens } }))
+  end)
+  if job then job:close() end
+  release()
+  if not ok then error(err, 0) end
+end
+
+-- A JSON body's field that must be a boolean, or its default.
+local function flag(req, key, default, null)
+  local v = req[key]
+  if is_null(v, null) then return default end
+  if type(v) ~= "boolean" then fail(400, ("'%s' must be a boolean"):format(key), key, "invalid_type") end
+  return v
+end
+
+-- POST /tokenize { content, add_special = false, with_pieces = false } ->
+-- { tokens } (llama-server's): ids, or { id, piece } with with_pieces.
+local function handle_tokenize()
+  if not state.model then fail(503, "the model is not loaded: " .. tostring(state.load_error), nil, "model_not_loaded") end
+  local cjson = json()
+  local req = read_json_body()
+  if type(req) ~= "table" or type(req.content) ~= "string" then
+    fail(400, "'content' must be a string", "content", "invalid_type")
+  end
+  local tok = state.model:tokenizer()
+  local ids = tok:encode(req.content, { bos = flag(req, "add_special", false, cjson.null), special = true })
+  local out = {}
+  for i, id in ipairs(ids) do
+    out[i] = flag(req, "with_pieces", false, cjson.null)
+      and { id = id, piece = require("bitnet.generate").valid_utf8(tok:piece(id)) } or id
+  end
+  return send_json(200, { tokens = #out > 0 and out or nil }) -- absent when empty: lua-cjson would write {}
+end
+
+-- POST /detokenize { tokens } -> { content }.
+local function handle_detokenize()
+  if not state.model then fail(503, "the model is not loaded: " .. tostring(state.load_error), nil, "model_not_loaded") end
+  local req = read_json_body()
+  local ids = type(req) == "table" and req.tokens
+  if type(ids) ~= "table" then fail(400, "'tokens' must be an array of token ids", "tokens", "invalid_type") end
+  for k, id in pairs(ids) do
+    if not integer(k) or k < 1 or k > #ids or not integer(id) or id < 0 or id >= state.n_vocab then
+      fail(400, ("'tokens' holds something that is not a token id (0..%d)"):format(state.n_vocab - 1), "tokens",
+        "invalid_value")
+    end
+  end
+  local text = state.model:tokenizer():decode(ids, { special = true })
+  return send_json(200, { content = require("bitnet.generate").valid_utf8(text) })
+end
+
+-- Metrics live in the shared dict bitnet_metrics (lua_shared_dict in
+-- nginx.conf), so every worker adds to the same figures.
+local HISTOGRAMS = {
+  time_to_first_token_seconds = { 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30 },
+  seconds_per_token = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1 },
+}
+
+local function metrics_dict()
+  return state.settings.metrics and ngx.shared and ngx.shared.bitnet_metrics
+end
+
+local function observe(dict, name, v)
+  for _, le in ipairs(HISTOGRAMS[name]) do
+    if v <= le then dict:incr(("%s_bucket{le=\"%s\"}"):format(name, le), 1, 0) end
+  end
+  dict:incr(name .. '_bucket{le="+Inf"}', 1, 0)
+  dict:incr(name .. "_count", 1, 0)
+  dict:incr(name .. "_sum", v, 0)
+end
+
+--- M.log(): after every request (log_by_lua_block): adds its counts to the
+-- shared metrics when they are on (--metrics).
+function M.log()
+  local dict = state and metrics_dict()
+  if not dict then return end
+  local uri, t0 = ngx.var.uri, ngx.req.start_time()
+  dict:incr(("requests_total{endpoint=\"%s\",status=\"%d\"}"):format(uri, ngx.status or 0), 1, 0)
+  local gen = ngx.ctx.bitnet_gen
+  local infos = gen and (gen.infos or (gen.info and { gen.info })) or {}
+  local u = ngx.ctx.bitnet_usage
+  if u then dict:incr("prompt_tokens_total", u.prompt_tokens, 0) end
+  for i, info in ipairs(infos) do
+    if i == 1 then
+      dict:incr("prompt_tokens_total", info.prompt_tokens or 0, 0)
+      dict:incr("cached_prompt_tokens_total", info.cached_tokens or 0, 0)
+      if (info.cached_tokens or 0) > 0 then dict:incr("cache_hits_total", 1, 0) end
+      local admitted = ngx.ctx.bitnet_admitted
+      if admitted and (info.completion_tokens or 0) > 0 then
+        observe(dict, "time_to_first_token_seconds", admitted - t0 + (info.prefill_seconds or 0))
+      end
+    end
+    local n = info.completion_tokens or 0
+    dict:incr("generated_tokens_total", n, 0)
+    if n > 0 and (info.decode_seconds or 0) > 0 then observe(dict, "seconds_per_token", info.decode_seconds / n) end
+  end
+end
+
+local METRIC_HELP = {
+  { "requests_total", "counter", "requests answered, by endpoint and status" },
+  { "prompt_tokens_total", "counter", "prompt tokens of generations and embeddings" },
+  { "cached_prompt_tokens_total", "counter", "prompt tokens reused from the session pool" },
+  { "cache_hits_total", "counter", "generations that reused part of their prompt" },
+  { "generated_tokens_total", "counter", "tokens generated" },
+  { "time_to_first_token_seconds", "histogram", "queue wait plus prompt evaluation" },
+  { "seconds_per_token", "histogram", "decode time per generated token" },
+}
+
+-- GET /metrics: Prometheus text format (--metrics), every worker's figures.
+local function handle_metrics()
+  local dict = metrics_dict()
+  if not dict then fail(501, "metrics are off: start the server with --metrics", nil, "not_supported") end
+  dict:set("busy_slots{worker=\"" .. ngx.worker.pid() .. "\"}", state.running)
+  dict:set("queue_length{worker=\"" .. ngx.worker.pid() .. "\"}", state.waiting)
+  local keys, lines = dict:get_keys(0), {}
+  local function le(k) -- buckets in ascending order, +Inf last
+    local v = k:match('le="([^"]+)"')
+    return v and (v == "+Inf" and math.huge or tonumber(v)) or -1
+  end
+  table.sort(keys, function(a, b)
+    local pa, pb = a:gsub('le="[^"]*"', ""), b:gsub('le="[^"]*"', "")
+    if pa ~= pb then return a < b end
+    return le(a) < le(b)
+  end)
+  local help = {}
+  for _, h in ipairs(METRIC_HELP) do help[#help + 1] = h end
+  help[#help + 1] = { "busy_slots", "gauge", "generations running, per worker (as of its last /metrics answer)" }
+  help[#help + 1] = { "queue_length", "gauge", "requests waiting for a slot, per worker" }
+  for _, h in ipairs(help) do
+    lines[#lines + 1] = ("# HELP bitnet_%s %s\n# TYPE bitnet_%s %s"):format(h[1], h[3], h[1], h[2])
+    for _, k in ipairs(keys) do
+      local base = k:match("^([%w_]+)")
+      if base == h[1] or (h[2] == "histogram" and base:sub(1, #h[1] + 1) == h[1] .. "_") then
+        lines[#lines + 1] = ("bitnet_%s %s"):format(k, tostring(dict:get(k)))
+      end
+    end
+  end
+  ngx.header["Content-Type"] = "text/plain; version=0.0.4"
+  ngx.print(table.concat(lines, "\n"), "\n")
+end
+
+-- Settings of these features (see M.DEFAULTS): api_keys (a list),
+-- api_key_file (one key a line), metrics (serve GET /metrics), pooling
+-- ("mean" or "last": how /v1/embeddings pools the hidden states).
+M.DEFAULTS.api_keys = false
+M.DEFAULTS.api_key_file = false
+M.DEFAULTS.metrics = false
+M.DEFAULTS.pooling = "mean"
+
+--- M.configure_worker(state): the worker's API keys (init_worker calls it
+-- before loading the model, so a worker whose model failed still guards).
+function M.configure_worker(st)
+  local keys, err = M.read_api_keys(st.settings)
+  if not keys then
+    st.auth_error = "the server's API keys could not be read: " .. err
+    ngx.log(ngx.ERR, "bitnet: ", st.auth_error)
+  end
+  st.api_keys = keys
+end
+
+ROUTES["/v1/embeddings"] = { POST = handle_embeddings }
+ROUTES["/tokenize"] = { POST = handle_tokenize }
+ROUTES["/detokenize"] = { POST = handle_detokenize }
+ROUTES["/metrics"] = { GET = handle_metrics }
+
+-- Compares in time that depends on the lengths only, not on where the
+-- strings differ.
+local function same(a, b)
+  if #a ~= #b then return false end
+  local diff = 0
+  for i = 1, #a do
+    if a:byte(i) ~= b:byte(i) then diff = diff + 1 end
+  end
+  return diff == 0
+end
+
+--- M.authorized(keys, header) -> boolean: whether an Authorization header
+-- carries one of keys as a Bearer token (each compared in constant time).
+function M.authorized(keys, header)
+  local token = type(header) == "string" and header:match("^[Bb]earer%s+(.-)%s*$")
+  if not token then return false end
+  local ok = false
+  for _, k in ipairs(keys) do
+    if same(k, token) then ok = true end -- no early exit: every key is compared
+  end
+  return ok
+end
+
+-- Raises 401 when API keys are set and the request to a guarded path has
+-- none of them (/health and unknown paths stay open).
+local function authorize(uri)
+  if uri ~= "/tokenize" and uri ~= "/detokenize" and uri ~= "/metrics" and uri:sub(1, 4) ~= "/v1/" then return end
+  if state.auth_error then fail(503, state.auth_error, nil, "server_misconfigured", "server_error") end
+  local keys = state.api_keys
+  if not keys or #keys == 0 then return end
+  if M.authorized(keys, ngx.var.http_authorization) then return end
+  ngx.header["WWW-Authenticate"] = 'Bearer realm="bitnet"'
+  fail(401, "Incorrect API key provided. Send it as 'Authorization: Bearer KEY'.", nil, "invalid_api_key")
+end
+
+--- M.read_api_keys(settings) -> list | nil, message: the settings' api_keys
+-- and the lines of api_key_file (blank lines and surrounding spaces ignored).
+function M.read_api_keys(settings)
+  local keys = {}
+  for _, k in ipairs(settings.api_keys or {}) do
+    if type(k) ~= "string" or k == "" then return nil, "api_keys must be non-empty strings" end
+    keys[#keys + 1] = k
+  end
+  if settings.api_key_file then
+    local f, err = io.open(settings.api_key_file, "rb")
+    if not f then return nil, "cannot read the API key file: " .. tostring(err) end
+    for line in f:lines() do
+      local k = line:match("^%s*(.-)%s*$")
+      if k ~= "" then keys[#keys + 1] = k end
+    end
+    f:close()
+  end
+  return keys
+end
+
 --- M.handle(): the content handler of every location (content_by_lua_block
 -- { require("bitnet.server").handle() }): routes by method and path and
 -- answers errors in OpenAI's shape { error = { message, type, param, code } }.
@@ -578,6 +1225,7 @@ function M.handle()
   if state.settings.instance then ngx.header["X-Bitnet-Instance"] = state.settings.instance end
   local ok, err = pcall(function()
     local uri, method = ngx.var.uri, ngx.req.get_method()
+    authorize(uri)
     local route = ROUTES[uri]
     local model = uri:match("^/v1/models/(.+)$")
     if model then route = { GET = function() return handle_models(ngx.unescape_uri(model)) end } end

@@ -46,7 +46,10 @@ function workers() {
   return out;
 }
 
-const stats = { ok: 0, refused: 0, errors5xx: 0, other: 0, dropped: 0, truncated: 0, tokens: 0, ttft: [], problems: [] };
+const stats = { ok: 0, refused: 0, errors5xx: 0, other: 0, dropped: 0, truncated: 0, tokens: 0, ttft: [], problems: [],
+  embeddings: 0, embedded_inputs: 0 };
+// every embedEvery-th request of the mix embeds 4 inputs (0: none)
+const embedEvery = Number(args["embed-every"] ?? 4);
 const note = (what) => { if (stats.problems.length < 10) stats.problems.push(what); };
 
 async function one(prompt) {
@@ -98,6 +101,32 @@ async function one(prompt) {
   if (first !== null) stats.ttft.push(first);
 }
 
+// An embeddings request of 4 inputs: every vector must have unit norm.
+async function embed(prompt) {
+  let res;
+  try {
+    res = await fetch(`${base}/v1/embeddings`, {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ input: [prompt, prompt + " again", "Amen", prompt.split(" ")[0]] }),
+    });
+  } catch (e) { stats.dropped += 1; note(`connect: ${e.message}`); return; }
+  const body = await res.json().catch(() => null);
+  if (res.status === 503 && body?.error?.code === "server_busy") {
+    stats.refused += 1;
+    await new Promise((r) => setTimeout(r, 20));
+    return;
+  }
+  if (res.status >= 500) { stats.errors5xx += 1; note(`embeddings ${res.status}: ${JSON.stringify(body)}`); return; }
+  if (res.status !== 200) { stats.other += 1; note(`embeddings ${res.status}: ${JSON.stringify(body)}`); return; }
+  const bad = !body?.data || body.data.length !== 4 || body.data.some((d) => {
+    const norm = d.embedding.reduce((a, x) => a + x * x, 0);
+    return Math.abs(norm - 1) > 1e-4;
+  });
+  if (bad) { stats.truncated += 1; note(`embeddings: not 4 unit vectors`); return; }
+  stats.embeddings += 1;
+  stats.embedded_inputs += 4;
+}
+
 const before = workers();
 const start = performance.now();
 const deadline = start + duration * 1000;
@@ -105,7 +134,11 @@ let n = 0;
 let warm = null; // after the slots' sessions exist: growth past this would be a leak
 const warmTimer = setTimeout(() => { warm = workers(); }, Math.min(5, duration / 4) * 1000);
 await Promise.all(Array.from({ length: concurrency }, async () => {
-  while (performance.now() < deadline) await one(PROMPTS[n++ % PROMPTS.length]);
+  while (performance.now() < deadline) {
+    const i = n++;
+    if (embedEvery > 0 && i % embedEvery === embedEvery - 1) await embed(PROMPTS[i % PROMPTS.length]);
+    else await one(PROMPTS[i % PROMPTS.length]);
+  }
 }));
 clearTimeout(warmTimer);
 const elapsed = (performance.now() - start) / 1000;
@@ -121,6 +154,8 @@ const report = {
   completed: stats.ok, refused_503: stats.refused, other_5xx: stats.errors5xx, other_status: stats.other,
   dropped: stats.dropped, truncated: stats.truncated,
   requests_per_s: Number((stats.ok / elapsed).toFixed(2)),
+  embeddings: stats.embeddings, embedding_requests_per_s: Number((stats.embeddings / elapsed).toFixed(2)),
+  embedded_inputs_per_s: Number((stats.embedded_inputs / elapsed).toFixed(1)),
   tokens_per_s: Number((stats.tokens / elapsed).toFixed(1)),
   ttft_ms_p50: Number(pct(0.5).toFixed(1)), ttft_ms_p99: Number(pct(0.99).toFixed(1)),
   workers_rss_kb_start: before, workers_rss_kb_warm: warm, workers_rss_kb_end: after, worker_restarts: restarts,
