@@ -100,7 +100,7 @@ int main(int argc, char **argv) {
     size_t cap = 0;
     ssize_t len;
     bn_encode_opts eo = {0, 0};
-    bn_json_opts jo = {BN_JSON_WS_FLEXIBLE, 0};
+    bn_json_opts jo = {BN_JSON_WS_FLEXIBLE, 0, 0};
     while ((len = getline(&line, &cap, f)) > 0) {
         cJSON *doc = cJSON_ParseWithLength(line, (size_t)len);
         if (!doc) continue;

@@ -32,7 +32,7 @@ static bn_grammar *schema(bn_vocab *v, const char *text) {
     bn_err err = {{0}};
     cJSON *doc = cJSON_Parse(text);
     bn_gb *gb = bn_gb_new(NULL);
-    bn_json_opts jo = {BN_JSON_WS_FLEXIBLE, 0};
+    bn_json_opts jo = {BN_JSON_WS_FLEXIBLE, 0, 0};
     bn_grammar *g = NULL;
     if (doc && bn_json_schema_compile(gb, doc, &jo, &err)) g = bn_grammar_compile(gb, v, &err);
     else bn_gb_free(gb);
@@ -246,6 +246,29 @@ static void run_vocab(const char *path) {
         brute(g, "{\"al", stride);
         brute(g, "{\"alp", stride);
         tokens_accepted(g, t, "{\"alphabet soup\":1}");
+        bn_grammar_free(g);
+    }
+    /* a pattern or format with lengths: the product kept as an automaton
+     * (BN_RX_DFA); its dead states must be gone, so "ab" cannot stop at 2
+     * characters or go past 4 */
+    g = schema(v, "{\"type\": \"string\", \"pattern\": \"^(ab)+$\", \"minLength\": 3, \"maxLength\": 5}");
+    if (g) {
+        accepts(g, "\"abab\"", 1);
+        accepts(g, "\"ab\"", 0);
+        accepts(g, "\"ababab\"", 0);
+        brute(g, "\"", stride);
+        brute(g, "\"ab", stride);
+        brute(g, "\"aba", stride);
+        brute(g, "\"abab", stride);
+        bn_grammar_free(g);
+    }
+    g = schema(v, "{\"type\": \"string\", \"format\": \"uri\", \"maxLength\": 14}");
+    if (g) {
+        accepts(g, "\"http://a.b/cd\"", 1);
+        accepts(g, "\"http://a.b/cdef\"", 0);
+        brute(g, "\"", stride);
+        brute(g, "\"http://a.b", stride);
+        brute(g, "\"http://a.b/c", stride);
         bn_grammar_free(g);
     }
     /* listed keys with any other key besides (the complement of the names):

@@ -207,7 +207,7 @@ static bn_grammar *compile(bn_vocab *v, const char *schema, bn_json_ws ws, bn_er
         return NULL;
     }
     bn_gb *gb = bn_gb_new(NULL);
-    bn_json_opts opts = {ws, 0};
+    bn_json_opts opts = {ws, 0, 0};
     int ok = bn_json_schema_compile(gb, doc, &opts, err);
     cJSON_Delete(doc);
     if (!ok) {
@@ -319,7 +319,7 @@ static void test_schemas(bn_vocab *v) {
     for (int object_only = 0; object_only < 2; object_only++) {
         bn_err err = {{0}};
         bn_gb *gb = bn_gb_new(NULL);
-        bn_json_opts opts = {BN_JSON_WS_FLEXIBLE, 4};
+        bn_json_opts opts = {BN_JSON_WS_FLEXIBLE, 4, 0};
         int ok = bn_json_any_compile(gb, object_only, &opts, &err);
         bn_grammar *g = ok ? bn_grammar_compile(gb, v, &err) : NULL;
         if (!ok) bn_gb_free(gb);
@@ -432,7 +432,7 @@ static void run_sample(bn_vocab *v, const bn_tokenizer *tok, const char *path, i
         bn_err err = {{0}};
         clock_t t0 = clock();
         bn_gb *gb = bn_gb_new(NULL);
-        bn_json_opts opts = {BN_JSON_WS_FLEXIBLE, 0};
+        bn_json_opts opts = {BN_JSON_WS_FLEXIBLE, 0, 0};
         int ok = schema && bn_json_schema_compile(gb, schema, &opts, &err);
         schema_s += (double)(clock() - t0) / CLOCKS_PER_SEC;
         bn_grammar *g = NULL;

@@ -228,7 +228,10 @@ bn_rxid js_string_content(js_ctx *c, const js_shape *s, int superset) {
             max = cap > 0 ? (uint32_t)(cap - 1) : 0;
             if (max < s->min_len || max < 8) states = -1;
         }
-        acc = states < 0 ? BN_RX_ERROR : bn_jrx_product(c->jrx, acc, bn_jstr_length(c->rx, &c->chars, s->min_len, max), 1);
+        /* kept as an automaton: spelled as an expression, the product of
+         * a format with a length of hundreds derives slowly (seconds per
+         * character for a uri of up to 255) */
+        acc = states < 0 ? BN_RX_ERROR : bn_jrx_intersect_table(c->jrx, acc, bn_jstr_length(c->rx, &c->chars, s->min_len, max));
     }
     if (n_excluded_strings) {
         bn_rxid *out = js_alloc(c, n_excluded_strings * sizeof *out);

@@ -18,7 +18,7 @@ struct bn_jrx {
      * (BN_RX_ERROR too: a product over budget stays over) */
     struct product_memo {
         bn_rxid a, b, r;
-        int both_in; /* -1: empty slot */
+        int both_in; /* -1: empty slot; 2: both in, kept as a table */
     } *products;
     size_t products_mask, n_products;
 };
@@ -116,6 +116,7 @@ bn_rxid bn_jrx_deriv(bn_jrx *j, bn_rxid id, uint8_t byte) {
         r = bn_rx_concat(rx, bn_jrx_deriv(j, a, byte), rest);
         break;
     }
+    case BN_RX_DFA: r = bn_rx_dfa_step(rx, id, byte); break;
     default: r = bn_rx_nothing(rx); break;
     }
     if (r == BN_RX_ERROR) return r;
@@ -144,6 +145,25 @@ typedef struct {
     uint8_t rep[256]; /* a byte of each class */
     int n;
 } byte_classes;
+
+/* Splits c's classes by set: bytes in it from bytes outside. */
+static void split_classes(byte_classes *c, const uint64_t set[4]) {
+    int map[2][256];
+    memset(map, 0xff, sizeof map);
+    int n = 0;
+    uint8_t of[256];
+    for (int b = 0; b < 256; b++) {
+        int in = (set[b >> 6] >> (b & 63)) & 1;
+        int *m = &map[in][c->of[b]];
+        if (*m < 0) {
+            *m = n++;
+            c->rep[*m] = (uint8_t)b;
+        }
+        of[b] = (uint8_t)*m;
+    }
+    memcpy(c->of, of, 256);
+    c->n = n;
+}
 
 /* Refines c by every byte set reachable from root. */
 static int refine_classes(bn_rx *rx, bn_rxid root, byte_classes *c) {
@@ -175,23 +195,16 @@ static int refine_classes(bn_rx *rx, bn_rxid root, byte_classes *c) {
             seen_cap = ncap;
         }
         bn_rx_kind kind = bn_rx_kind_of(rx, id);
-        if (kind == BN_RX_BYTES) {
-            const uint64_t *set = bn_rx_set(rx, id);
-            int map[2][256];
-            memset(map, 0xff, sizeof map);
-            int n = 0;
-            uint8_t of[256];
-            for (int b = 0; b < 256; b++) {
-                int in = (set[b >> 6] >> (b & 63)) & 1;
-                int *m = &map[in][c->of[b]];
-                if (*m < 0) {
-                    *m = n++;
-                    c->rep[*m] = (uint8_t)b;
-                }
-                of[b] = (uint8_t)*m;
+        if (kind == BN_RX_BYTES) split_classes(c, bn_rx_set(rx, id));
+        else if (kind == BN_RX_DFA) { /* its table's classes, one set at a time */
+            int k;
+            const uint8_t *of = bn_rx_dfa_classes(rx, id, &k);
+            for (int cl = 0; cl < k; cl++) {
+                uint64_t set[4] = {0, 0, 0, 0};
+                for (int b = 0; b < 256; b++)
+                    if (of[b] == cl) set[b >> 6] |= 1ull << (b & 63);
+                split_classes(c, set);
             }
-            memcpy(c->of, of, 256);
-            c->n = n;
         } else if (kind == BN_RX_CONCAT || kind == BN_RX_ALT || kind == BN_RX_REPEAT) {
             size_t n;
             const bn_rxid *p = bn_rx_parts(rx, id, &n);
@@ -552,6 +565,48 @@ done:
     return bn_rx_failed(rx) ? BN_RX_ERROR : result;
 }
 
+/* The product as an automaton in the arena (regex.h's BN_RX_DFA): its
+ * live states renumbered, edges into dead states dropped. */
+static bn_rxid dfa_to_table(bn_jrx *j, const dfa *d) {
+    size_t n = d->n;
+    uint8_t *live = calloc(n ? n : 1, 1);
+    int32_t *id = malloc((n ? n : 1) * sizeof *id);
+    int32_t *next = NULL;
+    uint8_t *accept = NULL;
+    bn_rxid r = BN_RX_ERROR;
+    if (!live || !id) goto done;
+    for (size_t s = 0; s < n; s++) live[s] = d->accept[s];
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (size_t i = 0; i < d->ne; i++)
+            if (live[d->e[i].to] && !live[d->e[i].from]) live[d->e[i].from] = changed = 1;
+    }
+    if (!n || !live[0]) {
+        r = bn_rx_nothing(j->rx);
+        goto done;
+    }
+    int32_t m = 0;
+    for (size_t s = 0; s < n; s++) id[s] = live[s] ? m++ : -1;
+    size_t cells = (size_t)m * (size_t)d->cls.n;
+    next = malloc(cells * sizeof *next);
+    accept = malloc((size_t)m);
+    if (!next || !accept) goto done;
+    for (size_t i = 0; i < cells; i++) next[i] = -1;
+    for (size_t s = 0; s < n; s++)
+        if (live[s]) accept[id[s]] = d->accept[s];
+    for (size_t i = 0; i < d->ne; i++)
+        if (live[d->e[i].from] && live[d->e[i].to])
+            next[(size_t)id[d->e[i].from] * (size_t)d->cls.n + d->e[i].cls] = id[d->e[i].to];
+    int32_t table = bn_rx_dfa_new(j->rx, m, d->cls.of, d->cls.n, next, accept);
+    if (table >= 0) r = bn_rx_dfa_state(j->rx, table, id[0]);
+done:
+    free(live);
+    free(id);
+    free(next);
+    free(accept);
+    return r;
+}
+
 static size_t product_slot(const bn_jrx *j, bn_rxid a, bn_rxid b, int both_in) {
     size_t h = (pair_hash(a, b) ^ (size_t)both_in) & j->products_mask;
     while (j->products[h].both_in >= 0 &&
@@ -574,18 +629,23 @@ static int products_grow(bn_jrx *j) {
     return 1;
 }
 
-bn_rxid bn_jrx_product(bn_jrx *j, bn_rxid a, bn_rxid b, int both_in) {
+/* mode: 0 and 1 as both_in, spelled as an expression; 2: both in, as a table. */
+static bn_rxid product(bn_jrx *j, bn_rxid a, bn_rxid b, int mode) {
     if (a == BN_RX_ERROR || b == BN_RX_ERROR) return BN_RX_ERROR;
-    both_in = both_in ? 1 : 0;
+    int both_in = mode;
     if (j->products) {
         size_t h = product_slot(j, a, b, both_in);
         if (j->products[h].both_in >= 0) return j->products[h].r;
     }
     dfa d;
-    bn_rxid r = dfa_build(j, &d, a, b, both_in, 0) ? dfa_to_rx(j, &d) : BN_RX_ERROR;
+    bn_rxid r = !dfa_build(j, &d, a, b, mode != 0, 0) ? BN_RX_ERROR : mode == 2 ? dfa_to_table(j, &d) : dfa_to_rx(j, &d);
     dfa_free(&d);
     if ((j->n_products + 1) * 2 > j->products_mask && !products_grow(j)) return r;
     j->products[product_slot(j, a, b, both_in)] = (struct product_memo){a, b, r, both_in};
     j->n_products++;
     return r;
 }
+
+bn_rxid bn_jrx_product(bn_jrx *j, bn_rxid a, bn_rxid b, int both_in) { return product(j, a, b, both_in ? 1 : 0); }
+
+bn_rxid bn_jrx_intersect_table(bn_jrx *j, bn_rxid a, bn_rxid b) { return product(j, a, b, 2); }

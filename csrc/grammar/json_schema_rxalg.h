@@ -31,6 +31,10 @@ bn_rxid bn_jrx_deriv(bn_jrx *j, bn_rxid id, uint8_t byte);
 int bn_jrx_match(bn_jrx *j, bn_rxid id, const void *s, size_t n);
 /* The strings of a that are also in b (both_in = 1) or not in b (0). */
 bn_rxid bn_jrx_product(bn_jrx *j, bn_rxid a, bn_rxid b, int both_in);
+/* The strings in both a and b, as an automaton in the arena (BN_RX_DFA):
+ * each derivative is a lookup where the expression bn_jrx_product spells
+ * can be huge to derive. */
+bn_rxid bn_jrx_intersect_table(bn_jrx *j, bn_rxid a, bn_rxid b);
 /* The number of states of a's DFA, or -1 past the budget. */
 long bn_jrx_states(bn_jrx *j, bn_rxid a);
 /* Whether some string is in a and in b: 1, 0, or -1 past the budget. */

@@ -237,6 +237,22 @@ int32_t bn_lexer_add(bn_lexer *lx, bn_rxid re, bn_err *err) {
     return id;
 }
 
+/* Splits the byte classes by set: bytes in it from bytes outside. */
+static void refine_set(bn_lexer *lx, const uint64_t set[4], int *n_classes) {
+    int16_t map[256][2];
+    memset(map, 0xff, sizeof map);
+    int m = 0;
+    uint8_t next[256];
+    for (int c = 0; c < 256; c++) {
+        int in = (int)(set[c >> 6] >> (c & 63) & 1);
+        int old = lx->byte_class[c];
+        if (map[old][in] < 0) map[old][in] = (int16_t)m++;
+        next[c] = (uint8_t)map[old][in];
+    }
+    memcpy(lx->byte_class, next, 256);
+    *n_classes = m;
+}
+
 /* Refines the byte classes by every byte set below re (each node once). */
 static int refine(bn_lexer *lx, bn_rxid re, uint8_t *seen, int *n_classes) {
     if (seen[re]) return 1;
@@ -244,20 +260,18 @@ static int refine(bn_lexer *lx, bn_rxid re, uint8_t *seen, int *n_classes) {
     size_t n;
     const bn_rxid *p;
     switch (bn_rx_kind_of(lx->rx, re)) {
-    case BN_RX_BYTES: {
-        const uint64_t *set = bn_rx_set(lx->rx, re);
-        int16_t map[256][2];
-        memset(map, 0xff, sizeof map);
-        int m = 0;
-        uint8_t next[256];
-        for (int c = 0; c < 256; c++) {
-            int in = (int)(set[c >> 6] >> (c & 63) & 1);
-            int old = lx->byte_class[c];
-            if (map[old][in] < 0) map[old][in] = (int16_t)m++;
-            next[c] = (uint8_t)map[old][in];
+    case BN_RX_BYTES:
+        refine_set(lx, bn_rx_set(lx->rx, re), n_classes);
+        return 1;
+    case BN_RX_DFA: { /* every state of its table tells apart the bytes of different classes */
+        int k;
+        const uint8_t *of = bn_rx_dfa_classes(lx->rx, re, &k);
+        for (int c = 0; c < k; c++) {
+            uint64_t set[4] = {0, 0, 0, 0};
+            for (int b = 0; b < 256; b++)
+                if (of[b] == c) set[b >> 6] |= 1ull << (b & 63);
+            refine_set(lx, set, n_classes);
         }
-        memcpy(lx->byte_class, next, 256);
-        *n_classes = m;
         return 1;
     }
     case BN_RX_CONCAT:
@@ -297,6 +311,7 @@ static bn_rxid deriv(bn_lexer *lx, bn_rxid re, uint8_t b, int cls, int depth) {
         const uint64_t *set = bn_rx_set(rx, re);
         return set[b >> 6] >> (b & 63) & 1 ? bn_rx_empty(rx) : bn_rx_nothing(rx);
     }
+    if (k == BN_RX_DFA) return bn_rx_dfa_step(rx, re, b);
     uint64_t key = ((uint64_t)(uint32_t)re + 1) << 8 | (uint64_t)cls;
     bn_rxid known = memo_get(&lx->derivs, key);
     if (known != BN_RX_ERROR) return known;
@@ -390,6 +405,13 @@ static void first_classes(bn_lexer *lx, bn_rxid re, uint64_t out[4], int depth) 
         uint32_t lo, hi;
         bn_rx_bounds(rx, re, &lo, &hi);
         if (hi) first_classes(lx, bn_rx_parts(rx, re, &n)[0], set, depth + 1);
+        break;
+    }
+    case BN_RX_DFA: {
+        uint64_t bytes[4];
+        bn_rx_dfa_first(rx, re, bytes);
+        for (int b = 0; b < 256; b++)
+            if (bytes[b >> 6] >> (b & 63) & 1) set[lx->byte_class[b] >> 6] |= 1ull << (lx->byte_class[b] & 63);
         break;
     }
     default: break;
@@ -560,7 +582,7 @@ void bn_lexer_view_of(const bn_lexer *lx, bn_lexer_view *v) {
 static bn_rxid clamp(bn_lexer *lx, bn_rxid re, int depth) {
     bn_rx *rx = lx->rx;
     bn_rx_kind k = bn_rx_kind_of(rx, re);
-    if (k == BN_RX_NOTHING || k == BN_RX_EMPTY || k == BN_RX_BYTES) return re;
+    if (k == BN_RX_NOTHING || k == BN_RX_EMPTY || k == BN_RX_BYTES || k == BN_RX_DFA) return re;
     uint64_t key = (uint64_t)(uint32_t)re + 1;
     bn_rxid known = memo_get(&lx->clamps, key);
     if (known != BN_RX_ERROR) return known;

@@ -15,6 +15,14 @@ typedef struct {
     uint32_t hash;
 } rx_node;
 
+typedef struct {
+    int32_t n_states;
+    int n_classes;
+    uint8_t class_of[256];
+    int32_t *next; /* n_states * n_classes */
+    uint8_t *accept;
+} rx_dfa;
+
 struct bn_rx {
     rx_node *node;
     size_t n_node, cap_node, max_nodes;
@@ -24,6 +32,8 @@ struct bn_rx {
     size_t n_sets, cap_sets;
     int32_t *table; /* open addressing: node ids, -1 empty */
     size_t table_mask;
+    rx_dfa *dfas;
+    size_t n_dfas, cap_dfas, dfa_states; /* (states count toward max_nodes) */
     const char *failed;
 };
 
@@ -48,6 +58,11 @@ bn_rx *bn_rx_new(size_t max_nodes) {
 
 void bn_rx_free(bn_rx *rx) {
     if (!rx) return;
+    for (size_t i = 0; i < rx->n_dfas; i++) {
+        free(rx->dfas[i].next);
+        free(rx->dfas[i].accept);
+    }
+    free(rx->dfas);
     free(rx->node);
     free(rx->parts);
     free(rx->sets);
@@ -254,6 +269,59 @@ bn_rxid bn_rx_repeat(bn_rx *rx, bn_rxid a, uint32_t min, uint32_t max) {
 }
 
 bn_rxid bn_rx_optional(bn_rx *rx, bn_rxid a) { return bn_rx_repeat(rx, a, 0, 1); }
+
+/* ---- automata ---- */
+
+int32_t bn_rx_dfa_new(bn_rx *rx, int32_t n_states, const uint8_t class_of[256], int n_classes, const int32_t *next,
+                      const uint8_t *accept) {
+    if (n_states <= 0 || n_classes <= 0 || n_classes > 256) return fail(rx, "internal: a malformed automaton"), -1;
+    if (rx->n_node + rx->dfa_states + (size_t)n_states > rx->max_nodes)
+        return fail(rx, "the regular expression budget is spent (too many nodes)"), -1;
+    if (!bn_grow((void **)&rx->dfas, &rx->cap_dfas, rx->n_dfas + 1, sizeof *rx->dfas)) return fail(rx, "out of memory"), -1;
+    rx_dfa *d = &rx->dfas[rx->n_dfas];
+    size_t cells = (size_t)n_states * (size_t)n_classes;
+    d->next = malloc(cells * sizeof *d->next);
+    d->accept = malloc((size_t)n_states);
+    if (!d->next || !d->accept) {
+        free(d->next);
+        free(d->accept);
+        return fail(rx, "out of memory"), -1;
+    }
+    memcpy(d->next, next, cells * sizeof *d->next);
+    memcpy(d->accept, accept, (size_t)n_states);
+    memcpy(d->class_of, class_of, 256);
+    d->n_states = n_states;
+    d->n_classes = n_classes;
+    rx->dfa_states += (size_t)n_states;
+    return (int32_t)rx->n_dfas++;
+}
+
+bn_rxid bn_rx_dfa_state(bn_rx *rx, int32_t table, int32_t state) {
+    if (state < 0) return bn_rx_nothing(rx);
+    return intern(rx, BN_RX_DFA, (uint32_t)table, (uint32_t)state, NULL, 0, NULL, rx->dfas[table].accept[state]);
+}
+
+bn_rxid bn_rx_dfa_step(bn_rx *rx, bn_rxid id, uint8_t byte) {
+    const rx_node *n = &rx->node[id];
+    const rx_dfa *d = &rx->dfas[n->min];
+    int32_t table = (int32_t)n->min;
+    return bn_rx_dfa_state(rx, table, d->next[(size_t)n->max * (size_t)d->n_classes + d->class_of[byte]]);
+}
+
+void bn_rx_dfa_first(const bn_rx *rx, bn_rxid id, uint64_t out[4]) {
+    const rx_node *n = &rx->node[id];
+    const rx_dfa *d = &rx->dfas[n->min];
+    const int32_t *row = d->next + (size_t)n->max * (size_t)d->n_classes;
+    memset(out, 0, 4 * sizeof *out);
+    for (int b = 0; b < 256; b++)
+        if (row[d->class_of[b]] >= 0) out[b >> 6] |= 1ull << (b & 63);
+}
+
+const uint8_t *bn_rx_dfa_classes(const bn_rx *rx, bn_rxid id, int *n_classes) {
+    const rx_dfa *d = &rx->dfas[rx->node[id].min];
+    *n_classes = d->n_classes;
+    return d->class_of;
+}
 
 /* ---- code-point classes as UTF-8 ---- */
 
@@ -527,6 +595,13 @@ static int ref_match(ref_ctx *c, bn_rxid id, size_t i, size_t j) {
         bn_rx_bounds(c->rx, id, &lo, &hi);
         p = bn_rx_parts(c->rx, id, &n);
         return ref_repeat(c, p[0], lo, hi, i, j);
+    }
+    case BN_RX_DFA: {
+        const rx_node *nd = &c->rx->node[id];
+        const rx_dfa *d = &c->rx->dfas[nd->min];
+        int32_t st = (int32_t)nd->max;
+        for (size_t k = i; k < j && st >= 0; k++) st = d->next[(size_t)st * (size_t)d->n_classes + d->class_of[c->s[k]]];
+        return st >= 0 && d->accept[st];
     }
     }
     return 0;

@@ -32,7 +32,8 @@ typedef enum {
     BN_RX_BYTES,       /* one byte of a set */
     BN_RX_CONCAT,      /* a then b */
     BN_RX_ALT,         /* any of n alternatives */
-    BN_RX_REPEAT       /* a, min..max times */
+    BN_RX_REPEAT,      /* a, min..max times */
+    BN_RX_DFA          /* a state of an automaton kept in the arena: what is left to match from it */
 } bn_rx_kind;
 
 /* A new arena that holds at most max_nodes distinct nodes (0: a default of
@@ -66,6 +67,26 @@ bn_rxid bn_rx_alt_n(bn_rx *rx, const bn_rxid *parts, size_t n); /* n = 0: nothin
 /* a repeated min..max times (max BN_RX_INF: unbounded); min > max is nothing. */
 bn_rxid bn_rx_repeat(bn_rx *rx, bn_rxid a, uint32_t min, uint32_t max);
 bn_rxid bn_rx_optional(bn_rx *rx, bn_rxid a); /* a{0,1} */
+
+/* Automata. An intersection of expressions (a pattern with lengths) is
+ * a product automaton; spelled back as an expression it can be huge, and
+ * each derivative of it copies much of it. Kept as a table instead, a
+ * derivative is one lookup. The table: n_states states, bytes in classes
+ * (class_of), next[state * n_classes + class] the next state or -1 (no
+ * match can go on: the caller keeps only states from which an accepting
+ * one is reachable, so every state that is not -1 matches something),
+ * accept[state] whether a match may end there. Returns the table's id, or
+ * -1 past the node budget or out of memory (bn_rx_failed says which). */
+int32_t bn_rx_dfa_new(bn_rx *rx, int32_t n_states, const uint8_t class_of[256], int n_classes, const int32_t *next,
+                      const uint8_t *accept);
+/* The expression "from state of table on" (-1: nothing). */
+bn_rxid bn_rx_dfa_state(bn_rx *rx, int32_t table, int32_t state);
+/* BN_RX_DFA: its derivative by byte (a lookup). */
+bn_rxid bn_rx_dfa_step(bn_rx *rx, bn_rxid id, uint8_t byte);
+/* BN_RX_DFA: the bytes that keep it alive (bit b of out[b >> 6]). */
+void bn_rx_dfa_first(const bn_rx *rx, bn_rxid id, uint64_t out[4]);
+/* BN_RX_DFA: its table's byte classes (class_of[256]) and their number. */
+const uint8_t *bn_rx_dfa_classes(const bn_rx *rx, bn_rxid id, int *n_classes);
 
 /* Inspection (for compiling to automata and for tests). */
 bn_rx_kind bn_rx_kind_of(const bn_rx *rx, bn_rxid id);

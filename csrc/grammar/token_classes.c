@@ -364,6 +364,7 @@ static int may_be_plain(bn_grammar *g, bn_rxid re, int depth) {
         r = lo == 0 || may_be_plain(g, bn_rx_parts(rx, re, &n)[0], depth + 1);
         break;
     }
+    case BN_RX_DFA: r = 1; break; /* (not looked into: "may" is safe) */
     }
     g->plain_rx[re] = r ? 1 : 2;
     return r;
