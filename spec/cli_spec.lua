@@ -72,7 +72,7 @@ describe("bitnet command", function()
       status, out = run({ "help" })
       assert.are.equal(0, status)
       assert.truthy(out:find("perplexity MODEL FILE", 1, true))
-      for _, cmd in ipairs({ "run", "chat", "info", "perplexity", "convert", "bench" }) do
+      for _, cmd in ipairs({ "run", "chat", "info", "perplexity", "convert", "bench", "repl" }) do
         local s1, o1 = run({ "help", cmd })
         local s2, o2 = run({ cmd, "--help" })
         assert.are.equal(0, s1)

@@ -76,6 +76,7 @@ int luaopen_bitnet_core(lua_State *L) {
     bn_open_convert(L);
     bn_open_job(L);
     bn_open_grammar(L);
+    bn_open_term(L);
     lua_pushcfunction(L, l_clock);
     lua_setfield(L, -2, "clock");
     lua_pushcfunction(L, l_exec);

@@ -64,5 +64,6 @@ void bn_open_tokenizer(lua_State *L); /* bitnet.Tokenizer/Decoder, module.tokeni
 void bn_open_convert(lua_State *L);  /* module.convert(src, dst [, opts]) */
 void bn_open_job(lua_State *L);      /* bitnet.Job and module.job(...): the background engine */
 void bn_open_grammar(lua_State *L);  /* bitnet.Grammar/Matcher and module.grammar(spec, tok) */
+void bn_open_term(lua_State *L);     /* module.term: line editing and Ctrl-C for `bitnet repl` */
 
 #endif

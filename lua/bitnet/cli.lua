@@ -18,6 +18,7 @@ commands:
   convert SRC DST --type T  write a model as GGUF with another weight type
   bench [MODEL]             prefill and decode speed in tokens per second
   lua FILE [ARGS...]        run a Lua script with bitnet found (from a checkout too)
+  repl [MODEL]              an interactive Lua session with bitnet and the model
   serve [MODEL]             an OpenAI-compatible HTTP server (nginx + its Lua module)
   help [COMMAND]            this text, or a command's options
 
@@ -73,6 +74,14 @@ local HELP = {
     .. "  -p, --prompt-tokens N   tokens in the prefill (default 128)\n"
     .. "  -n, --decode-tokens N   tokens decoded one by one (default 64)\n"
     .. "  -r, --reps N            repetitions; the best is reported (default 3)\n"
+    .. LOAD_HELP .. "\n",
+  repl = "usage: bitnet repl [MODEL] [options]\n\n"
+    .. "An interactive Lua session (the interpreter running this command) with bitnet\n"
+    .. "loaded and the model as the global `model`, loaded on first use. Expressions\n"
+    .. "print their values; help() lists the helpers gen, chat, tok and top. Line\n"
+    .. "editing and history (~/.local/state/bitnet/repl_history) where readline or\n"
+    .. "libedit is installed. Ctrl-C stops a generation or a chunk, Ctrl-D leaves.\n"
+    .. "With stdin not a terminal, runs the lines given and exits 1 at the first error.\n\n"
     .. LOAD_HELP .. "\n",
   serve = "usage: bitnet serve [MODEL] [options]\n\n"
     .. "Writes an nginx configuration (openresty/nginx.conf filled in) into a prefix\n"
@@ -131,6 +140,7 @@ local COMMAND_OPTS = {
   }),
   chat = merge(LOAD_OPTS, SAMPLING_OPTS, { system = { "system", "string", "s" }, template = { "template", "string" } }),
   info = merge(LOAD_OPTS),
+  repl = merge(LOAD_OPTS),
   perplexity = merge(LOAD_OPTS, { stride = { "stride", "integer" } }),
   convert = { type = { "type", "string" }, embeddings = { "embeddings", "string" }, fallback = { "fallback", "string" } },
   bench = merge(LOAD_OPTS, {
@@ -478,6 +488,11 @@ function commands.bench(pos, opts, io_)
   io_.stdout:write(("prefill: %8.1f tokens/s (%d tokens)\n"):format(best_prefill, n_prompt))
   io_.stdout:write(("decode:  %8.1f tokens/s (%d tokens)\n"):format(best_decode, n_decode))
   return 0
+end
+
+function commands.repl(pos, opts, io_)
+  if #pos > 1 then usage_error("repl takes at most one MODEL") end
+  return require("bitnet.repl").main(pos[1], opts, io_)
 end
 
 -- ---- serve ----
