@@ -13,36 +13,20 @@ local shell = require("support.shell")
 
 local INTERP = jit and "luajit" or "lua5.4"
 
-local function sink()
-  local parts = {}
-  return {
-    write = function(self, ...)
-      for _, s in ipairs({ ... }) do parts[#parts + 1] = tostring(s) end
-      return self
-    end,
-    flush = function() end,
-    text = function() return table.concat(parts) end,
-  }
-end
-
-local function source(s)
-  local pos = 1
-  return {
-    read = function()
-      if pos > #s then return nil end
-      local nl = s:find("\n", pos, true) or #s + 1
-      local line = s:sub(pos, nl - 1)
-      pos = nl + 1
-      return line
-    end,
-  }
-end
-
--- cli.main({ "repl" }) on input lines -> status, stdout, stderr
+-- cli.main({ "repl" }) on input lines -> stdout, after checking that
+-- nothing went to stderr and the status is 0
 local function session(input)
-  local out, err = sink(), sink()
-  local status = cli.main({ "repl" }, { stdin = source(input), stdout = out, stderr = err, stderr_is_tty = false })
-  return status, out.text(), err.text()
+  local status, out, err = checks.run_cli({ "repl" }, input)
+  assert.are.equal("", err)
+  assert.are.equal(0, status)
+  return out
+end
+
+-- the same, for input ending in an error -> stdout, stderr
+local function failing_session(input)
+  local status, out, err = checks.run_cli({ "repl" }, input)
+  assert.are.equal(1, status)
+  return out, err
 end
 
 local function q(s)
@@ -111,6 +95,18 @@ local function typed(script, opts)
   return out
 end
 
+-- the last steps of a terminal session: a line dropped by Ctrl-C, one run,
+-- Ctrl-D
+local CTRL_C_AT_PROMPT_THEN_LEAVE = [[
+send half a line\x03
+expect > 
+send 6 * 7\n
+expect 42
+expect > 
+send \x04
+wait
+]]
+
 describe("bitnet repl", function()
   setup(function()
     shell.run("make -s build/pty_drive")
@@ -145,7 +141,7 @@ describe("bitnet repl", function()
       local s = show({ ("x"):rep(1048576) })
       assert.truthy(s:find('"' .. ("x"):rep(120) .. '"...(1048576 bytes)', 1, true))
       assert.is_true(#s < 300)
-      assert.are.equal('{ "caf\\195" }', show({ "caf\195" })) -- not UTF-8: escaped
+      assert.are.equal('{ "caf\\195", "\\0011" }', show({ "caf\195", "\0011" })) -- not UTF-8, control: escaped
       assert.are.equal('{ "café" }', show({ "café" }))
     end)
 
@@ -175,44 +171,34 @@ describe("bitnet repl", function()
 
   describe("piped, in process", function()
     it("prints expression values, runs statements and multi-line chunks", function()
-      local status, out, err = session("1 + 1\nx = 6\nfunction f(a)\n  return a * x\nend\nf(7)\n=x\n{1,\n2}\n"
+      local out = session("1 + 1\nx = 6\nfunction f(a)\n  return a * x\nend\nf(7)\n=x\n{1,\n2}\n"
         .. "return 'a', nil, 3\n")
-      assert.are.equal("", err)
-      assert.are.equal(0, status)
       assert.are.equal("2\n42\n6\n{ 1, 2 }\na\tnil\t3\n", out)
     end)
 
     it("stops at the first error with status 1 and the message", function()
-      local status, out, err = session("1\nerror('boom')\n2\n")
-      assert.are.equal(1, status)
+      local out, err = failing_session("1\nerror('boom')\n2\n")
       assert.are.equal("1\n", out)
       assert.are.equal("bitnet repl: stdin:1: boom\n", err)
-      status, out, err = session("x = = 1\n2\n")
-      assert.are.equal(1, status)
+      out, err = failing_session("x = = 1\n2\n")
       assert.are.equal("", out)
       assert.truthy(err:find("^bitnet repl: stdin:1: unexpected symbol near '='"), err)
-      status, _, err = session("function f()\n")
-      assert.are.equal(1, status)
+      err = select(2, failing_session("function f()\n"))
       assert.truthy(err:find("'end' expected", 1, true), err)
-      status, _, err = session("local function g() end\ng()\n") -- a local lasts one chunk
-      assert.are.equal(1, status)
+      err = select(2, failing_session("local function g() end\ng()\n")) -- a local lasts one chunk
       assert.truthy(err:find("attempt to call .*'g'"), err)
-      status, _, err = session("function g() local t = nil; return t.x end\nfunction h() g() return 1 end\nh()\n")
-      assert.are.equal(1, status)
+      err = select(2, failing_session("function g() local t = nil; return t.x end\nfunction h() g() return 1 end\nh()\n"))
       assert.truthy(err:find("stack traceback:\n\tstdin:1: in function 'g'\n", 1, true), err)
     end)
 
     it("has the helpers, the lazy model and nothing else as globals", function()
       local names = "local e = _ENV or getfenv(1) local k = {} for n in pairs(e) do k[#k + 1] = n end "
         .. "table.sort(k) return table.concat(k, ' ')\n"
-      local status, out, err = session(names .. "model:info().n_vocab\n" .. names)
-      assert.are.equal("", err)
-      assert.are.equal(0, status)
+      local out = session(names .. "model:info().n_vocab\n" .. names)
       assert.are.equal("bitnet chat gen help tok top\n4096\nbitnet chat gen help model tok top\n", out)
       assert.is_nil(rawget(_G, "gen"))
       assert.is_nil(rawget(_G, "model"))
-      status, out = session("help()\n")
-      assert.are.equal(0, status)
+      out = session("help()\n")
       for _, name in ipairs({ "gen(prompt", "chat(text", "chat.reset", "tok(text", "top(prompt", "Ctrl-C" }) do
         assert.truthy(out:find(name, 1, true), name)
       end
@@ -221,11 +207,9 @@ describe("bitnet repl", function()
     it("gen streams and returns its info, tok and top show tokens", function()
       local model = assert(bitnet.load())
       local want = model:generate("And it came to pass", { max_tokens = 12, seed = 3 })
-      local status, out, err = session("info = gen('And it came to pass', { max_tokens = 12, seed = 3 })\n"
+      local out = session("info = gen('And it came to pass', { max_tokens = 12, seed = 3 })\n"
         .. "info.finish_reason, info.completion_tokens\ninfo\ntok('And it')\ntop('And it came to', 3)\n"
         .. "tok{ 296, 354 }\n")
-      assert.are.equal("", err)
-      assert.are.equal(0, status)
       local lines = {}
       for l in out:gmatch("[^\n]*\n") do lines[#lines + 1] = l end
       assert.are.equal(want .. "\n", table.concat(lines, "", 1, #lines - 8))
@@ -238,28 +222,22 @@ describe("bitnet repl", function()
     end)
 
     it("chat keeps the conversation until chat.reset()", function()
-      local status, out, err = session("chat('Who was Naomi?', { max_tokens = 8, seed = 1 })\n#chat.messages\n"
+      local out = session("chat('Who was Naomi?', { max_tokens = 8, seed = 1 })\n#chat.messages\n"
         .. "chat('And Ruth?', { max_tokens = 8, seed = 1 })\n#chat.messages, chat.info.cached_tokens > 0\n"
         .. "chat.reset('Be brief.')\nchat.messages[1].role, #chat.messages\n")
-      assert.are.equal("", err)
-      assert.are.equal(0, status)
       assert.truthy(out:find("\n2\n.*\n4\ttrue\nsystem\t1\n$"), out)
     end)
 
     it("survives an error inside a generation callback, keeps the model usable", function()
-      local status, out, err = session("ok, e = pcall(gen, 'In the beginning', { max_tokens = 8, "
+      local out = session("ok, e = pcall(gen, 'In the beginning', { max_tokens = 8, "
         .. "on_token = function() error('callback failed') end })\nok, e\ngen('In the beginning', "
         .. "{ max_tokens = 4, seed = 1 }).completion_tokens\n")
-      assert.are.equal("", err)
-      assert.are.equal(0, status)
       assert.truthy(out:find("false\tstdin:1: callback failed\n", 1, true), out)
       assert.truthy(out:find("\n4\n$"), out)
     end)
 
     it("takes a 1 MB line", function()
-      local status, out, err = session('big = "' .. ("a"):rep(1048576) .. '"\n#big\n{ big }\n')
-      assert.are.equal("", err)
-      assert.are.equal(0, status)
+      local out = session('big = "' .. ("a"):rep(1048576) .. '"\n#big\n{ big }\n')
       assert.are.equal('1048576\n{\n  "' .. ("a"):rep(120) .. '"...(1048576 bytes),\n}\n', out)
     end)
   end)
@@ -331,14 +309,7 @@ expect >
 send gen("In the beginning", { max_tokens = 20, on_token = function(id, text) error("callback failed") end })\n
 expect callback failed
 expect > 
-send half a line\x03
-expect > 
-send 6 * 7\n
-expect 42
-expect > 
-send \x04
-wait
-]])
+]] .. CTRL_C_AT_PROMPT_THEN_LEAVE)
       assert.truthy(out:find("(line editing: libreadline", 1, true), out) -- Debian's lua5.4 pulls it in
       assert.truthy(out:find('\n{ 1, "two", { x = 3 }, self = <cycle> }\n', 1, true), out)
       assert.falsy(out:find("stdin:1: half", 1, true), out)
@@ -447,14 +418,7 @@ expect >
 send package.searchpath("bitnet.repl", package.path)\n
 expect bin/../lua/bitnet/repl.lua
 expect > 
-send half a line\x03
-expect > 
-send 6 * 7\n
-expect 42
-expect > 
-send \x04
-wait
-]], { paths = "luarocks", env = "BITNET_READLINE=none " })
+]] .. CTRL_C_AT_PROMPT_THEN_LEAVE, { paths = "luarocks", env = "BITNET_READLINE=none " })
       assert.falsy(out:find("line editing", 1, true), out)
       assert.truthy(out:find("status=0\n$"), out)
     end)

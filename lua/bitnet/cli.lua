@@ -490,17 +490,21 @@ function commands.bench(pos, opts, io_)
   return 0
 end
 
-function commands.repl(pos, opts, io_)
-  if #pos > 1 then usage_error("repl takes at most one MODEL") end
-  return require("bitnet.repl").main(pos[1], opts, io_)
-end
-
 -- ---- serve ----
 
 local function file_exists(path)
   local f = io.open(path, "rb")
   if f then f:close() end
   return f ~= nil
+end
+
+function commands.repl(pos, opts, io_)
+  if #pos > 1 then usage_error("repl takes at most one MODEL") end
+  local path = pos[1]
+  if path and not file_exists(path) and not file_exists(path .. "/config.json") then -- (it loads on first use)
+    error({ msg = "cannot open " .. path }, 0)
+  end
+  return require("bitnet.repl").main(path, opts, io_)
 end
 
 local function absolute(path)

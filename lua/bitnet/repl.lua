@@ -77,7 +77,7 @@ local function quote(s, limit)
     s = s:sub(1, cut)
   end
   local pattern = generate.valid_utf8(s) == s and '[%c"\\]' or '[%c"\\\128-\255]'
-  return '"' .. s:gsub(pattern, function(c) return ESCAPES[c] or ("\\%d"):format(c:byte()) end) .. '"' .. tail
+  return '"' .. s:gsub(pattern, function(c) return ESCAPES[c] or ("\\%03d"):format(c:byte()) end) .. '"' .. tail
 end
 
 local function is_identifier(k)
@@ -421,12 +421,6 @@ local function message_handler(fn)
   end
 end
 
-local function file_exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
-
 local function history_file()
   local state = os.getenv("XDG_STATE_HOME")
   if not state or state == "" then
@@ -454,9 +448,6 @@ end
 -- io_: stdin, stdout, stderr (the terminal is used only when stdin is the
 -- process's own and a terminal).
 function M.main(path, opts, io_)
-  if path and not file_exists(path) and not file_exists(path .. "/config.json") then
-    error({ msg = "cannot open " .. path }, 0)
-  end
   local interactive = io_.stdin == io.stdin and term.isatty(0)
   local out, err_out = io_.stdout, io_.stderr
   local restore = {}
@@ -534,7 +525,10 @@ function M.main(path, opts, io_)
         local results = pack(term.run(message_handler(fn), fn, identity))
         out:flush()
         if results[1] then
-          if results.n > 1 then out:write(show_all({ unpack(results, 2, results.n) }, results.n - 1), "\n") end
+          if results.n > 1 then
+            local shown, text = pcall(show_all, { unpack(results, 2, results.n) }, results.n - 1)
+            out:write(shown and text or "(the value cannot be shown: " .. tostring(text) .. ")", "\n")
+          end
         else
           err_out:write((interactive and "" or "bitnet repl: ") .. tostring(results[2]) .. "\n")
           if not interactive then
