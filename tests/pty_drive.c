@@ -17,7 +17,8 @@
  * The output is matched and copied to stdout with terminal control
  * sequences and carriage returns taken out. The last stdout line is
  * "status=N" (the command's exit status; 128+S for a signal S). Exit
- * status 0 when every step held, 1 otherwise (the failed step on stderr). */
+ * status 0 when every step held, 1 otherwise (the failed step on stderr).
+ * PTY_DRIVE_DEBUG=1 prints each step's time on stderr. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
