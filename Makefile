@@ -4,7 +4,7 @@ CC ?= gcc
 CFLAGS ?= -O2 -g
 WARN = -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -D_DEFAULT_SOURCE
 PIC = -fPIC
-LIBS = -lcjson -lcurl -lcrypto -lm -lpthread
+LIBS = -lcjson -lcurl -lcrypto -lm -lpthread -ldl
 LUA54_INC ?= /usr/include/lua5.4
 LUAJIT_INC ?= /usr/include/luajit-2.1
 BUSTED ?= /usr/bin/busted
@@ -193,20 +193,26 @@ nvim-bench: $(NVIM_BENCH_MODEL) $(LIBJIT)
 load-test: $(LIBJIT) $(LIB54)
 	bash tools/load_test.sh
 
+# The pseudo-terminal driver spec/repl_spec.lua types at `bitnet repl` with.
+PTY_DRIVE = build/pty_drive
+$(PTY_DRIVE): tests/pty_drive.c Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) -O1 -g -o $@ tests/pty_drive.c -lutil
+
 # (the LuaJIT build too: `bitnet serve --config-only` checks for the library nginx will load)
-test-lua54: $(LIB54) $(LIBJIT)
+test-lua54: $(LIB54) $(LIBJIT) $(PTY_DRIVE)
 	BITNET_BUILD=build/lua5.4 lua5.4 $(BUSTED) --exclude-tags=nvim $(BUSTED_ARGS)
 
-test-luajit: $(LIBJIT)
+test-luajit: $(LIBJIT) $(PTY_DRIVE)
 	BITNET_BUILD=build/luajit luajit $(BUSTED) $(BUSTED_ARGS)
 
 # The interpreter is not built with ASan, so the runtime is preloaded.
-test-asan: $(LIBASAN)
+test-asan: $(LIBASAN) $(PTY_DRIVE)
 	BITNET_BUILD=build/asan LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  lua5.4 $(BUSTED) --exclude-tags=slow,noasan $(BUSTED_ARGS)
 
-valgrind: $(LIB54)
+valgrind: $(LIB54) $(PTY_DRIVE)
 	BITNET_BUILD=build/lua5.4 valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 	  lua5.4 $(BUSTED) --exclude-tags=slow,nvim $(BUSTED_ARGS)
 

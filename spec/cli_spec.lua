@@ -6,33 +6,7 @@ local fx = require("support.fixtures")
 
 local MODEL = fx.shared .. "/fixtures/gguf/bitnet-silu-tq2_0/model.gguf"
 
-local sink = require("support.checks").sink -- a writable stream that keeps what it is given
-
--- a readable stream over a string (read("*l") and read("*a"))
-local function source(s)
-  local pos = 1
-  return {
-    read = function(_, how)
-      if pos > #s then return nil end
-      if how == "*a" or how == "a" then
-        local rest = s:sub(pos)
-        pos = #s + 1
-        return rest
-      end
-      local nl = s:find("\n", pos, true)
-      local line = s:sub(pos, (nl or #s + 1) - 1)
-      pos = (nl or #s) + 1
-      return line
-    end,
-  }
-end
-
--- runs cli.main; returns status, stdout, stderr
-local function run(args, stdin, tty)
-  local out, err = sink(), sink()
-  local status = cli.main(args, { stdout = out, stderr = err, stdin = source(stdin or ""), stderr_is_tty = tty or false })
-  return status, out.text(), err.text()
-end
+local run = require("support.checks").run_cli -- status, stdout, stderr
 
 local function tmpname()
   local name = os.tmpname()
@@ -61,7 +35,7 @@ describe("bitnet command", function()
       status, out = run({ "help" })
       assert.are.equal(0, status)
       assert.truthy(out:find("perplexity MODEL FILE", 1, true))
-      for _, cmd in ipairs({ "run", "chat", "info", "perplexity", "convert", "bench" }) do
+      for _, cmd in ipairs({ "run", "chat", "info", "perplexity", "convert", "bench", "repl" }) do
         local s1, o1 = run({ "help", cmd })
         local s2, o2 = run({ cmd, "--help" })
         assert.are.equal(0, s1)

@@ -81,12 +81,20 @@ describe("rockspec", function()
     local ok_probe, out = pcall(shell.read, probe)
     if not ok_probe then out = tostring(out) end
     local has_bin = io.open(tree .. "/bin/bitnet") ~= nil
+    -- the installed command finds the installed module; the checkout's
+    -- bin/bitnet its own, with the paths `luarocks path` prints for the tree
+    local lines = "printf 'print(package.searchpath(\"bitnet.repl\", package.path))\\nprint(model:info().n_vocab)\\n' | "
+    local ok_installed, installed = pcall(shell.read, lines .. tree .. "/bin/bitnet repl 2>&1")
+    local ok_checkout, checkout = pcall(shell.read, ('eval "$(luarocks --lua-version 5.4 path --tree %s)" && %s'
+      .. "lua5.4 bin/bitnet repl 2>&1"):format(tree, lines))
     -- where `bitnet serve` looks for its nginx templates in a tree
     local has_conf = io.open(tree .. "/share/lua/5.4/bitnet/openresty/nginx.conf") ~= nil
       and io.open(tree .. "/share/lua/5.4/bitnet/openresty/front.conf") ~= nil
     -- luarocks builds in place: leave the checkout as it was
     shell.run("rm -rf bitnet csrc/*/*.o " .. tree .. " " .. tree .. ".log")
     assert.are.equal("bitnet-b1.58 4096", out)
+    assert.are.equal(tree .. "/share/lua/5.4/bitnet/repl.lua\n4096\n", ok_installed and installed or tostring(installed))
+    assert.are.equal("bin/../lua/bitnet/repl.lua\n4096\n", ok_checkout and checkout or tostring(checkout))
     assert.is_true(has_bin, "bin/bitnet was not installed")
     assert.is_true(has_conf, "the nginx templates were not installed in bitnet/openresty/")
   end)

@@ -9,6 +9,7 @@ export DEBIAN_FRONTEND=noninteractive
 packages=(
   gcc make libc6-dev pkg-config git
   lua5.4 liblua5.4-dev            # the main target
+  libreadline8                    # `bitnet repl`'s line editing, loaded at run time (lua5.4 depends on it too)
   luajit2 libluajit2-5.1-dev      # Neovim / OpenResty target (OpenResty's LuaJIT: nginx's Lua module needs it, Debian's luajit conflicts)
   libcjson-dev                    # config.json and tokenizer.json
   libcurl4-openssl-dev libssl-dev # `bitnet pull`: HTTP (libcurl) and SHA-256 (OpenSSL's libcrypto)

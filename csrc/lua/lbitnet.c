@@ -78,6 +78,7 @@ int luaopen_bitnet_core(lua_State *L) {
     bn_open_grammar(L);
     bn_open_hub(L);
     bn_open_json(L);
+    bn_open_term(L);
     lua_pushcfunction(L, l_clock);
     lua_setfield(L, -2, "clock");
     lua_pushcfunction(L, l_exec);

@@ -69,5 +69,6 @@ void bn_open_job(lua_State *L);      /* bitnet.Job and module.job(...): the back
 void bn_open_grammar(lua_State *L);  /* bitnet.Grammar/Matcher and module.grammar(spec, tok) */
 void bn_open_hub(lua_State *L);      /* module.http/fetch/lock/fs_*: what `bitnet pull` is built from */
 void bn_open_json(lua_State *L);     /* module.json_decode(text) */
+void bn_open_term(lua_State *L);     /* module.term: line editing and Ctrl-C for `bitnet repl` */
 
 #endif

@@ -18,6 +18,7 @@ commands:
   convert SRC DST --type T  write a model as GGUF with another weight type
   bench [MODEL]             prefill and decode speed in tokens per second
   lua FILE [ARGS...]        run a Lua script with bitnet found (from a checkout too)
+  repl [MODEL]              an interactive Lua session with bitnet and the model
   serve [MODEL]             an OpenAI-compatible HTTP server (nginx + its Lua module)
   pull REPO[:FILE|:TYPE]    download a model from the Hugging Face Hub into its cache
   list                      the models in the Hugging Face cache
@@ -88,6 +89,14 @@ local HELP = {
     .. "  -n, --decode-tokens N   tokens decoded one by one (default 64)\n"
     .. "  -r, --reps N            repetitions; the best is reported (default 3)\n"
     .. LOAD_HELP .. "\n",
+  repl = "usage: bitnet repl [MODEL] [options]\n\n"
+    .. "An interactive Lua session (the interpreter running this command) with bitnet\n"
+    .. "loaded and the model as the global `model`, loaded on first use. Expressions\n"
+    .. "print their values; help() lists the helpers gen, chat, tok and top. Line\n"
+    .. "editing and history (~/.local/state/bitnet/repl_history) where readline or\n"
+    .. "libedit is installed. Ctrl-C stops a generation or a chunk, Ctrl-D leaves.\n"
+    .. "With stdin not a terminal, runs the lines given and exits 1 at the first error.\n\n"
+    .. LOAD_HELP .. "\n",
   serve = "usage: bitnet serve [MODEL] [options]\n\n"
     .. "Writes an nginx configuration (openresty/nginx.conf filled in) into a prefix\n"
     .. "directory and runs nginx with its Lua module in the foreground, serving\n"
@@ -153,6 +162,7 @@ local COMMAND_OPTS = {
   }),
   chat = merge(LOAD_OPTS, SAMPLING_OPTS, { system = { "system", "string", "s" }, template = { "template", "string" } }),
   info = merge(LOAD_OPTS),
+  repl = merge(LOAD_OPTS),
   perplexity = merge(LOAD_OPTS, { stride = { "stride", "integer" } }),
   convert = { type = { "type", "string" }, embeddings = { "embeddings", "string" }, fallback = { "fallback", "string" } },
   bench = merge(LOAD_OPTS, {
@@ -579,6 +589,15 @@ local function file_exists(path)
   local f = io.open(path, "rb")
   if f then f:close() end
   return f ~= nil
+end
+
+function commands.repl(pos, opts, io_)
+  if #pos > 1 then usage_error("repl takes at most one MODEL") end
+  local path = pos[1]
+  if path and not file_exists(path) and not file_exists(path .. "/config.json") then -- (it loads on first use)
+    error({ msg = "cannot open " .. path }, 0)
+  end
+  return require("bitnet.repl").main(path, opts, io_)
 end
 
 local function absolute(path)

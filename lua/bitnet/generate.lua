@@ -99,7 +99,8 @@ local function check_integer(v, key, min, fname)
   return v
 end
 
--- Tokens of the prompt: text (BOS by default, specials parsed) or ids.
+--- M.prompt_tokens(model, tok, prompt, fname) -> ids: the tokens a
+-- generation starts from: text (BOS by default, specials parsed) or ids.
 local function prompt_tokens(model, tok, prompt, fname)
   local ids
   if type(prompt) == "string" then
@@ -123,6 +124,7 @@ local function prompt_tokens(model, tok, prompt, fname)
   end
   return ids
 end
+M.prompt_tokens = prompt_tokens
 
 -- Keeps the longest prefix of ids the session already holds (rewinding the
 -- rest); returns its length. The caller feeds ids after it.
