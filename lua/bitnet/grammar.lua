@@ -3,6 +3,7 @@
 -- given as a Lua table into JSON text and picks the grammar a generation
 -- option names.
 local core = require("bitnet.core")
+local errors = require("bitnet.errors")
 
 local M = {}
 
@@ -121,7 +122,8 @@ M.OPTION_KEYS = { "grammar", "json_schema", "gbnf", "regex", "json" }
 --- grammar.from_options(opts, tok, fname) -> Grammar or nil: the grammar a
 -- generation's options ask for (grammar = a Grammar, or one of the
 -- shortcuts json_schema / gbnf / regex / json = true); raises on a spec
--- that does not compile (it is the caller's request that is wrong).
+-- that does not compile (it is the caller's request that is wrong) a typed
+-- error (bitnet.errors) of kind invalid_argument whose param is the option.
 function M.from_options(opts, tok, fname)
   local given = 0
   for _, k in ipairs(M.OPTION_KEYS) do
@@ -136,10 +138,13 @@ function M.from_options(opts, tok, fname)
     if not ok then error(("%s: option 'grammar' must be a bitnet.Grammar"):format(fname), 3) end
     return opts.grammar
   end
-  local spec = {}
-  for _, k in ipairs({ "json_schema", "gbnf", "regex", "json" }) do spec[k] = opts[k] end
+  local spec, which = {}, nil
+  for _, k in ipairs({ "json_schema", "gbnf", "regex", "json" }) do
+    spec[k] = opts[k]
+    if opts[k] ~= nil and opts[k] ~= false then which = k end
+  end
   local g, err = M.grammar(spec, tok)
-  if not g then error(("%s: %s"):format(fname, err), 3) end
+  if not g then errors.raise("invalid_argument", ("%s: %s"):format(fname, err), which) end
   return g
 end
 
