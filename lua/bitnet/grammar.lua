@@ -80,7 +80,8 @@ local function encode(v, key, depth, seen, out)
     else out[#out + 1] = ("%.17g"):format(v) end
   elseif t == "boolean" then
     out[#out + 1] = tostring(v)
-  elseif v == nil or (t == "userdata" and tostring(v) == "userdata: (nil)") then
+  elseif v == nil or (t == "userdata" and (tostring(v) == "userdata: (nil)" or tostring(v) == "userdata: NULL")) then
+    -- (a NULL light userdata is lua-cjson's null: Lua 5.4 and LuaJIT print it differently)
     out[#out + 1] = "null"
   else
     error(("bitnet.grammar: a schema cannot hold a %s"):format(t), 0)
@@ -114,6 +115,32 @@ function M.grammar(spec, tok)
     spec = copy
   end
   return core.grammar(spec, tok)
+end
+
+-- Compiled JSON grammars by tokenizer and spec: servers see the same
+-- schemas again and again, and a Grammar is immutable and shareable.
+local cache = setmetatable({}, { __mode = "k" })
+local CACHE_MAX = 64
+
+--- grammar.cached(spec, tok) -> Grammar | nil, message: M.grammar for a
+-- spec of json_schema (JSON text) or json, and whitespace, from a cache of
+-- the last 64 specs per tokenizer.
+function M.cached(spec, tok)
+  local key = ("%s\0%s\0%s"):format(tostring(spec.json), spec.whitespace or "flexible", spec.json_schema or "")
+  local c = cache[tok]
+  if not c then
+    c = { n = 0, map = {} }
+    cache[tok] = c
+  end
+  local g = c.map[key]
+  if g then return g end
+  local err
+  g, err = M.grammar(spec, tok)
+  if not g then return nil, err end
+  if c.n >= CACHE_MAX then c.map, c.n = {}, 0 end
+  c.map[key] = g
+  c.n = c.n + 1
+  return g
 end
 
 --- The option keys that name a grammar in generation calls.

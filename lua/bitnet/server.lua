@@ -21,6 +21,10 @@
 --
 -- Request validation (M.completion_request, M.chat_request) is plain Lua and
 -- needs no nginx; the rest uses the `ngx` API and lua-cjson.
+local errors = require("bitnet.errors")
+local tools = require("bitnet.tools")
+local grammar = require("bitnet.grammar")
+
 local M = {}
 
 --- M.DEFAULTS: the settings init_worker accepts and their defaults.
@@ -94,10 +98,10 @@ local COMMON = {
 -- Fields accepted only with the value that means "off" (we cannot do more).
 local OFF_ONLY = {
   completion = { echo = false, best_of = 1, logprobs = "null", suffix = "null" },
-  chat = { logprobs = false, top_logprobs = "null", response_format = "text", parallel_tool_calls = "any",
-    tool_choice = "none", tools = "empty" },
+  chat = { logprobs = false, top_logprobs = "null" },
 }
-local ONLY = { completion = { prompt = true }, chat = { messages = true, max_completion_tokens = true } }
+local ONLY = { completion = { prompt = true, response_format = true }, chat = { messages = true, max_completion_tokens = true,
+  response_format = true, tools = true, tool_choice = true, parallel_tool_calls = true } }
 
 local function check_off(req, key, want, null)
   local v = req[key]
@@ -221,13 +225,115 @@ local function common(req, ctx)
   return opts, { stream = stream, include_usage = include_usage }
 end
 
+-- ---- structured output and tools ----
+
+-- A typed error from bitnet.tools / bitnet.grammar as a 400 naming the
+-- request field (Lua option names become OpenAI's fields).
+local OPTION_FIELD = { json_schema = "response_format", json = "response_format", gbnf = "response_format",
+  regex = "response_format" }
+
+local function fail_typed(e)
+  local kind = errors.kind(e)
+  if not kind then error(e, 0) end
+  local msg = tostring(e.message):gsub("^model:%a+: ", "")
+  if kind == "invalid_argument" then fail(400, msg, OPTION_FIELD[e.param] or e.param, "invalid_value") end
+  if kind == "context_exceeded" then
+    fail(400, "This model's maximum context length is exceeded: " .. msg, e.param, "context_length_exceeded")
+  end
+  if kind == "busy" then fail(503, "the server is busy: " .. msg, nil, "server_busy", "server_error") end
+  fail(500, msg, e.param, "internal_error")
+end
+
+-- response_format -> opts.json / opts.json_schema (JSON text); with
+-- ctx.tokenizer and no tools, a compiled grammar (opts.grammar) of compact
+-- JSON: no whitespace between tokens, so a small model cannot spend its
+-- tokens on blanks.
+local function response_format(req, opts, ctx)
+  local null = ctx.null
+  local rf = req.response_format
+  if is_null(rf, null) then return end
+  if type(rf) ~= "table" then fail(400, "'response_format' must be an object", "response_format", "invalid_type") end
+  if rf.type == "text" then return end
+  if rf.type == "json_object" then
+    opts.json = "object"
+    return
+  end
+  if rf.type ~= "json_schema" then
+    fail(400, "'response_format.type' must be \"text\", \"json_object\" or \"json_schema\"", "response_format.type",
+      "invalid_value")
+  end
+  local js = rf.json_schema
+  if type(js) ~= "table" then
+    fail(400, "'response_format.json_schema' must be an object { name, schema, strict }", "response_format.json_schema",
+      "invalid_type")
+  end
+  for k in pairs(js) do
+    if k ~= "name" and k ~= "schema" and k ~= "strict" and k ~= "description" then
+      fail(400, ("'response_format.json_schema' has an unsupported field '%s'"):format(tostring(k)),
+        "response_format.json_schema", "invalid_value")
+    end
+  end
+  if type(js.name) ~= "string" or not js.name:match("^[%w_%-]+$") or #js.name > 64 then
+    fail(400, "'response_format.json_schema.name' must be 1 to 64 letters, digits, underscores or dashes",
+      "response_format.json_schema.name", "invalid_value")
+  end
+  if not is_null(js.strict, null) and type(js.strict) ~= "boolean" then
+    fail(400, "'response_format.json_schema.strict' must be a boolean", "response_format.json_schema.strict", "invalid_type")
+  end
+  local schema = js.schema
+  if is_null(schema, null) then schema = {} end -- OpenAI: no schema is any JSON
+  if type(schema) ~= "table" and type(schema) ~= "boolean" then
+    fail(400, "'response_format.json_schema.schema' must be a JSON Schema (an object)", "response_format.json_schema.schema",
+      "invalid_type")
+  end
+  local ok, text = pcall(grammar.encode_json, schema)
+  if not ok then fail(400, "'response_format.json_schema.schema': " .. tostring(text), "response_format", "invalid_value") end
+  opts.json_schema = text
+end
+
+-- The grammar of opts.json / opts.json_schema, compiled compact (see
+-- response_format), when the tokenizer is at hand and no tools take it.
+local function compact_grammar(opts, ctx)
+  if not ctx.tokenizer or opts.tools or not (opts.json or opts.json_schema) then return end
+  local g, err = grammar.cached({ json = opts.json, json_schema = opts.json_schema, whitespace = "compact" }, ctx.tokenizer)
+  if not g then fail(400, err, "response_format", "invalid_value") end
+  opts.grammar, opts.json, opts.json_schema = g, nil, nil
+end
+
+-- tools, tool_choice, parallel_tool_calls -> the options of model:chat.
+local function tool_options(req, opts, null)
+  local ok, e = pcall(function()
+    local list = not is_null(req.tools, null) and tools.check(req.tools, null) or {}
+    tools.choice(req.tool_choice, list, null)
+    if #list > 0 then
+      opts.tools = {}
+      for i, t in ipairs(list) do
+        local f = t.spec["function"]
+        opts.tools[i] = { type = "function", ["function"] = { name = t.name, description = t.description,
+          parameters = not is_null(f.parameters, null) and f.parameters or nil } }
+      end
+    end
+    if not is_null(req.tool_choice, null) then opts.tool_choice = req.tool_choice end
+  end)
+  if not ok then fail_typed(e) end
+  local par = req.parallel_tool_calls
+  if not is_null(par, null) then
+    if type(par) ~= "boolean" then fail(400, "'parallel_tool_calls' must be a boolean", "parallel_tool_calls", "invalid_type") end
+    if opts.tools then opts.parallel_tool_calls = par end
+  end
+end
+
 --- M.completion_request(req, ctx) -> prompt, opts, meta: a decoded POST
 -- /v1/completions body checked and mapped to model:generate's arguments.
--- ctx: { n_vocab, model_id, max_tokens (default), null (cjson.null) }.
+-- ctx: { n_vocab, model_id, max_tokens (default), null (cjson.null), tokenizer
+-- (optional: compiles response_format's grammar, compact) }.
+-- response_format becomes the option json ("object") or json_schema.
 -- Raises a request error (M.is_request_error) naming the field.
 function M.completion_request(req, ctx)
   ctx = setmetatable({ kind = "completion" }, { __index = ctx })
   local opts, meta = common(req, ctx)
+  response_format(req, opts, ctx)
+  compact_grammar(opts, ctx)
   local p = req.prompt
   if is_null(p, ctx.null) then fail(400, "'prompt' is required", "prompt", "missing_required_parameter") end
   local bad = "'prompt' must be a string, an array of one string, or an array of token ids"
@@ -252,14 +358,21 @@ function M.completion_request(req, ctx)
   return p, opts, meta
 end
 
-local ROLES = { system = "system", developer = "system", user = "user", assistant = "assistant" }
+local ROLES = { system = "system", developer = "system", user = "user", assistant = "assistant", tool = "tool" }
+-- Message fields beside role, content and name: which role may carry them.
+local MESSAGE_TOOL_FIELDS = { tool_calls = "assistant", tool_call_id = "tool" }
 
 --- M.chat_request(req, ctx) -> messages, opts, meta: a decoded POST
 -- /v1/chat/completions body checked and mapped to model:chat's arguments
--- (text content parts are joined; "developer" is read as "system").
+-- (text content parts are joined; "developer" is read as "system";
+-- response_format, tools, tool_choice, parallel_tool_calls become the
+-- options json / json_schema, tools, tool_choice, parallel_tool_calls).
 function M.chat_request(req, ctx)
   ctx = setmetatable({ kind = "chat" }, { __index = ctx })
   local opts, meta = common(req, ctx)
+  response_format(req, opts, ctx)
+  tool_options(req, opts, ctx.null)
+  compact_grammar(opts, ctx)
   local msgs = req.messages
   if is_null(msgs, ctx.null) then fail(400, "'messages' is required", "messages", "missing_required_parameter") end
   if type(msgs) ~= "table" or #msgs == 0 then
@@ -270,13 +383,13 @@ function M.chat_request(req, ctx)
     local param = ("messages[%d]"):format(i - 1)
     if type(m) ~= "table" then fail(400, param .. " must be an object", param, "invalid_type") end
     for k in pairs(m) do
-      if k ~= "role" and k ~= "content" and k ~= "name" then
+      if k ~= "role" and k ~= "content" and k ~= "name" and not (MESSAGE_TOOL_FIELDS[k] == m.role) then
         fail(400, ("%s has an unsupported field '%s'"):format(param, tostring(k)), param, "unsupported_parameter")
       end
     end
     local role = ROLES[m.role]
     if not role then
-      fail(400, ("%s.role must be one of system, developer, user, assistant"):format(param), param .. ".role",
+      fail(400, ("%s.role must be one of system, developer, user, assistant, tool"):format(param), param .. ".role",
         "invalid_value")
     end
     local content = m.content
@@ -291,11 +404,13 @@ function M.chat_request(req, ctx)
       end
       content = table.concat(parts)
     end
-    if type(content) ~= "string" then
+    local calls = not is_null(m.tool_calls, ctx.null) and m.tool_calls or nil
+    if calls and is_null(content, ctx.null) then content = nil
+    elseif type(content) ~= "string" then
       fail(400, ("%s.content must be a string or an array of text parts"):format(param), param .. ".content",
         "invalid_type")
     end
-    out[i] = { role = role, content = content }
+    out[i] = { role = role, content = content, tool_calls = calls, tool_call_id = m.tool_call_id }
   end
   return out, opts, meta
 end
@@ -346,6 +461,7 @@ function M.init_worker(settings)
   state.path = model:info().path
   state.id = model_id(s, s.model or state.path)
   state.n_vocab = tok:n_vocab()
+  state.tokenizer = tok
   state.pool = model:session_pool({ slots = s.slots, n_ctx = s.n_ctx })
   state.sema = require("ngx.semaphore").new(s.slots)
 end
@@ -415,13 +531,14 @@ local function usage(info)
   }
 end
 
-local FINISH = { stop = "stop", length = "length", cancelled = "stop" }
+local FINISH = { stop = "stop", length = "length", cancelled = "stop", tool_calls = "tool_calls" }
 
 -- Starts the generation on the engine; maps the module's errors.
 local function start(kind, input, opts)
   opts.async, opts.pool = true, state.pool
   local ok, gen = pcall(kind == "chat" and state.model.chat or state.model.generate, state.model, input, opts)
   if ok then return gen end
+  if errors.kind(gen) then fail_typed(gen) end
   local msg = tostring(gen):gsub("^.-model:%a+: ", "")
   if msg:find("slots are busy", 1, true) then fail(503, "the server is busy: " .. msg, nil, "server_busy", "server_error") end
   if msg:find("context holds", 1, true) then
@@ -433,12 +550,14 @@ local function start(kind, input, opts)
   fail(500, "the generation could not start: " .. msg, nil, "internal_error")
 end
 
--- Runs one generation to its end, calling emit(piece) for each new piece;
--- emit returns false when the client is gone. Cancels on abort.
-local function drive(gen, emit, aborted)
+-- Runs one generation to its end, calling emit(piece) for each new piece
+-- and side() (when given) after each poll; either returns false when the
+-- client is gone. Cancels on abort.
+local function drive(gen, emit, aborted, side)
   while true do
     if aborted.yes then gen:cancel() end
     local piece = gen:poll()
+    if side and not aborted.yes and side() == false then aborted.yes = true end
     if piece == nil then return end
     if piece ~= "" then
       if not aborted.yes and emit(piece) == false then aborted.yes = true end
@@ -468,11 +587,29 @@ local function sse(cjson, obj)
   return flushed ~= nil
 end
 
+-- The call deltas a tool generation decided since the last call, as
+-- OpenAI's chunks: { index, id, type, function = { name, arguments = "" } }
+-- when a call starts, then { index, function = { arguments } } fragments.
+-- Returns false when the client is gone.
+local function send_tool_deltas(cjson, gen, chunk)
+  for _, d in ipairs(gen:tool_deltas()) do
+    local call = { index = d.index }
+    if d.name then
+      call.id, call.type, call["function"] = d.id, "function", { name = d.name, arguments = "" }
+    else
+      call["function"] = { arguments = d.arguments }
+    end
+    if not sse(cjson, chunk({ tool_calls = { call } })) then return false end
+  end
+  return true
+end
+
 local function handle_generation(kind)
   if not state.model then fail(503, "the model is not loaded: " .. tostring(state.load_error), nil, "model_not_loaded") end
   local cjson = json()
   local req = read_json_body()
-  local ctx = { n_vocab = state.n_vocab, model_id = state.id, max_tokens = state.settings.max_tokens, null = cjson.null }
+  local ctx = { n_vocab = state.n_vocab, model_id = state.id, max_tokens = state.settings.max_tokens, null = cjson.null,
+    tokenizer = state.tokenizer }
   local input, opts, meta
   if kind == "chat" then input, opts, meta = M.chat_request(req, ctx)
   else input, opts, meta = M.completion_request(req, ctx) end
@@ -505,7 +642,7 @@ local function handle_generation(kind)
       if kind == "chat" and not sse(cjson, chunk({ role = "assistant", content = "" })) then aborted.yes = true end
       drive(gen, function(piece)
         return sse(cjson, chunk(kind == "chat" and { content = piece } or piece))
-      end, aborted)
+      end, aborted, gen.tool_deltas and function() return send_tool_deltas(cjson, gen, chunk) end)
       if aborted.yes then return end
       local info = gen.info
       if info.finish_reason == "error" then
@@ -528,7 +665,12 @@ local function handle_generation(kind)
       if info.finish_reason == "error" then fail(500, "generation failed: " .. tostring(gen.error), nil, "internal_error") end
       local text = table.concat(parts)
       local choice = { index = 0, logprobs = cjson.null, finish_reason = FINISH[info.finish_reason] }
-      if kind == "chat" then choice.message = { role = "assistant", content = text } else choice.text = text end
+      if kind == "chat" then
+        choice.message = { role = "assistant", content = (info.tool_calls and text == "") and cjson.null or text,
+          tool_calls = info.tool_calls }
+      else
+        choice.text = text
+      end
       ngx.header["Content-Type"] = "application/json"
       ngx.print(cjson.encode({ id = id, object = object, created = created, model = state.id,
         choices = { choice }, usage = usage(info) }))

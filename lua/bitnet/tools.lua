@@ -406,29 +406,10 @@ local function tool_lines(list)
   return table.concat(lines, "\n")
 end
 
--- Compiled grammars by tokenizer and JSON text: requests repeat schemas.
-local grammar_cache = setmetatable({}, { __mode = "k" })
-local CACHE_MAX = 64
-
--- whitespace: "compact" (what the model writes) or "flexible" (checking
--- text the model wrote freely).
+-- The grammar of a schema (JSON text); whitespace: "compact" (what the
+-- model writes) or "flexible" (checking text the model wrote freely).
 local function compile(tok, text, whitespace)
-  whitespace = whitespace or "compact"
-  local cache = grammar_cache[tok]
-  if not cache then
-    cache = { n = 0, map = {} }
-    grammar_cache[tok] = cache
-  end
-  local key = whitespace .. "\0" .. text
-  local g = cache.map[key]
-  if g then return g end
-  local err
-  g, err = grammar.grammar({ json_schema = text, whitespace = whitespace }, tok)
-  if not g then return nil, err end
-  if cache.n >= CACHE_MAX then cache.map, cache.n = {}, 0 end
-  cache.map[key] = g
-  cache.n = cache.n + 1
-  return g
+  return grammar.cached({ json_schema = text, whitespace = whitespace or "compact" }, tok)
 end
 
 -- The grammar of a schema, or a typed error naming the tool whose
