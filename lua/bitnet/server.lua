@@ -22,8 +22,6 @@
 -- Request validation (M.completion_request, M.chat_request) is plain Lua and
 -- needs no nginx; the rest uses the `ngx` API and lua-cjson.
 local errors = require("bitnet.errors")
-local tools = require("bitnet.tools")
-local grammar = require("bitnet.grammar")
 
 local M = {}
 
@@ -250,6 +248,7 @@ end
 -- tokens on blanks.
 local function response_format(req, opts, ctx)
   local null = ctx.null
+  local grammar = require("bitnet.grammar") -- here, not at the top: a front nginx has no bitnet.core
   local rf = req.response_format
   if is_null(rf, null) then return end
   if type(rf) ~= "table" then fail(400, "'response_format' must be an object", "response_format", "invalid_type") end
@@ -295,6 +294,7 @@ end
 -- response_format), when the tokenizer is at hand and no tools take it.
 local function compact_grammar(opts, ctx)
   if not ctx.tokenizer or opts.tools or not (opts.json or opts.json_schema) then return end
+  local grammar = require("bitnet.grammar")
   local g, err = grammar.cached({ json = opts.json, json_schema = opts.json_schema, whitespace = "compact" }, ctx.tokenizer)
   if not g then fail(400, err, "response_format", "invalid_value") end
   opts.grammar, opts.json, opts.json_schema = g, nil, nil
@@ -302,6 +302,7 @@ end
 
 -- tools, tool_choice, parallel_tool_calls -> the options of model:chat.
 local function tool_options(req, opts, null)
+  local tools = require("bitnet.tools")
   local ok, e = pcall(function()
     local list = not is_null(req.tools, null) and tools.check(req.tools, null) or {}
     tools.choice(req.tool_choice, list, null)
