@@ -139,15 +139,7 @@ local function quote(s) return grammar.encode_json(s) end
 
 local ESC = { ['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n", r = "\r", t = "\t" }
 
-local function utf8_char(cp)
-  if cp < 0x80 then return string.char(cp) end
-  if cp < 0x800 then return string.char(0xC0 + math.floor(cp / 0x40), 0x80 + cp % 0x40) end
-  if cp < 0x10000 then
-    return string.char(0xE0 + math.floor(cp / 0x1000), 0x80 + math.floor(cp / 0x40) % 0x40, 0x80 + cp % 0x40)
-  end
-  return string.char(0xF0 + math.floor(cp / 0x40000), 0x80 + math.floor(cp / 0x1000) % 0x40,
-    0x80 + math.floor(cp / 0x40) % 0x40, 0x80 + cp % 0x40)
-end
+local utf8_char = require("bitnet.template.value").utf8_encode -- (LuaJIT has no utf8 library)
 
 -- A partial JSON reader: the value at i as a node { t, s, e, ... } where
 -- e (the last byte) is nil while the text ends inside the value. Strings
