@@ -734,8 +734,10 @@ describe("OpenResty server", function()
       local h = health(srv)
       assert.are.equal(0, h.running)
       assert.are.equal(0, h.pool.busy)
-      local r = ok_json(chat({ tools = { WEATHER }, tool_choice = "required", parallel_tool_calls = false, max_tokens = 100 }))
-      assert.is_table(r.choices[1].message)
+      local r = ok_json(chat({ tools = { WEATHER }, tool_choice = "required", parallel_tool_calls = false, max_tokens = 100,
+        temperature = 0 }))
+      assert.are.equal("tool_calls", r.choices[1].finish_reason)
+      assert_calls(r.choices[1].message.tool_calls, { get_weather = true })
     end)
 
     it("works with the official openai client and two agent frameworks from npm", function()
