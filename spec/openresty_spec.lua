@@ -237,6 +237,23 @@ describe("OpenResty server", function()
       rejects(server.chat_request, { messages = msgs, tools = { tool }, parallel_tool_calls = "yes" }, 400, "parallel_tool_calls")
       rejects(server.chat_request, { messages = { { role = "user", content = "x", tool_call_id = "c" } } }, 400, "messages[0]")
     end)
+
+    it("keeps the order of a schema's properties as the client wrote them", function()
+      local schema = '{"type": "object", "properties": {"z": {"type": "integer"}, "a": {"type": "string"}}}'
+      local params = '{"properties":{"to":{},"from":{}},"type":"object"}'
+      local body = '{"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", '
+        .. '"json_schema": {"name": "v", "schema": ' .. schema .. '}}, "tools": [{"type": "function", "function": '
+        .. '{"name": "f", "parameters": {"type": "object"}}}, {"type": "function", "function": {"name": "g", '
+        .. '"parameters": ' .. params .. '}}]}'
+      local req = json.decode(body)
+      server.keep_schema_text(req, body)
+      local _, o = server.chat_request(req, ctx)
+      assert.are.equal(schema, o.json_schema)
+      local list = require("bitnet.tools").check(o.tools)
+      assert.are.equal('{"type": "object"}', list[1].schema)
+      assert.are.equal(params, list[2].schema)
+      server.keep_schema_text(req, "{ not json") -- left alone
+    end)
   end)
 
   describe("bitnet serve", function()
@@ -631,6 +648,15 @@ describe("OpenResty server", function()
         response_format = rf(VERSE) }))
       assert.are.equal("length", r.choices[1].finish_reason)
       assert.is_false((validate(json.encode(VERSE), r.choices[1].message.content)))
+    end)
+
+    it("writes properties in the order of the client's schema", function()
+      local body = '{"messages": [{"role": "user", "content": "Name a verse"}], "max_tokens": 60, "temperature": 0, '
+        .. '"response_format": {"type": "json_schema", "json_schema": {"name": "v", "strict": true, "schema": '
+        .. '{"type": "object", "properties": {"chapter": {"type": "integer", "minimum": 1, "maximum": 50}, '
+        .. '"book": {"type": "string", "maxLength": 10}}, "required": ["chapter", "book"], "additionalProperties": false}}}}'
+      local r = ok_json(post(srv.base, "/v1/chat/completions", body))
+      assert.matches('^{"chapter":%d+,"book":"', r.choices[1].message.content)
     end)
 
     it("calls tools: required, a named function, auto, parallel_tool_calls, streamed, and a tool-result turn", function()

@@ -39,6 +39,11 @@ local function encode(v, key, depth, seen, out)
   local t = type(v)
   if depth > 200 then error("bitnet.grammar: the schema table nests more than 200 levels", 0) end
   if t == "table" then
+    local mt = getmetatable(v)
+    if mt and type(mt.__jsontext) == "string" then -- decoded from this text: keep its key order
+      out[#out + 1] = mt.__jsontext
+      return
+    end
     if seen[v] then error("bitnet.grammar: the schema table contains a cycle", 0) end
     seen[v] = true
     if is_array(v, key) then
@@ -89,7 +94,9 @@ local function encode(v, key, depth, seen, out)
 end
 
 --- grammar.encode_json(value) -> JSON text of a Lua value (tables as
--- objects or arrays as described at ARRAY_KEYS; object keys sorted).
+-- objects or arrays as described at ARRAY_KEYS; object keys sorted). A
+-- table whose metatable has __jsontext (the text it was decoded from) is
+-- written as that text, so a schema keeps its properties' order.
 function M.encode_json(value)
   local out = {}
   encode(value, nil, 0, {}, out)

@@ -300,6 +300,40 @@ local function compact_grammar(opts, ctx)
   opts.grammar, opts.json, opts.json_schema = g, nil, nil
 end
 
+--- M.keep_schema_text(req, body): marks the schemas of a decoded request
+-- (response_format.json_schema.schema, tools[i].function.parameters) with
+-- the JSON text they were decoded from (metatable __jsontext), so the
+-- grammar follows their properties in the order the client wrote them
+-- (lua-cjson's tables have no order). Text it cannot read is left alone.
+function M.keep_schema_text(req, body)
+  local ok, root = pcall(require("bitnet.tools").parse_json_prefix, body)
+  if not ok or not root or not root.e or root.t ~= "object" then return end
+  local function field(node, key)
+    local found
+    for _, f in ipairs(node and node.t == "object" and node.fields or {}) do
+      if f.key == key then found = f.node end -- the last one, as the decoder keeps
+    end
+    return found
+  end
+  local function mark(value, node)
+    if type(value) == "table" and node and node.e and node.t == "object" then
+      setmetatable(value, { __jsontext = body:sub(node.s, node.e) })
+    end
+  end
+  local rf = type(req.response_format) == "table" and type(req.response_format.json_schema) == "table"
+  if rf then
+    mark(req.response_format.json_schema.schema, field(field(field(root, "response_format"), "json_schema"), "schema"))
+  end
+  local list = field(root, "tools")
+  if type(req.tools) == "table" and list and list.t == "array" then
+    for i, t in ipairs(req.tools) do
+      if type(t) == "table" and type(t["function"]) == "table" then
+        mark(t["function"].parameters, field(field(list.items[i], "function"), "parameters"))
+      end
+    end
+  end
+end
+
 -- tools, tool_choice, parallel_tool_calls -> the options of model:chat.
 local function tool_options(req, opts, null)
   local tools = require("bitnet.tools")
@@ -496,6 +530,7 @@ local function read_json_body()
   end
   local req, err = json().decode(body)
   if req == nil then fail(400, "the body is not valid JSON: " .. tostring(err), nil, "invalid_json") end
+  if type(req) == "table" then M.keep_schema_text(req, body) end
   return req
 end
 
