@@ -189,6 +189,31 @@ describe("bitnet.tools", function()
       assert.is_nil(reply:find("\\", 1, true))
     end)
 
+    it("keeps a tool's $defs and recursion working inside the call grammar", function()
+      local params = '{"$defs": {"pt": {"type": "object", "properties": {"x": {"type": "integer", "minimum": 0, '
+        .. '"maximum": 9}, "next": {"$ref": "#/$defs/pt"}}, "required": ["x"], "additionalProperties": false}}, '
+        .. '"type": "object", "properties": {"start": {"$ref": "#/$defs/pt"}}, "required": ["start"], '
+        .. '"additionalProperties": false}'
+      local list = tools.check({ { type = "function", ["function"] = { name = "walk", parameters = params } } })
+      for _, parallel in ipairs({ false, true }) do
+        local plan = tools.plan(list, "auto", nil, { format = "generic" }, { tok = model:tokenizer(), parallel = parallel,
+          response = '{"type": ["integer", "array"], "items": {"$ref": "#"}}' })
+        local function whole(text)
+          local m = plan.grammar:matcher()
+          return m:feed(text) and m:is_complete()
+        end
+        local function call(args)
+          local c = '{"name":"walk","arguments":' .. args .. "}"
+          return parallel and ('{"tool_calls":[' .. c .. "]}") or ('{"tool_call":' .. c .. "}")
+        end
+        assert.is_true(whole(call('{"start":{"x":1,"next":{"x":2,"next":{"x":3}}}}')))
+        assert.is_false(whole(call('{"start":{"x":1,"next":{"x":12}}}')))
+        assert.is_false(whole(call('{"start":{"next":{"x":1}}}')))
+        assert.is_true(whole('{"response":[1,[2,[]]]}')) -- the answer's own "#" is the answer's root
+        assert.is_false(whole('{"response":"text"}'))
+      end
+    end)
+
     it("reports a cut inside the arguments as finish_reason length, with no calls", function()
       local reply, info = chat({ tool_choice = "required", max_tokens = 30 })
       assert.are.equal("length", info.finish_reason)

@@ -374,9 +374,27 @@ end
 
 -- ---- plans: what a chat with tools renders and generates ----
 
-local function call_schema(t, wrap_name)
-  return '{"type":"object","properties":{"name":{"const":' .. quote(t.name) .. '},"' .. wrap_name .. '":'
-    .. t.schema .. '},"required":["name","' .. wrap_name .. '"],"additionalProperties":false}'
+-- A schema embedded in the wrapper moves to the wrapper's $defs under
+-- `at`: its own references ("#", "#/$defs/x") are rewritten to point
+-- there, so a tool's $defs and recursion keep working.
+local function rebase(schema, at)
+  return (schema:gsub('("%$ref"%s*:%s*")#([/"])', function(pre, c)
+    return pre .. "#/$defs/" .. at .. (c == "/" and "/" or '"')
+  end))
+end
+
+-- defs: the wrapper's $defs entries, added to.
+local function call_schema(t, defs)
+  local at = "bitnet_tool_" .. (#defs + 1)
+  defs[#defs + 1] = quote(at) .. ":" .. rebase(t.schema, at)
+  return '{"type":"object","properties":{"name":{"const":' .. quote(t.name) .. '},"arguments":{"$ref":"#/$defs/'
+    .. at .. '"}},"required":["name","arguments"],"additionalProperties":false}'
+end
+
+-- The root schema (an object's text) with the $defs entries.
+local function with_defs(root, defs)
+  if #defs == 0 then return root end
+  return '{"$defs":{' .. table.concat(defs, ",") .. "}," .. root:sub(2)
 end
 
 local function one_of(list)
@@ -438,14 +456,14 @@ function M.plan(list, mode, name, caps, opts)
     for i, t in ipairs(list) do plan.template_tools[i] = t.spec end
     if mode == "required" then
       plan.prefix = "<tool_call>\n"
-      local calls = {}
-      for i, t in ipairs(chosen) do calls[i] = call_schema(t, "arguments") end
-      plan.grammar = compile_or_blame(opts.tok, one_of(calls), chosen)
+      local calls, defs = {}, {}
+      for i, t in ipairs(chosen) do calls[i] = call_schema(t, defs) end
+      plan.grammar = compile_or_blame(opts.tok, with_defs(#calls == 1 and calls[1] or one_of(calls), defs), chosen)
     end
     return plan
   end
-  local calls = {}
-  for i, t in ipairs(chosen) do calls[i] = call_schema(t, "arguments") end
+  local calls, defs = {}, {}
+  for i, t in ipairs(chosen) do calls[i] = call_schema(t, defs) end
   local call
   if plan.parallel then
     call = object_of("tool_calls", '{"type":"array","items":' .. one_of(calls) .. ',"minItems":1}')
@@ -469,14 +487,19 @@ function M.plan(list, mode, name, caps, opts)
     root = call
   else
     sys[#sys + 1] = M.GENERIC_INSTRUCTION .. ": " .. shape .. ' or {"response": <your reply>}'
-    root = '{"anyOf":[' .. call .. "," .. object_of("response", opts.response or '{"type":"string"}') .. "]}"
+    local answer = '{"type":"string"}'
+    if opts.response then
+      defs[#defs + 1] = '"bitnet_answer":' .. rebase(opts.response, "bitnet_answer")
+      answer = '{"$ref":"#/$defs/bitnet_answer"}'
+    end
+    root = '{"anyOf":[' .. call .. "," .. object_of("response", answer) .. "]}"
   end
   plan.system = table.concat(sys, "\n\n")
   if caps.renders_tools then
     plan.template_tools = {}
     for i, t in ipairs(list) do plan.template_tools[i] = t.spec end
   end
-  plan.grammar = compile_or_blame(opts.tok, root, chosen)
+  plan.grammar = compile_or_blame(opts.tok, with_defs(root, defs), chosen)
   return plan
 end
 
