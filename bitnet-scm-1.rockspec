@@ -111,6 +111,7 @@ build = {
          defines = { "_DEFAULT_SOURCE" },
       },
       ["bitnet.cli"] = "lua/bitnet/cli.lua",
+      ["bitnet.errors"] = "lua/bitnet/errors.lua",
       ["bitnet.generate"] = "lua/bitnet/generate.lua",
       ["bitnet.grammar"] = "lua/bitnet/grammar.lua",
       ["bitnet.hub"] = "lua/bitnet/hub.lua",
@@ -119,6 +120,7 @@ build = {
       ["bitnet.pool"] = "lua/bitnet/pool.lua",
       ["bitnet.sampling"] = "lua/bitnet/sampling.lua",
       ["bitnet.server"] = "lua/bitnet/server.lua",
+      ["bitnet.server_structured"] = "lua/bitnet/server_structured.lua",
       ["bitnet.template"] = "lua/bitnet/template/init.lua",
       ["bitnet.template.access"] = "lua/bitnet/template/access.lua",
       ["bitnet.template.budget"] = "lua/bitnet/template/budget.lua",
@@ -129,6 +131,7 @@ build = {
       ["bitnet.template.parser"] = "lua/bitnet/template/parser.lua",
       ["bitnet.template.tests"] = "lua/bitnet/template/tests.lua",
       ["bitnet.template.value"] = "lua/bitnet/template/value.lua",
+      ["bitnet.tools"] = "lua/bitnet/tools.lua",
    },
    install = {
       bin = { bitnet = "bin/bitnet" },

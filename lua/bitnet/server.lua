@@ -21,7 +21,7 @@
 --
 -- Request validation (M.completion_request, M.chat_request) is plain Lua and
 -- needs no nginx; the rest uses the `ngx` API and lua-cjson.
-local errors = require("bitnet.errors")
+local structured = require("bitnet.server_structured")
 
 local M = {}
 
@@ -223,141 +223,6 @@ local function common(req, ctx)
   return opts, { stream = stream, include_usage = include_usage }
 end
 
--- ---- structured output and tools ----
-
--- A typed error from bitnet.tools / bitnet.grammar as a 400 naming the
--- request field (Lua option names become OpenAI's fields).
-local OPTION_FIELD = { json_schema = "response_format", json = "response_format", gbnf = "response_format",
-  regex = "response_format" }
-
-local function fail_typed(e)
-  local kind = errors.kind(e)
-  if not kind then error(e, 0) end
-  local msg = tostring(e.message):gsub("^model:%a+: ", "")
-  if kind == "invalid_argument" then fail(400, msg, OPTION_FIELD[e.param] or e.param, "invalid_value") end
-  if kind == "context_exceeded" then
-    fail(400, "This model's maximum context length is exceeded: " .. msg, e.param, "context_length_exceeded")
-  end
-  if kind == "busy" then fail(503, "the server is busy: " .. msg, nil, "server_busy", "server_error") end
-  fail(500, msg, e.param, "internal_error")
-end
-
--- response_format -> opts.json / opts.json_schema (JSON text); with
--- ctx.tokenizer and no tools, a compiled grammar (opts.grammar) of compact
--- JSON: no whitespace between tokens, so a small model cannot spend its
--- tokens on blanks.
-local function response_format(req, opts, ctx)
-  local null = ctx.null
-  local grammar = require("bitnet.grammar") -- here, not at the top: a front nginx has no bitnet.core
-  local rf = req.response_format
-  if is_null(rf, null) then return end
-  if type(rf) ~= "table" then fail(400, "'response_format' must be an object", "response_format", "invalid_type") end
-  if rf.type == "text" then return end
-  if rf.type == "json_object" then
-    opts.json = "object"
-    return
-  end
-  if rf.type ~= "json_schema" then
-    fail(400, "'response_format.type' must be \"text\", \"json_object\" or \"json_schema\"", "response_format.type",
-      "invalid_value")
-  end
-  local js = rf.json_schema
-  if type(js) ~= "table" then
-    fail(400, "'response_format.json_schema' must be an object { name, schema, strict }", "response_format.json_schema",
-      "invalid_type")
-  end
-  for k in pairs(js) do
-    if k ~= "name" and k ~= "schema" and k ~= "strict" and k ~= "description" then
-      fail(400, ("'response_format.json_schema' has an unsupported field '%s'"):format(tostring(k)),
-        "response_format.json_schema", "invalid_value")
-    end
-  end
-  if type(js.name) ~= "string" or not js.name:match("^[%w_%-]+$") or #js.name > 64 then
-    fail(400, "'response_format.json_schema.name' must be 1 to 64 letters, digits, underscores or dashes",
-      "response_format.json_schema.name", "invalid_value")
-  end
-  if not is_null(js.strict, null) and type(js.strict) ~= "boolean" then
-    fail(400, "'response_format.json_schema.strict' must be a boolean", "response_format.json_schema.strict", "invalid_type")
-  end
-  local schema = js.schema
-  if is_null(schema, null) then schema = {} end -- OpenAI: no schema is any JSON
-  if type(schema) ~= "table" and type(schema) ~= "boolean" then
-    fail(400, "'response_format.json_schema.schema' must be a JSON Schema (an object)", "response_format.json_schema.schema",
-      "invalid_type")
-  end
-  local ok, text = pcall(grammar.encode_json, schema)
-  if not ok then fail(400, "'response_format.json_schema.schema': " .. tostring(text), "response_format", "invalid_value") end
-  opts.json_schema = text
-end
-
--- The grammar of opts.json / opts.json_schema, compiled compact (see
--- response_format), when the tokenizer is at hand and no tools take it.
-local function compact_grammar(opts, ctx)
-  if not ctx.tokenizer or opts.tools or not (opts.json or opts.json_schema) then return end
-  local grammar = require("bitnet.grammar")
-  local g, err = grammar.cached({ json = opts.json, json_schema = opts.json_schema, whitespace = "compact" }, ctx.tokenizer)
-  if not g then fail(400, err, "response_format", "invalid_value") end
-  opts.grammar, opts.json, opts.json_schema = g, nil, nil
-end
-
---- M.keep_schema_text(req, body): marks the schemas of a decoded request
--- (response_format.json_schema.schema, tools[i].function.parameters) with
--- the JSON text they were decoded from (metatable __jsontext), so the
--- grammar follows their properties in the order the client wrote them
--- (lua-cjson's tables have no order). Text it cannot read is left alone.
-function M.keep_schema_text(req, body)
-  local ok, root = pcall(require("bitnet.tools").parse_json_prefix, body)
-  if not ok or not root or not root.e or root.t ~= "object" then return end
-  local function field(node, key)
-    local found
-    for _, f in ipairs(node and node.t == "object" and node.fields or {}) do
-      if f.key == key then found = f.node end -- the last one, as the decoder keeps
-    end
-    return found
-  end
-  local function mark(value, node)
-    if type(value) == "table" and node and node.e and node.t == "object" then
-      setmetatable(value, { __jsontext = body:sub(node.s, node.e) })
-    end
-  end
-  local rf = type(req.response_format) == "table" and type(req.response_format.json_schema) == "table"
-  if rf then
-    mark(req.response_format.json_schema.schema, field(field(field(root, "response_format"), "json_schema"), "schema"))
-  end
-  local list = field(root, "tools")
-  if type(req.tools) == "table" and list and list.t == "array" then
-    for i, t in ipairs(req.tools) do
-      if type(t) == "table" and type(t["function"]) == "table" then
-        mark(t["function"].parameters, field(field(list.items[i], "function"), "parameters"))
-      end
-    end
-  end
-end
-
--- tools, tool_choice, parallel_tool_calls -> the options of model:chat.
-local function tool_options(req, opts, null)
-  local tools = require("bitnet.tools")
-  local ok, e = pcall(function()
-    local list = not is_null(req.tools, null) and tools.check(req.tools, null) or {}
-    tools.choice(req.tool_choice, list, null)
-    if #list > 0 then
-      opts.tools = {}
-      for i, t in ipairs(list) do
-        local f = t.spec["function"]
-        opts.tools[i] = { type = "function", ["function"] = { name = t.name, description = t.description,
-          parameters = not is_null(f.parameters, null) and f.parameters or nil } }
-      end
-    end
-    if not is_null(req.tool_choice, null) then opts.tool_choice = req.tool_choice end
-  end)
-  if not ok then fail_typed(e) end
-  local par = req.parallel_tool_calls
-  if not is_null(par, null) then
-    if type(par) ~= "boolean" then fail(400, "'parallel_tool_calls' must be a boolean", "parallel_tool_calls", "invalid_type") end
-    if opts.tools then opts.parallel_tool_calls = par end
-  end
-end
-
 --- M.completion_request(req, ctx) -> prompt, opts, meta: a decoded POST
 -- /v1/completions body checked and mapped to model:generate's arguments.
 -- ctx: { n_vocab, model_id, max_tokens (default), null (cjson.null), tokenizer
@@ -367,8 +232,7 @@ end
 function M.completion_request(req, ctx)
   ctx = setmetatable({ kind = "completion" }, { __index = ctx })
   local opts, meta = common(req, ctx)
-  response_format(req, opts, ctx)
-  compact_grammar(opts, ctx)
+  structured.apply(req, opts, ctx, fail, "completion")
   local p = req.prompt
   if is_null(p, ctx.null) then fail(400, "'prompt' is required", "prompt", "missing_required_parameter") end
   local bad = "'prompt' must be a string, an array of one string, or an array of token ids"
@@ -405,9 +269,7 @@ local MESSAGE_TOOL_FIELDS = { tool_calls = "assistant", tool_call_id = "tool" }
 function M.chat_request(req, ctx)
   ctx = setmetatable({ kind = "chat" }, { __index = ctx })
   local opts, meta = common(req, ctx)
-  response_format(req, opts, ctx)
-  tool_options(req, opts, ctx.null)
-  compact_grammar(opts, ctx)
+  structured.apply(req, opts, ctx, fail, "chat")
   local msgs = req.messages
   if is_null(msgs, ctx.null) then fail(400, "'messages' is required", "messages", "missing_required_parameter") end
   if type(msgs) ~= "table" or #msgs == 0 then
@@ -530,7 +392,7 @@ local function read_json_body()
   end
   local req, err = json().decode(body)
   if req == nil then fail(400, "the body is not valid JSON: " .. tostring(err), nil, "invalid_json") end
-  if type(req) == "table" then M.keep_schema_text(req, body) end
+  if type(req) == "table" then structured.keep_schema_text(req, body) end
   return req
 end
 
@@ -574,7 +436,7 @@ local function start(kind, input, opts)
   opts.async, opts.pool = true, state.pool
   local ok, gen = pcall(kind == "chat" and state.model.chat or state.model.generate, state.model, input, opts)
   if ok then return gen end
-  if errors.kind(gen) then fail_typed(gen) end
+  if structured.is_typed(gen) then structured.fail_typed(gen, fail) end
   local msg = tostring(gen):gsub("^.-model:%a+: ", "")
   if msg:find("slots are busy", 1, true) then fail(503, "the server is busy: " .. msg, nil, "server_busy", "server_error") end
   if msg:find("context holds", 1, true) then
