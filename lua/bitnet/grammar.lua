@@ -131,7 +131,7 @@ local CACHE_MAX = 64
 
 --- grammar.cached(spec, tok) -> Grammar | nil, message: M.grammar for a
 -- spec of json_schema (JSON text) or json, and whitespace, from a cache of
--- the last 64 specs per tokenizer.
+-- up to 64 specs per tokenizer (emptied when full).
 function M.cached(spec, tok)
   local key = ("%s\0%s\0%s"):format(tostring(spec.json), spec.whitespace or "flexible", spec.json_schema or "")
   local c = cache[tok]
