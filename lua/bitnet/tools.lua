@@ -675,7 +675,7 @@ function Reader:finish(reason)
   if reason ~= "stop" or not st.complete or #st.calls == 0 then return piece, nil, reason end
   local calls = {}
   for i, c in ipairs(st.calls) do
-    if not c.done then return piece, nil, reason end
+    if not c.done or not self.sent_calls[i] then return piece, nil, reason end
     calls[i] = { id = self.sent_calls[i].id, type = "function", ["function"] = { name = c.name, arguments = c.args } }
   end
   return piece, calls, "tool_calls"
