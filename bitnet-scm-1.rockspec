@@ -112,6 +112,7 @@ build = {
          defines = { "_DEFAULT_SOURCE" },
       },
       ["bitnet.cli"] = "lua/bitnet/cli.lua",
+      ["bitnet.errors"] = "lua/bitnet/errors.lua",
       ["bitnet.generate"] = "lua/bitnet/generate.lua",
       ["bitnet.choices"] = "lua/bitnet/choices.lua",
       ["bitnet.embed"] = "lua/bitnet/embed.lua",
@@ -123,6 +124,7 @@ build = {
       ["bitnet.repl"] = "lua/bitnet/repl.lua",
       ["bitnet.sampling"] = "lua/bitnet/sampling.lua",
       ["bitnet.server"] = "lua/bitnet/server.lua",
+      ["bitnet.server_structured"] = "lua/bitnet/server_structured.lua",
       ["bitnet.template"] = "lua/bitnet/template/init.lua",
       ["bitnet.template.access"] = "lua/bitnet/template/access.lua",
       ["bitnet.template.budget"] = "lua/bitnet/template/budget.lua",
@@ -133,6 +135,7 @@ build = {
       ["bitnet.template.parser"] = "lua/bitnet/template/parser.lua",
       ["bitnet.template.tests"] = "lua/bitnet/template/tests.lua",
       ["bitnet.template.value"] = "lua/bitnet/template/value.lua",
+      ["bitnet.tools"] = "lua/bitnet/tools.lua",
    },
    install = {
       bin = { bitnet = "bin/bitnet" },

@@ -6,7 +6,6 @@
 local bitnet = require("bitnet")
 local fx = require("support.fixtures")
 local json = require("dkjson")
-local shell = require("support.shell")
 
 local LLAMA3 = fx.shared .. "/tokenizer-tests/llama3/tokenizer.json"
 
@@ -343,18 +342,7 @@ describe("generation under a grammar", function()
   local model
   setup(function() model = assert(bitnet.load()) end)
 
-  -- Python's jsonschema (Debian's python3-jsonschema) judges the text.
-  local function validate(schema, text)
-    local sf, tf = os.tmpname(), os.tmpname()
-    local f = assert(io.open(sf, "wb")); f:write(schema); f:close()
-    f = assert(io.open(tf, "wb")); f:write(text); f:close()
-    local verdict = shell.read(("python3 -c 'import json, sys, jsonschema\n"
-      .. "try:\n  jsonschema.validate(json.load(open(sys.argv[2])), json.load(open(sys.argv[1]))); print(\"valid\")\n"
-      .. "except (ValueError, jsonschema.ValidationError) as e: print(\"invalid\", e)' %s %s"):format(sf, tf))
-    os.remove(sf)
-    os.remove(tf)
-    return verdict:match("^valid") ~= nil, verdict
-  end
+  local validate = require("support.jsonschema").validate -- Python's jsonschema judges the text
 
   local schemas = {
     [[{"type": "object", "properties": {"name": {"type": "string", "maxLength": 20},

@@ -204,10 +204,63 @@ describe("OpenResty server", function()
       rejects(server.completion_request, {}, 400, "prompt", "missing_required_parameter")
       rejects(server.completion_request, { prompt = "x", model = "other" }, 404, "model", "model_not_found")
       rejects(server.chat_request, { messages = {} }, 400, "messages")
-      rejects(server.chat_request, { messages = { { role = "tool", content = "x" } } }, 400, "messages[0].role")
+      rejects(server.chat_request, { messages = { { role = "robot", content = "x" } } }, 400, "messages[0].role")
       rejects(server.chat_request, { messages = { { role = "user", content = { { type = "image_url" } } } } }, 400,
         "messages[0].content")
-      rejects(server.chat_request, { messages = { { role = "user", content = "x" } }, tools = { {} } }, 400, "tools")
+      rejects(server.chat_request, { messages = { { role = "user", content = "x" } }, tools = { {} } }, 400, "tools[0].type")
+    end)
+
+    it("maps response_format and tools, and refuses bad ones naming the field", function()
+      local msgs = { { role = "user", content = "x" } }
+      local _, o = server.chat_request({ messages = msgs, response_format = { type = "json_object" } }, ctx)
+      assert.are.equal("object", o.json)
+      _, o = server.completion_request({ prompt = "x", response_format = { type = "json_schema",
+        json_schema = { name = "v", strict = true, schema = { type = "object", required = {} } } } }, ctx)
+      assert.are.same({ type = "object", required = {} }, json.decode(o.json_schema))
+      _, o = server.chat_request({ messages = msgs, response_format = { type = "text" } }, ctx)
+      assert.is_nil(o.json_schema or o.json)
+      local tool = { type = "function", ["function"] = { name = "get_weather", parameters = { type = "object" } } }
+      local m2
+      m2, o = server.chat_request({ messages = { msgs[1], { role = "assistant", tool_calls = { { id = "c1", type = "function",
+        ["function"] = { name = "get_weather", arguments = "{}" } } } }, { role = "tool", tool_call_id = "c1", content = "ok" } },
+        tools = { tool }, tool_choice = "required", parallel_tool_calls = false }, ctx)
+      assert.are.equal("get_weather", o.tools[1]["function"].name)
+      assert.are.same({ "required", false }, { o.tool_choice, o.parallel_tool_calls })
+      assert.are.same({ role = "tool", content = "ok", tool_call_id = "c1" }, m2[3])
+      assert.is_nil(m2[2].content)
+      local RF = "response_format"
+      rejects(server.chat_request, { messages = msgs, response_format = { type = "xml" } }, 400, RF .. ".type")
+      rejects(server.chat_request, { messages = msgs, response_format = "json" }, 400, RF)
+      rejects(server.chat_request, { messages = msgs, response_format = { type = "json_schema" } }, 400, RF .. ".json_schema")
+      rejects(server.chat_request, { messages = msgs, response_format = { type = "json_schema", json_schema = { name = "a b",
+        schema = {} } } }, 400, RF .. ".json_schema.name")
+      rejects(server.chat_request, { messages = msgs, response_format = { type = "json_schema", json_schema = { name = "v",
+        schema = "an object with a name" } } }, 400, RF .. ".json_schema.schema")
+      local many = {}
+      for i = 1, 1000 do many[i] = { type = "function", ["function"] = { name = "f" .. i } } end
+      rejects(server.chat_request, { messages = msgs, tools = many }, 400, "tools")
+      rejects(server.chat_request, { messages = msgs, tools = { { type = "function", ["function"] = { name = "get weather" } } } },
+        400, "tools[0].function.name")
+      rejects(server.chat_request, { messages = msgs, tools = { tool }, tool_choice = "sometimes" }, 400, "tool_choice")
+      rejects(server.chat_request, { messages = msgs, tools = { tool }, parallel_tool_calls = "yes" }, 400, "parallel_tool_calls")
+      rejects(server.chat_request, { messages = { { role = "user", content = "x", tool_call_id = "c" } } }, 400, "messages[0]")
+    end)
+
+    it("keeps the order of a schema's properties as the client wrote them", function()
+      local schema = '{"type": "object", "properties": {"z": {"type": "integer"}, "a": {"type": "string"}}}'
+      local params = '{"properties":{"to":{},"from":{}},"type":"object"}'
+      local body = '{"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", '
+        .. '"json_schema": {"name": "v", "schema": ' .. schema .. '}}, "tools": [{"type": "function", "function": '
+        .. '{"name": "f", "parameters": {"type": "object"}}}, {"type": "function", "function": {"name": "g", '
+        .. '"parameters": ' .. params .. '}}]}'
+      local req = json.decode(body)
+      require("bitnet.server_structured").keep_schema_text(req, body)
+      local _, o = server.chat_request(req, ctx)
+      assert.are.equal(schema, o.json_schema)
+      local list = require("bitnet.tools").check(o.tools)
+      assert.are.equal('{"type": "object"}', list[1].schema)
+      assert.are.equal(params, list[2].schema)
+      require("bitnet.server_structured").keep_schema_text(req, "{ not json") -- left alone
     end)
   end)
 
@@ -793,6 +846,249 @@ describe("OpenResty server", function()
     assert.is_true(server.authorized({ "k1", "k2" }, "Bearer k2"))
     assert.is_false(server.authorized({ "k1" }, "Bearer k10"))
     assert.is_false(server.authorized({ "k1" }, nil))
+  end)
+
+  describe("structured output and tools", function()
+    local srv
+    setup(function() srv = start("-c 4096 --slots 2") end)
+    teardown(function() assert.is_true(stop(srv), "nginx did not stop on SIGTERM") end)
+    local validate = require("support.jsonschema").validate
+    local VERSE = { type = "object", properties = { book = { type = "string", maxLength = 10 },
+      chapter = { type = "integer", minimum = 1, maximum = 50 } }, required = { "book", "chapter" },
+      additionalProperties = false }
+    local CITY = { type = "object", properties = { city = { type = "string", maxLength = 12 } }, required = { "city" },
+      additionalProperties = false }
+    local WEATHER = { type = "function", ["function"] = { name = "get_weather", description = "The weather in a city",
+      parameters = CITY } }
+    local ADD = { type = "function", ["function"] = { name = "add", parameters = { type = "object", properties = {
+      a = { type = "integer", minimum = 0, maximum = 99 }, b = { type = "integer", minimum = 0, maximum = 99 } },
+      required = { "a", "b" }, additionalProperties = false } } }
+    local ASK = { { role = "user", content = "What is the weather in Paris?" } }
+    local SCHEMA = { get_weather = json.encode(CITY), add = json.encode(ADD["function"].parameters) }
+    local function rf(schema) return { type = "json_schema", json_schema = { name = "out", schema = schema, strict = true } } end
+    local function ok_json(code, body)
+      assert.are.equal(200, code, body)
+      return decode(body)
+    end
+    local function assert_calls(calls, names)
+      assert.is_true(#calls >= 1)
+      for _, c in ipairs(calls) do
+        assert.are.equal("function", c.type)
+        assert.matches("^call_", c.id)
+        assert.is_truthy(names[c["function"].name])
+        local valid, verdict = validate(SCHEMA[c["function"].name], c["function"].arguments)
+        assert.is_true(valid, verdict)
+      end
+    end
+    -- the calls of a streamed chat, reassembled from delta.tool_calls
+    local function streamed_calls(body)
+      local ev, calls, finish = events(body), {}, nil
+      assert.are.equal("[DONE]", ev[#ev])
+      for i = 1, #ev - 1 do
+        local ch = decode(ev[i]).choices[1]
+        if ch.finish_reason ~= json.null then finish = ch.finish_reason end
+        for _, d in ipairs(type(ch.delta.tool_calls) == "table" and ch.delta.tool_calls or {}) do
+          local c = calls[d.index + 1]
+          if d.id then
+            assert.is_nil(c)
+            assert.are.equal("", d["function"].arguments)
+            calls[d.index + 1] = { id = d.id, type = d.type, ["function"] = { name = d["function"].name, arguments = "" } }
+          else
+            c["function"].arguments = c["function"].arguments .. d["function"].arguments
+          end
+        end
+      end
+      return calls, finish
+    end
+
+    it("answers in JSON mode and under a strict schema, as the module does, on chat and completions", function()
+      local r = ok_json(post(srv.base, "/v1/chat/completions", { messages = CHAT, max_tokens = 40, temperature = 0,
+        response_format = { type = "json_object" } }))
+      local content = r.choices[1].message.content
+      assert.are.equal("stop", r.choices[1].finish_reason)
+      assert.are.equal("table", type(decode(content)))
+      assert.matches("^{", content)
+      local g = bitnet.grammar({ json = "object", whitespace = "compact" }, model)
+      assert.are.equal(model:chat(CHAT, { max_tokens = 40, temperature = 0, grammar = g }), content)
+
+      for _, stream in ipairs({ false, true }) do
+        local code, body = post(srv.base, "/v1/chat/completions", { messages = CHAT, max_tokens = 60, temperature = 0.8,
+          seed = 5, response_format = rf(VERSE), stream = stream }, stream and "-N" or nil)
+        assert.are.equal(200, code, body)
+        if stream then
+          local parts, ev = {}, events(body)
+          for i = 2, #ev - 2 do parts[#parts + 1] = decode(ev[i]).choices[1].delta.content end
+          assert.are.equal(content, table.concat(parts))
+        else
+          content = decode(body).choices[1].message.content
+          assert.are.equal("stop", decode(body).choices[1].finish_reason)
+        end
+        local valid, verdict = validate(json.encode(VERSE), content)
+        assert.is_true(valid, verdict .. ": " .. content)
+      end
+      r = ok_json(post(srv.base, "/v1/completions", { prompt = PROMPT, max_tokens = 60, temperature = 0,
+        response_format = rf(VERSE) }))
+      assert.is_true(validate(json.encode(VERSE), r.choices[1].text), r.choices[1].text)
+      -- cut by max_tokens inside the schema: "length", and the text is not passed off as valid
+      r = ok_json(post(srv.base, "/v1/chat/completions", { messages = CHAT, max_tokens = 8, temperature = 0,
+        response_format = rf(VERSE) }))
+      assert.are.equal("length", r.choices[1].finish_reason)
+      assert.is_false((validate(json.encode(VERSE), r.choices[1].message.content)))
+    end)
+
+    it("writes properties in the order of the client's schema", function()
+      local body = '{"messages": [{"role": "user", "content": "Name a verse"}], "max_tokens": 60, "temperature": 0, '
+        .. '"response_format": {"type": "json_schema", "json_schema": {"name": "v", "strict": true, "schema": '
+        .. '{"type": "object", "properties": {"chapter": {"type": "integer", "minimum": 1, "maximum": 50}, '
+        .. '"book": {"type": "string", "maxLength": 10}}, "required": ["chapter", "book"], "additionalProperties": false}}}}'
+      local r = ok_json(post(srv.base, "/v1/chat/completions", body))
+      assert.matches('^{"chapter":%d+,"book":"', r.choices[1].message.content)
+    end)
+
+    it("calls tools: required, a named function, auto, parallel_tool_calls, streamed, and a tool-result turn", function()
+      local r = ok_json(post(srv.base, "/v1/chat/completions", { messages = ASK, tools = { WEATHER, ADD },
+        tool_choice = "required", parallel_tool_calls = false, max_tokens = 100, temperature = 0 }))
+      local choice = r.choices[1]
+      assert.are.equal("tool_calls", choice.finish_reason)
+      assert.are.equal(json.null, choice.message.content)
+      assert_calls(choice.message.tool_calls, { get_weather = true, add = true })
+      -- the module's call for the same request (one tool of one property: the schema text the
+      -- server keeps in the client's key order is the module's sorted one)
+      r = ok_json(post(srv.base, "/v1/chat/completions", { messages = ASK, tools = { WEATHER },
+        tool_choice = "required", parallel_tool_calls = false, max_tokens = 100, temperature = 0 }))
+      local want_reply, want_info = model:chat(ASK, { tools = { WEATHER }, tool_choice = "required",
+        parallel_tool_calls = false, max_tokens = 100, temperature = 0, n_ctx = 4096 })
+      assert.are.equal(want_reply, "")
+      assert.are.equal(want_info.tool_calls[1]["function"].arguments, r.choices[1].message.tool_calls[1]["function"].arguments)
+
+      local named = { type = "function", ["function"] = { name = "add" } }
+      r = ok_json(post(srv.base, "/v1/chat/completions", { messages = ASK, tools = { WEATHER, ADD }, tool_choice = named,
+        parallel_tool_calls = false, max_tokens = 100, temperature = 0 }))
+      assert.are.equal("tool_calls", r.choices[1].finish_reason)
+      assert_calls(r.choices[1].message.tool_calls, { add = true })
+
+      -- streamed: the deltas reassemble to the same call
+      local code, body = post(srv.base, "/v1/chat/completions", { messages = ASK, tools = { WEATHER, ADD },
+        tool_choice = named, parallel_tool_calls = false, max_tokens = 100, temperature = 0, stream = true }, "-N")
+      assert.are.equal(200, code)
+      local calls, finish = streamed_calls(body)
+      assert.are.equal("tool_calls", finish)
+      assert.are.equal(1, #calls)
+      assert.are.equal("add", calls[1]["function"].name)
+      assert.are.equal(r.choices[1].message.tool_calls[1]["function"].arguments, calls[1]["function"].arguments)
+
+      -- parallel (OpenAI's default): a list of calls, streamed with one index each. This model repeats
+      -- its call until max_tokens: every call before the cut is whole and valid; the cut list is
+      -- "length", never reported as calls
+      code, body = post(srv.base, "/v1/chat/completions", { messages = ASK, tools = { WEATHER, ADD },
+        tool_choice = "required", max_tokens = 200, temperature = 0, stream = true }, "-N")
+      assert.are.equal(200, code)
+      calls, finish = streamed_calls(body)
+      assert.are.equal("length", finish)
+      assert.is_true(#calls >= 3, body)
+      for i = 1, #calls - 1 do assert_calls({ calls[i] }, { get_weather = true, add = true }) end
+      r = ok_json(post(srv.base, "/v1/chat/completions", { messages = ASK, tools = { WEATHER, ADD },
+        tool_choice = "required", max_tokens = 200, temperature = 0 }))
+      assert.are.equal("length", r.choices[1].finish_reason)
+      assert.is_nil(r.choices[1].message.tool_calls)
+
+      -- auto: the model answers or calls; sampled runs show both, each well formed
+      local seen = {}
+      for seed = 1, 4 do
+        r = ok_json(post(srv.base, "/v1/chat/completions", { messages = ASK, tools = { WEATHER, ADD },
+          parallel_tool_calls = false, max_tokens = 64, temperature = 1, seed = seed }))
+        choice = r.choices[1]
+        seen[choice.finish_reason] = true
+        if choice.finish_reason == "tool_calls" then assert_calls(choice.message.tool_calls, { get_weather = true, add = true })
+        else assert.is_string(choice.message.content); assert.is_nil(choice.message.tool_calls) end
+      end
+      assert.is_true(seen.tool_calls and seen.length, "auto did not show both a call and an answer")
+
+      -- the tool-result turn renders the call and the result through the template, as the module does
+      local call = decode(select(2, post(srv.base, "/v1/chat/completions", { messages = ASK, tools = { WEATHER },
+        tool_choice = "required", parallel_tool_calls = false, max_tokens = 100, temperature = 0 }))).choices[1].message
+      local history = { ASK[1], { role = "assistant", content = json.null, tool_calls = call.tool_calls },
+        { role = "tool", tool_call_id = call.tool_calls[1].id, content = "Sunny, 21 C" } }
+      r = ok_json(post(srv.base, "/v1/chat/completions", { messages = history, tools = { WEATHER },
+        parallel_tool_calls = false, max_tokens = 24, temperature = 0 }))
+      local lua_history = { ASK[1], { role = "assistant", tool_calls = call.tool_calls }, history[3] }
+      local want, info = model:chat(lua_history, { tools = { WEATHER }, parallel_tool_calls = false, max_tokens = 24,
+        temperature = 0, n_ctx = 4096 })
+      assert.are.equal(info.prompt_tokens, r.usage.prompt_tokens)
+      assert.are.equal(want, r.choices[1].message.content or "")
+    end)
+
+    it("refuses bad response formats and tools with OpenAI's error body, and keeps serving", function()
+      local function err(param, code, body)
+        assert.are.equal(400, code, body)
+        local e = decode(body).error
+        assert.are.equal("invalid_request_error", e.type)
+        assert.are.equal(param, e.param)
+        return e.message
+      end
+      local function chat(req)
+        req.messages = req.messages or ASK
+        req.max_tokens = req.max_tokens or 8
+        return post(srv.base, "/v1/chat/completions", req)
+      end
+      assert.matches("uniqueItems", err("response_format", chat({ response_format = rf({ type = "array",
+        uniqueItems = true, items = { type = "string" } }) })), 1, true)
+      err("response_format", chat({ response_format = rf({ type = "frog" }) }))
+      err("response_format.json_schema.schema", chat({ response_format = rf("a list of verses") }))
+      err("response_format", post(srv.base, "/v1/completions", { prompt = PROMPT, response_format = rf({ properties = 3 }) }))
+      local many = {}
+      for i = 1, 1000 do many[i] = { type = "function", ["function"] = { name = "tool_" .. i, parameters = CITY } } end
+      assert.matches("1000 entries", err("tools", chat({ tools = many })), 1, true)
+      err("tools[0].function.name", chat({ tools = { { type = "function", ["function"] = { name = "get weather!" } } } }))
+      err("tools[0].function.parameters", chat({ tools = { { type = "function", ["function"] = { name = "f",
+        parameters = { type = "object", properties = { t = { type = "array", uniqueItems = true } } } } } },
+        tool_choice = "required" }))
+      err("messages[1].tool_call_id", chat({ messages = { ASK[1], { role = "tool", tool_call_id = "call_nobody",
+        content = "Sunny" } } }))
+      err("tool_choice", chat({ tools = { WEATHER }, tool_choice = { type = "function", ["function"] = { name = "add" } } }))
+      -- nothing was left behind: no slot busy, and a good request still answers
+      local h = health(srv)
+      assert.are.equal(0, h.running)
+      assert.are.equal(0, h.pool.busy)
+      local r = ok_json(chat({ tools = { WEATHER }, tool_choice = "required", parallel_tool_calls = false, max_tokens = 100,
+        temperature = 0 }))
+      assert.are.equal("tool_calls", r.choices[1].finish_reason)
+      assert_calls(r.choices[1].message.tool_calls, { get_weather = true })
+    end)
+
+    it("works with the official openai client and two agent frameworks from npm", function()
+      if not (sh("test -d openresty/test/node_modules/openai") and sh("test -d openresty/test/node_modules/ai")
+          and sh("test -d openresty/test/node_modules/@langchain/openai")) then
+        assert.is_true(sh(ENV .. "npm install --prefix openresty/test --no-audit --no-fund --silent >/dev/null 2>&1"),
+          "npm install in openresty/test failed")
+      end
+      local out = capture(("%s node openresty/test/tools.mjs %s/v1 %s 2>&1"):format(ENV, srv.base, MODEL_ID))
+      local r = decode(out)
+      assert.are.equal("stop", r.parsed.finish)
+      assert.is_true(validate(json.encode(VERSE), r.parsed.content))
+      assert.are.same(decode(r.parsed.content), r.parsed.parsed) -- the SDK parsed the same object
+      assert.are.equal("tool_calls", r.called.finish)
+      assert.are.equal(json.null, r.called.content)
+      assert_calls(r.called.tool_calls, { get_weather = true })
+      assert.are.equal("tool_calls", r.streamed.finish) -- the SDK's stream helper assembled the deltas
+      assert.are.equal(r.called.tool_calls[1]["function"].arguments, r.streamed.tool_calls[1]["function"].arguments)
+      assert.are.same(decode(r.streamed.tool_calls[1]["function"].arguments), r.streamed.tool_calls[1]["function"].parsed_arguments)
+      assert.is_string(r.turn.content)
+      assert.are.equal("BadRequestError", r.error.name)
+      assert.are.equal("response_format", r.error.param)
+
+      out = capture(("%s node openresty/test/frameworks.mjs %s/v1 %s 2>&1"):format(ENV, srv.base, MODEL_ID))
+      r = decode(out)
+      for _, fw in ipairs({ "langchain", "aisdk" }) do
+        assert.is_true(validate(json.encode(VERSE), json.encode(r[fw].object)), fw .. ": " .. out)
+      end
+      assert.are.equal("get_weather", r.langchain.tool_calls[1].name)
+      assert.is_true(validate(json.encode(CITY), json.encode(r.langchain.tool_calls[1].args)))
+      assert.are.equal("get_weather", r.aisdk.tool_calls[1].name)
+      assert.is_true(validate(json.encode(CITY), json.encode(r.aisdk.tool_calls[1].input)))
+      assert.are.equal("Sunny in " .. r.aisdk.tool_calls[1].input.city, r.aisdk.tool_results[1]) -- the tool ran
+      assert.are.equal("tool-calls", r.aisdk.finish)
+    end)
   end)
 
   it("refuses with 503 when every slot is busy and the queue is full", function()

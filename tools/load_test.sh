@@ -5,7 +5,8 @@
 # checks every stream and reports). Loopback only, bounded in time; not in CI.
 # Settings: LOAD_SECONDS (60), LOAD_CONCURRENCY (32), LOAD_QUEUE (per-worker
 # queue, 2: small enough that the bounded queue refuses some with 503),
-# SYNTH_2B (bench/cache/synth-2b-i2_s-f16.gguf), SYNTH_SECONDS (20).
+# SYNTH_2B (bench/cache/synth-2b-i2_s-f16.gguf), SYNTH_SECONDS (20),
+# MIX_SECONDS (30: the mix of plain, JSON-schema and tool requests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 unset LD_PRELOAD
@@ -13,7 +14,7 @@ seconds=${LOAD_SECONDS:-60}
 concurrency=${LOAD_CONCURRENCY:-32}
 queue=${LOAD_QUEUE:-2}
 synth=${SYNTH_2B:-bench/cache/synth-2b-i2_s-f16.gguf}
-[ -d openresty/test/node_modules/openai ] || npm install --prefix openresty/test --no-audit --no-fund --silent
+[ -d openresty/test/node_modules/openai ] && [ -d openresty/test/node_modules/ai ] || npm install --prefix openresty/test --no-audit --no-fund --silent
 
 port=$(( 20000 + RANDOM % 20000 ))
 prefix=$(mktemp -d)
@@ -42,6 +43,12 @@ echo "== shipped model: $concurrency streams for ${seconds}s, 4 workers" >&2
 serve -n 64
 node openresty/test/load.mjs --base "http://127.0.0.1:$port" --prefix "$prefix" --concurrency "$concurrency" \
   --duration "$seconds" --max-tokens 64 --label shipped || status=1
+stop
+
+echo "== shipped model: plain, JSON-schema and tool requests, $concurrency streams for ${MIX_SECONDS:-30}s" >&2
+serve -n 64 -c 1024
+node openresty/test/load.mjs --base "http://127.0.0.1:$port" --prefix "$prefix" --concurrency "$concurrency" \
+  --duration "${MIX_SECONDS:-30}" --max-tokens 64 --label shipped-mix --mix plain,schema,tools || status=1
 stop
 
 if [ -f "$synth" ]; then

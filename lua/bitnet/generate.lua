@@ -39,6 +39,7 @@ local sampling = require("bitnet.sampling")
 local template = require("bitnet.template")
 local pool = require("bitnet.pool")
 local grammar = require("bitnet.grammar")
+local tools = require("bitnet.tools")
 
 local M = {}
 
@@ -56,6 +57,7 @@ for _, k in ipairs(GENERATE_KEYS) do allowed_generate[k] = true end
 for _, k in ipairs(sampling.SAMPLER_KEYS) do allowed_generate[k] = true end
 for k in pairs(allowed_generate) do allowed_chat[k] = true end
 allowed_chat.template = true
+for _, k in ipairs({ "tools", "tool_choice", "parallel_tool_calls" }) do allowed_chat[k] = true end
 
 -- Compiled chat templates per model: model -> { [source] = compiled }.
 local compiled_templates = setmetatable({}, { __mode = "k" })
@@ -812,15 +814,18 @@ local function chat_source(model, which, fname)
   return model:chat_template() or template.named(M.fallback_template(model))
 end
 
-local function render(model, source, messages, add_generation_prompt)
+-- extra: more template variables (`tools`).
+local function render(model, source, messages, add_generation_prompt, extra)
   local tok = model:tokenizer()
   local bos, eos = tok:bos(), tok:eos()
-  return compiled(model, source):render({
+  local context = {
     messages = messages,
     add_generation_prompt = add_generation_prompt,
     bos_token = bos and tok:piece(bos) or "",
     eos_token = eos and tok:piece(eos) or "",
-  })
+  }
+  for k, v in pairs(extra or {}) do context[k] = v end
+  return compiled(model, source):render(context)
 end
 
 local function render_chat(model, messages, add_generation_prompt, which, fname)
@@ -870,25 +875,73 @@ local function chat_stops(model, source, stop)
   return stops
 end
 
--- The prompt and generate options of a chat.
+-- The JSON Schema text a plain answer follows beside tools (json /
+-- json_schema options), or nil.
+local function answer_schema(opts, fname)
+  if opts.grammar ~= nil or opts.gbnf ~= nil or opts.regex ~= nil then
+    error(("%s: with tools, a plain answer can follow json or json_schema only"):format(fname), 4)
+  end
+  local s = opts.json_schema
+  if type(s) == "table" or type(s) == "boolean" then return grammar.encode_json(s) end
+  if type(s) == "string" then return s end
+  if opts.json == "object" then return '{"type":"object"}' end
+  if opts.json then return "{}" end
+  return nil
+end
+
+-- Tools and a history of tool calls: the messages to render, the plan
+-- (bitnet.tools.plan) and the template's extra variables.
+local function tool_setup(model, source, messages, opts, fname)
+  local t = compiled(model, source)
+  local caps = tools.template_caps(t, source, function(msgs, extra) return render(model, source, msgs, true, extra) end)
+  local list = opts.tools ~= nil and tools.check(opts.tools) or {}
+  local mode, name = tools.choice(opts.tool_choice, list)
+  local parallel = opts.parallel_tool_calls
+  if parallel ~= nil and type(parallel) ~= "boolean" then
+    error(("%s: option 'parallel_tool_calls' must be a boolean"):format(fname), 4)
+  end
+  local plan = tools.plan(list, mode, name, caps, { tok = model:tokenizer(), parallel = parallel,
+    response = mode ~= "none" and answer_schema(opts, fname) or nil })
+  for i, m in ipairs(messages) do
+    if type(m) ~= "table" then error(("%s: message %d must be a table"):format(fname, i), 4) end
+  end
+  local msgs = tools.history(messages, caps, { parallel = plan.parallel })
+  if plan.system then msgs = tools.add_system(msgs, plan.system) end
+  return msgs, plan, plan.template_tools and { tools = plan.template_tools } or nil
+end
+
+local CHAT_ONLY = { template = true, tools = true, tool_choice = true, parallel_tool_calls = true }
+
+-- The prompt, generate options and tool plan (or nil) of a chat.
 local function chat_prompt(model, messages, opts, fname)
   opts = check_keys(opts, allowed_chat, fname)
-  check_messages(messages, fname)
   local source = chat_source(model, opts.template, fname)
-  local prompt = render(model, source, messages, true)
+  local plan, extra
+  if opts.tools ~= nil or opts.tool_choice ~= nil or (type(messages) == "table" and tools.has_history(messages)) then
+    messages, plan, extra = tool_setup(model, source, messages, opts, fname)
+  end
+  check_messages(messages, fname)
+  local prompt = render(model, source, messages, true, extra)
   local gopts = {}
   for k, v in pairs(opts) do
-    if k ~= "template" then gopts[k] = v end
+    if not CHAT_ONLY[k] then gopts[k] = v end
+  end
+  if plan and plan.mode ~= "none" then
+    prompt = prompt .. (plan.prefix or "")
+    gopts.json_schema, gopts.json = nil, nil
+    gopts.grammar = plan.grammar
   end
   if opts.stop == nil or type(opts.stop) == "string" or type(opts.stop) == "table" then
     gopts.stop = chat_stops(model, source, opts.stop)
   end
-  return prompt, gopts
+  return prompt, gopts, plan
 end
 
 local function chat_start(model, messages, opts, fname)
-  local prompt, gopts = chat_prompt(model, messages, opts, fname)
-  return start(model, prompt, gopts, fname)
+  local prompt, gopts, plan = chat_prompt(model, messages, opts, fname)
+  local gen = start(model, prompt, gopts, fname)
+  if plan and plan.mode ~= "none" then return tools.wrap(gen, plan) end
+  return gen
 end
 
 --- model:chat(messages, opts) -> reply, info
@@ -897,9 +950,17 @@ end
 -- stream = true returns chat_stream's iterator instead. The reply ends at an
 -- end-of-generation token, or at the template's end-of-turn text
 -- (M.turn_end) when the vocabulary has no single token for it.
+-- Tools (bitnet.tools): tools (OpenAI's array of { type = "function",
+-- function = { name, description, parameters } }), tool_choice ("none",
+-- "auto", "required", { type = "function", function = { name } }),
+-- parallel_tool_calls (default true); messages may hold assistant
+-- tool_calls and "tool" results. The reply is then the answer's text and
+-- info.tool_calls the calls ({ id, type, function = { name, arguments } },
+-- finish_reason "tool_calls"), or nil.
 function Model.chat(model, messages, opts)
   if M.several(opts) then
-    local prompt, gopts = chat_prompt(model, messages, opts, "model:chat")
+    local prompt, gopts, plan = chat_prompt(model, messages, opts, "model:chat")
+    if plan and plan.mode ~= "none" then error("model:chat: n > 1 with tools is not supported", 2) end
     return require("bitnet.choices").run(model, prompt, gopts, "model:chat")
   end
   return deliver(chat_start(model, messages, opts, "model:chat"), opts and opts.stream, opts and opts.async)

@@ -3,6 +3,7 @@
 -- given as a Lua table into JSON text and picks the grammar a generation
 -- option names.
 local core = require("bitnet.core")
+local errors = require("bitnet.errors")
 
 local M = {}
 
@@ -38,6 +39,11 @@ local function encode(v, key, depth, seen, out)
   local t = type(v)
   if depth > 200 then error("bitnet.grammar: the schema table nests more than 200 levels", 0) end
   if t == "table" then
+    local mt = getmetatable(v)
+    if mt and type(mt.__jsontext) == "string" then -- decoded from this text: keep its key order
+      out[#out + 1] = mt.__jsontext
+      return
+    end
     if seen[v] then error("bitnet.grammar: the schema table contains a cycle", 0) end
     seen[v] = true
     if is_array(v, key) then
@@ -79,7 +85,8 @@ local function encode(v, key, depth, seen, out)
     else out[#out + 1] = ("%.17g"):format(v) end
   elseif t == "boolean" then
     out[#out + 1] = tostring(v)
-  elseif v == nil or (t == "userdata" and tostring(v) == "userdata: (nil)") then
+  elseif v == nil or (t == "userdata" and (tostring(v) == "userdata: (nil)" or tostring(v) == "userdata: NULL")) then
+    -- (a NULL light userdata is lua-cjson's null: Lua 5.4 and LuaJIT print it differently)
     out[#out + 1] = "null"
   else
     error(("bitnet.grammar: a schema cannot hold a %s"):format(t), 0)
@@ -87,7 +94,9 @@ local function encode(v, key, depth, seen, out)
 end
 
 --- grammar.encode_json(value) -> JSON text of a Lua value (tables as
--- objects or arrays as described at ARRAY_KEYS; object keys sorted).
+-- objects or arrays as described at ARRAY_KEYS; object keys sorted). A
+-- table whose metatable has __jsontext (the text it was decoded from) is
+-- written as that text, so a schema keeps its properties' order.
 function M.encode_json(value)
   local out = {}
   encode(value, nil, 0, {}, out)
@@ -116,13 +125,40 @@ function M.grammar(spec, tok)
   return core.grammar(spec, tok)
 end
 
+-- Compiled JSON grammars by tokenizer and spec: servers see the same
+-- schemas again and again, and a Grammar is immutable and shareable.
+local cache = setmetatable({}, { __mode = "k" })
+local CACHE_MAX = 64
+
+--- grammar.cached(spec, tok) -> Grammar | nil, message: M.grammar for a
+-- spec of json_schema (JSON text) or json, and whitespace, from a cache of
+-- up to 64 specs per tokenizer (emptied when full).
+function M.cached(spec, tok)
+  local key = ("%s\0%s\0%s"):format(tostring(spec.json), spec.whitespace or "flexible", spec.json_schema or "")
+  local c = cache[tok]
+  if not c then
+    c = { n = 0, map = {} }
+    cache[tok] = c
+  end
+  local g = c.map[key]
+  if g then return g end
+  local err
+  g, err = M.grammar(spec, tok)
+  if not g then return nil, err end
+  if c.n >= CACHE_MAX then c.map, c.n = {}, 0 end
+  c.map[key] = g
+  c.n = c.n + 1
+  return g
+end
+
 --- The option keys that name a grammar in generation calls.
 M.OPTION_KEYS = { "grammar", "json_schema", "gbnf", "regex", "json" }
 
 --- grammar.from_options(opts, tok, fname) -> Grammar or nil: the grammar a
 -- generation's options ask for (grammar = a Grammar, or one of the
 -- shortcuts json_schema / gbnf / regex / json = true); raises on a spec
--- that does not compile (it is the caller's request that is wrong).
+-- that does not compile (it is the caller's request that is wrong) a typed
+-- error (bitnet.errors) of kind invalid_argument whose param is the option.
 function M.from_options(opts, tok, fname)
   local given = 0
   for _, k in ipairs(M.OPTION_KEYS) do
@@ -137,10 +173,13 @@ function M.from_options(opts, tok, fname)
     if not ok then error(("%s: option 'grammar' must be a bitnet.Grammar"):format(fname), 3) end
     return opts.grammar
   end
-  local spec = {}
-  for _, k in ipairs({ "json_schema", "gbnf", "regex", "json" }) do spec[k] = opts[k] end
+  local spec, which = {}, nil
+  for _, k in ipairs({ "json_schema", "gbnf", "regex", "json" }) do
+    spec[k] = opts[k]
+    if opts[k] ~= nil and opts[k] ~= false then which = k end
+  end
   local g, err = M.grammar(spec, tok)
-  if not g then error(("%s: %s"):format(fname, err), 3) end
+  if not g then errors.raise("invalid_argument", ("%s: %s"):format(fname, err), which) end
   return g
 end
 

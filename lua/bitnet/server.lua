@@ -21,6 +21,8 @@
 --
 -- Request validation (M.completion_request, M.chat_request) is plain Lua and
 -- needs no nginx; the rest uses the `ngx` API and lua-cjson.
+local structured = require("bitnet.server_structured")
+
 local M = {}
 
 --- M.DEFAULTS: the settings init_worker accepts and their defaults.
@@ -94,10 +96,10 @@ local COMMON = {
 -- Fields accepted only with the value that means "off" (we cannot do more).
 local OFF_ONLY = {
   completion = { echo = false, best_of = 1, logprobs = "null", suffix = "null" },
-  chat = { logprobs = false, top_logprobs = "null", response_format = "text", parallel_tool_calls = "any",
-    tool_choice = "none", tools = "empty" },
+  chat = { logprobs = false, top_logprobs = "null" },
 }
-local ONLY = { completion = { prompt = true }, chat = { messages = true, max_completion_tokens = true } }
+local ONLY = { completion = { prompt = true, response_format = true }, chat = { messages = true, max_completion_tokens = true,
+  response_format = true, tools = true, tool_choice = true, parallel_tool_calls = true } }
 
 local function check_off(req, key, want, null)
   local v = req[key]
@@ -270,11 +272,14 @@ end
 
 --- M.completion_request(req, ctx) -> prompt, opts, meta: a decoded POST
 -- /v1/completions body checked and mapped to model:generate's arguments.
--- ctx: { n_vocab, model_id, max_tokens (default), null (cjson.null) }.
+-- ctx: { n_vocab, model_id, max_tokens (default), null (cjson.null), tokenizer
+-- (optional: compiles response_format's grammar, compact) }.
+-- response_format becomes the option json ("object") or json_schema.
 -- Raises a request error (M.is_request_error) naming the field.
 function M.completion_request(req, ctx)
   ctx = setmetatable({ kind = "completion" }, { __index = ctx })
   local opts, meta = common(req, ctx)
+  structured.apply(req, opts, ctx, fail, "completion")
   local p = req.prompt
   if is_null(p, ctx.null) then fail(400, "'prompt' is required", "prompt", "missing_required_parameter") end
   local bad = "'prompt' must be a string, an array of one string, or an array of token ids"
@@ -301,14 +306,19 @@ function M.completion_request(req, ctx)
   return p, opts, meta
 end
 
-local ROLES = { system = "system", developer = "system", user = "user", assistant = "assistant" }
+local ROLES = { system = "system", developer = "system", user = "user", assistant = "assistant", tool = "tool" }
+-- Message fields beside role, content and name: which role may carry them.
+local MESSAGE_TOOL_FIELDS = { tool_calls = "assistant", tool_call_id = "tool" }
 
 --- M.chat_request(req, ctx) -> messages, opts, meta: a decoded POST
 -- /v1/chat/completions body checked and mapped to model:chat's arguments
--- (text content parts are joined; "developer" is read as "system").
+-- (text content parts are joined; "developer" is read as "system";
+-- response_format, tools, tool_choice, parallel_tool_calls become the
+-- options json / json_schema, tools, tool_choice, parallel_tool_calls).
 function M.chat_request(req, ctx)
   ctx = setmetatable({ kind = "chat" }, { __index = ctx })
   local opts, meta = common(req, ctx)
+  structured.apply(req, opts, ctx, fail, "chat")
   local msgs = req.messages
   if is_null(msgs, ctx.null) then fail(400, "'messages' is required", "messages", "missing_required_parameter") end
   if type(msgs) ~= "table" or #msgs == 0 then
@@ -319,13 +329,13 @@ function M.chat_request(req, ctx)
     local param = ("messages[%d]"):format(i - 1)
     if type(m) ~= "table" then fail(400, param .. " must be an object", param, "invalid_type") end
     for k in pairs(m) do
-      if k ~= "role" and k ~= "content" and k ~= "name" then
+      if k ~= "role" and k ~= "content" and k ~= "name" and not (MESSAGE_TOOL_FIELDS[k] == m.role) then
         fail(400, ("%s has an unsupported field '%s'"):format(param, tostring(k)), param, "unsupported_parameter")
       end
     end
     local role = ROLES[m.role]
     if not role then
-      fail(400, ("%s.role must be one of system, developer, user, assistant"):format(param), param .. ".role",
+      fail(400, ("%s.role must be one of system, developer, user, assistant, tool"):format(param), param .. ".role",
         "invalid_value")
     end
     local content = m.content
@@ -340,13 +350,19 @@ function M.chat_request(req, ctx)
       end
       content = table.concat(parts)
     end
-    if type(content) ~= "string" then
+    local calls = not is_null(m.tool_calls, ctx.null) and m.tool_calls or nil
+    if calls and is_null(content, ctx.null) then content = nil
+    elseif type(content) ~= "string" then
       fail(400, ("%s.content must be a string or an array of text parts"):format(param), param .. ".content",
         "invalid_type")
     end
-    out[i] = { role = role, content = content }
+    out[i] = { role = role, content = content, tool_calls = calls, tool_call_id = m.tool_call_id }
   end
   choice_fields(req, ctx, opts, meta)
+  if meta.choices and opts.tools and opts.tool_choice ~= "none" then
+    -- (tool calls are parsed on the one-choice path; n and logprobs run on another)
+    fail(400, "'tools' with 'n' > 1 or 'logprobs' is not supported", "tools", "invalid_value")
+  end
   return out, opts, meta
 end
 
@@ -398,6 +414,7 @@ function M.init_worker(settings)
   state.id = model_id(s, s.model or state.path)
   state.n_vocab = tok:n_vocab()
   state.n_embd = model:info().n_embd
+  state.tokenizer = tok
   state.pool = model:session_pool({ slots = s.slots, n_ctx = s.n_ctx })
   state.sema = require("ngx.semaphore").new(s.slots)
 end
@@ -431,6 +448,7 @@ local function read_json_body()
   end
   local req, err = json().decode(body)
   if req == nil then fail(400, "the body is not valid JSON: " .. tostring(err), nil, "invalid_json") end
+  if type(req) == "table" then structured.keep_schema_text(req, body) end
   return req
 end
 
@@ -468,7 +486,7 @@ local function usage(info)
   }
 end
 
-local FINISH = { stop = "stop", length = "length", cancelled = "stop" }
+local FINISH = { stop = "stop", length = "length", cancelled = "stop", tool_calls = "tool_calls" }
 
 -- Starts the generation on the engine; maps the module's errors.
 local function start(kind, input, opts)
@@ -478,6 +496,7 @@ local function start(kind, input, opts)
     ngx.ctx.bitnet_gen = gen -- for the metrics (M.log)
     return gen
   end
+  if structured.is_typed(gen) then structured.fail_typed(gen, fail) end
   local msg = tostring(gen):gsub("^.-model:%a+: ", "")
   if msg:find("slots are busy", 1, true) then fail(503, "the server is busy: " .. msg, nil, "server_busy", "server_error") end
   if msg:find("context holds", 1, true) then
@@ -489,12 +508,14 @@ local function start(kind, input, opts)
   fail(500, "the generation could not start: " .. msg, nil, "internal_error")
 end
 
--- Runs one generation to its end, calling emit(piece) for each new piece;
--- emit returns false when the client is gone. Cancels on abort.
-local function drive(gen, emit, aborted)
+-- Runs one generation to its end, calling emit(piece) for each new piece
+-- and side() (when given) after each poll; either returns false when the
+-- client is gone. Cancels on abort.
+local function drive(gen, emit, aborted, side)
   while true do
     if aborted.yes then gen:cancel() end
     local piece = gen:poll()
+    if side and not aborted.yes and side() == false then aborted.yes = true end
     if piece == nil then return end
     if piece ~= "" then
       if not aborted.yes and emit(piece) == false then aborted.yes = true end
@@ -776,11 +797,29 @@ local function handle_choices(kind, input, opts, meta)
   if aborted.yes then return ngx.exit(499) end
 end
 
+-- The call deltas a tool generation decided since the last call, as
+-- OpenAI's chunks: { index, id, type, function = { name, arguments = "" } }
+-- when a call starts, then { index, function = { arguments } } fragments.
+-- Returns false when the client is gone.
+local function send_tool_deltas(cjson, gen, chunk)
+  for _, d in ipairs(gen:tool_deltas()) do
+    local call = { index = d.index }
+    if d.name then
+      call.id, call.type, call["function"] = d.id, "function", { name = d.name, arguments = "" }
+    else
+      call["function"] = { arguments = d.arguments }
+    end
+    if not sse(cjson, chunk({ tool_calls = { call } })) then return false end
+  end
+  return true
+end
+
 local function handle_generation(kind)
   if not state.model then fail(503, "the model is not loaded: " .. tostring(state.load_error), nil, "model_not_loaded") end
   local cjson = json()
   local req = read_json_body()
-  local ctx = { n_vocab = state.n_vocab, model_id = state.id, max_tokens = state.settings.max_tokens, null = cjson.null }
+  local ctx = { n_vocab = state.n_vocab, model_id = state.id, max_tokens = state.settings.max_tokens, null = cjson.null,
+    tokenizer = state.tokenizer }
   local input, opts, meta
   if kind == "chat" then input, opts, meta = M.chat_request(req, ctx)
   else input, opts, meta = M.completion_request(req, ctx) end
@@ -814,7 +853,7 @@ local function handle_generation(kind)
       if kind == "chat" and not sse(cjson, chunk({ role = "assistant", content = "" })) then aborted.yes = true end
       drive(gen, function(piece)
         return sse(cjson, chunk(kind == "chat" and { content = piece } or piece))
-      end, aborted)
+      end, aborted, gen.tool_deltas and function() return send_tool_deltas(cjson, gen, chunk) end)
       if aborted.yes then return end
       local info = gen.info
       if info.finish_reason == "error" then
@@ -837,7 +876,12 @@ local function handle_generation(kind)
       if info.finish_reason == "error" then fail(500, "generation failed: " .. tostring(gen.error), nil, "internal_error") end
       local text = table.concat(parts)
       local choice = { index = 0, logprobs = cjson.null, finish_reason = FINISH[info.finish_reason] }
-      if kind == "chat" then choice.message = { role = "assistant", content = text } else choice.text = text end
+      if kind == "chat" then
+        choice.message = { role = "assistant", content = (info.tool_calls and text == "") and cjson.null or text,
+          tool_calls = info.tool_calls }
+      else
+        choice.text = text
+      end
       ngx.header["Content-Type"] = "application/json"
       ngx.print(cjson.encode({ id = id, object = object, created = created, model = state.id,
         choices = { choice }, usage = usage(info) }))

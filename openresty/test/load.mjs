@@ -6,7 +6,12 @@
 // first token, and the workers' RSS (at start, after a warm-up of 5 s, at the
 // end) and PIDs before and after (restarts).
 // usage: node load.mjs --base URL --prefix NGINX_PREFIX [--concurrency 32]
-//        [--duration 60] [--max-tokens 64] [--label NAME]
+//        [--duration 60] [--max-tokens 64] [--label NAME] [--mix plain,schema,tools]
+// --mix cycles request kinds: plain (a streamed completion), schema (a
+// streamed chat under a strict JSON Schema: a finished answer must parse and
+// keep the schema's bounds), tools (a streamed chat with tool_choice
+// "required": a finished call's arguments must parse and keep the tool's
+// bounds). A malformed finished answer counts as truncated.
 // Exit status 1 when any stream was dropped or truncated, any other 5xx came,
 // or a worker restarted.
 import { readFileSync, readdirSync } from "node:fs";
@@ -24,6 +29,28 @@ const concurrency = Number(args.concurrency ?? 32);
 const duration = Number(args.duration ?? 60);
 const maxTokens = Number(args["max-tokens"] ?? 64);
 const label = args.label ?? "load";
+const mix = (args.mix ?? "plain").split(",");
+const VERSE = { type: "object", properties: { book: { type: "string", maxLength: 10 },
+  chapter: { type: "integer", minimum: 1, maximum: 50 } }, required: ["book", "chapter"], additionalProperties: false };
+const WEATHER = { type: "function", function: { name: "get_weather", description: "The weather in a city",
+  parameters: { type: "object", properties: { city: { type: "string", maxLength: 12 } }, required: ["city"],
+    additionalProperties: false } } };
+// The request of a kind: path, body, and a check of the finished output.
+function request(kind, prompt) {
+  const common = { max_tokens: maxTokens, temperature: 0.8, stream: true, stream_options: { include_usage: true } };
+  if (kind === "schema") {
+    return { path: "/v1/chat/completions", body: { ...common, messages: [{ role: "user", content: prompt }],
+      response_format: { type: "json_schema", json_schema: { name: "verse", schema: VERSE, strict: true } } },
+      check: (out) => { const v = JSON.parse(out.text); return v.book.length <= 10 && v.chapter >= 1 && v.chapter <= 50; } };
+  }
+  if (kind === "tools") {
+    return { path: "/v1/chat/completions", body: { ...common, messages: [{ role: "user", content: prompt }],
+      tools: [WEATHER], tool_choice: "required", parallel_tool_calls: false },
+      check: (out) => out.calls.length === 1 && out.calls[0].name === "get_weather"
+        && JSON.parse(out.calls[0].arguments).city.length <= 12 };
+  }
+  return { path: "/v1/completions", body: { ...common, prompt }, check: () => true };
+}
 const PROMPTS = [
   "And it came to pass", "In the beginning", "And God said", "Blessed are the meek",
   "The LORD is my shepherd", "And Moses spake unto the people", "Now Naomi had a kinsman",
@@ -46,20 +73,20 @@ function workers() {
   return out;
 }
 
-const stats = { ok: 0, refused: 0, errors5xx: 0, other: 0, dropped: 0, truncated: 0, tokens: 0, ttft: [], problems: [],
+const stats = { kinds: {}, ok: 0, refused: 0, errors5xx: 0, other: 0, dropped: 0, truncated: 0, tokens: 0, ttft: [], problems: [],
   embeddings: 0, embedded_inputs: 0 };
 // every embedEvery-th request of the mix embeds 4 inputs (0: none)
 const embedEvery = Number(args["embed-every"] ?? 4);
 const note = (what) => { if (stats.problems.length < 10) stats.problems.push(what); };
 
-async function one(prompt) {
+async function one(prompt, kind) {
   const t0 = performance.now();
+  const req = request(kind, prompt);
+  const out = { text: "", calls: [] };
   let res;
   try {
-    res = await fetch(`${base}/v1/completions`, {
-      method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ prompt, max_tokens: maxTokens, temperature: 0.8, stream: true,
-        stream_options: { include_usage: true } }),
+    res = await fetch(`${base}${req.path}`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(req.body),
     });
   } catch (e) { stats.dropped += 1; note(`connect: ${e.message}`); return; }
   if (res.status === 503) {
@@ -87,7 +114,13 @@ async function one(prompt) {
         if (c.error) { note(`error event: ${data}`); continue; }
         if (c.usage) usage = c.usage;
         for (const ch of c.choices) {
-          if (first === null && ch.text) first = performance.now() - t0;
+          const text = ch.text ?? ch.delta?.content;
+          if (text) out.text += text;
+          for (const d of ch.delta?.tool_calls ?? []) {
+            if (d.id) out.calls[d.index] = { name: d.function.name, arguments: "" };
+            else out.calls[d.index].arguments += d.function.arguments;
+          }
+          if (first === null && (text || ch.delta?.tool_calls)) first = performance.now() - t0;
           if (ch.finish_reason) finish = ch.finish_reason;
         }
       }
@@ -96,6 +129,10 @@ async function one(prompt) {
   if (!done || !finish || !usage || buf.trim() !== "") {
     stats.truncated += 1; note(`truncated: done=${done} finish=${finish} usage=${!!usage}`); return;
   }
+  let good = false;
+  try { good = finish === "length" || req.check(out); } catch { good = false; }
+  if (!good) { stats.truncated += 1; note(`${kind}: malformed ${finish} output: ${JSON.stringify(out)}`); return; }
+  stats.kinds[kind] = (stats.kinds[kind] ?? 0) + 1;
   stats.ok += 1;
   stats.tokens += usage.completion_tokens;
   if (first !== null) stats.ttft.push(first);
@@ -137,7 +174,7 @@ await Promise.all(Array.from({ length: concurrency }, async () => {
   while (performance.now() < deadline) {
     const i = n++;
     if (embedEvery > 0 && i % embedEvery === embedEvery - 1) await embed(PROMPTS[i % PROMPTS.length]);
-    else await one(PROMPTS[i % PROMPTS.length]);
+    else await one(PROMPTS[i % PROMPTS.length], mix[i % mix.length]);
   }
 }));
 clearTimeout(warmTimer);
@@ -151,7 +188,7 @@ const pct = (p) => {
 const restarts = Object.keys(before).filter((pid) => !(pid in after)).length;
 const report = {
   label, concurrency, seconds: Number(elapsed.toFixed(1)), max_tokens: maxTokens,
-  completed: stats.ok, refused_503: stats.refused, other_5xx: stats.errors5xx, other_status: stats.other,
+  completed: stats.ok, completed_by_kind: stats.kinds, refused_503: stats.refused, other_5xx: stats.errors5xx, other_status: stats.other,
   dropped: stats.dropped, truncated: stats.truncated,
   requests_per_s: Number((stats.ok / elapsed).toFixed(2)),
   embeddings: stats.embeddings, embedding_requests_per_s: Number((stats.embeddings / elapsed).toFixed(2)),
