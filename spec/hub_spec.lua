@@ -599,6 +599,9 @@ describe("the stand-in Hub", function()
         assert.are.equal(want, assert(bitnet.load(REPOS.gguf)):generate(PROMPT, opts))
         local want_hf = assert(bitnet.load(MODEL_DIR .. "/hf")):generate(PROMPT, opts)
         assert.are.equal(want_hf, assert(bitnet.load(REPOS.hf)):generate(PROMPT, opts))
+        -- info().name: GGUF's general.name; a directory in the cache, the repo it came from
+        assert.are.equal("kjv-bitnet-6m", assert(bitnet.load(REPOS.gguf)):info().name)
+        assert.are.equal(REPOS.hf, assert(bitnet.load(REPOS.hf)):info().name)
         local m, e = bitnet.load("kjv/elsewhere")
         assert.is_nil(m)
         assert.are.equal("no file or directory kjv/elsewhere, and kjv/elsewhere is not in the cache (" .. cache

@@ -130,6 +130,8 @@ static int l_info(lua_State *L) {
     lua_setfield(L, -2, "format");
     lua_pushstring(L, m->path);
     lua_setfield(L, -2, "path");
+    lua_pushstring(L, m->name);
+    lua_setfield(L, -2, "name");
     lua_pushboolean(L, m->tied);
     lua_setfield(L, -2, "tied_embeddings");
     lua_createtable(L, 0, m->n_types);

@@ -158,6 +158,9 @@ static int fill(ctx *c, bn_model *m) {
                        c->path, (int)(a.len > 40 ? 40 : a.len), a.ptr);
     snprintf(c->arch, sizeof c->arch, "%.*s", (int)a.len, a.ptr);
     snprintf(m->arch, sizeof m->arch, "%s", c->arch);
+    bn_str name;
+    if (bn_gguf_get_str(g, "general.name", &name) > 0 && name.len > 0)
+        snprintf(m->name, sizeof m->name, "%.*s", (int)(name.len < sizeof m->name ? name.len : sizeof m->name - 1), name.ptr);
     bn_hparams *hp = &m->hp;
     int rope_dims = 0, key_len = 0;
     if (!get_u(c, "block_count", 1, 0, &hp->n_layers) || !get_u(c, "embedding_length", 1, 0, &hp->n_embd) ||
@@ -235,6 +238,7 @@ bn_model *bn_model_load_gguf(const char *path, const bn_load_opts *opts, bn_err 
         return NULL;
     }
     snprintf(m->path, sizeof m->path, "%s", path);
+    if (!m->name[0]) bn_model_default_name(m);
     snprintf(m->format, sizeof m->format, "gguf");
     if (!bn_mapfile_open(&m->maps[0], path, err)) {
         bn_model_release(m);

@@ -444,6 +444,7 @@ bn_model *bn_model_load_hf(const char *dir, const bn_load_opts *opts, bn_err *er
     }
     snprintf(m->path, sizeof m->path, "%s", dir);
     for (size_t n = strlen(m->path); n > 1 && m->path[n - 1] == '/'; n--) m->path[n - 1] = 0; /* "dir/" */
+    bn_model_default_name(m);
     snprintf(m->format, sizeof m->format, "safetensors");
     ctx c = {0};
     c.dir = m->path;

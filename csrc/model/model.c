@@ -1,5 +1,6 @@
 #include "model/model.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -35,6 +36,21 @@ void *bn_model_own(bn_model *m, void *p) {
 }
 
 void *bn_model_alloc(bn_model *m, size_t bytes) { return bn_model_own(m, malloc(bytes ? bytes : 1)); }
+
+void bn_model_default_name(bn_model *m) {
+    /* in the Hugging Face cache (models--ORG--NAME/snapshots/COMMIT/...) the repo's id */
+    const char *repo = strstr(m->path, "models--"), *snap = repo ? strstr(repo, "/snapshots/") : NULL;
+    const char *sep = repo ? strstr(repo + 8, "--") : NULL;
+    if (snap && sep && sep < snap) {
+        snprintf(m->name, sizeof m->name, "%.*s/%.*s", (int)(sep - repo - 8), repo + 8, (int)(snap - sep - 2), sep + 2);
+        return;
+    }
+    const char *base = strrchr(m->path, '/');
+    base = base && base[1] ? base + 1 : m->path;
+    size_t n = strlen(base);
+    if (n > 5 && strcmp(base + n - 5, ".gguf") == 0) n -= 5;
+    snprintf(m->name, sizeof m->name, "%.*s", (int)(n < sizeof m->name ? n : sizeof m->name - 1), base);
+}
 
 void bn_model_count_type(bn_model *m, const char *type_name) {
     for (int i = 0; i < m->n_types; i++)

@@ -45,6 +45,7 @@ typedef struct bn_model {
     char arch[32];       /* the architecture as the file names it */
     char format[32];     /* "gguf", "safetensors" */
     char path[1024];
+    char name[128];      /* GGUF general.name, else the file or directory's base name */
     bn_dense tok_embd, output; /* output aliases tok_embd when tied */
     int tied;
     float *output_norm;
@@ -94,6 +95,8 @@ bn_model *bn_model_new(void);
 void *bn_model_own(bn_model *m, void *p);
 void *bn_model_alloc(bn_model *m, size_t bytes);
 void bn_model_count_type(bn_model *m, const char *type_name);
+/* Sets m->name to the base name of m->path, without a .gguf extension. */
+void bn_model_default_name(bn_model *m);
 /* Checks hyperparameters for sanity and fills derived ones; names `what`. */
 int bn_hparams_check(bn_hparams *hp, const char *what, bn_err *err);
 /* Checks that every tensor the forward pass needs is present and shaped as
