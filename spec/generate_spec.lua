@@ -661,4 +661,58 @@ describe("generation", function()
         { max_tokens = 5, temperature = 0 }), with_template)
     end)
   end)
+
+  describe("typed errors", function()
+    local errors = require("bitnet.errors")
+
+    -- pcall(fn) must fail with a typed error of kind (and param); its
+    -- tostring is the message text the string errors had
+    local function assert_typed(fn, kind, param, message)
+      local ok, err = pcall(fn)
+      assert.is_false(ok)
+      assert.are.equal(kind, errors.kind(err))
+      assert.are.equal(param, err.param)
+      assert.are.equal(message, tostring(err))
+    end
+
+    it("a prompt the context cannot hold is context_exceeded, naming the request field", function()
+      local ids = {}
+      for i = 1, 20 do ids[i] = 300 + i end
+      assert_typed(function() model:generate(ids, { n_ctx = 8 }) end, "context_exceeded", "prompt",
+        "model:generate: the prompt is 20 tokens but the context holds 8 (n_ctx)")
+      assert_typed(function() model:generate(ids, { n_ctx = 8, n = 2 }) end, "context_exceeded", "prompt",
+        "model:generate: the prompt is 20 tokens but the context holds 8 (n_ctx)")
+      local msgs = { { role = "user", content = PROMPT } }
+      local n = #model:tokenize(model:apply_chat_template(msgs), { special = true })
+      assert_typed(function() model:chat(msgs, { n_ctx = 8 }) end, "context_exceeded", "messages",
+        ("model:chat: the prompt is %d tokens but the context holds 8 (n_ctx)"):format(n))
+      assert_typed(function() model:chat(msgs, { n_ctx = 8, n = 3 }) end, "context_exceeded", "messages",
+        ("model:chat: the prompt is %d tokens but the context holds 8 (n_ctx)"):format(n))
+      local limit = model:info().n_ctx_train
+      assert_typed(function() model:embed({ "w1", ("w1 "):rep(limit) }) end, "context_exceeded", "input",
+        ("model:embed: input 2 is %d tokens but the context holds %d (n_ctx_train)"):format(
+          #model:tokenize(("w1 "):rep(limit)), limit))
+    end)
+
+    it("an empty prompt without BOS is invalid_argument", function()
+      assert_typed(function() model:generate({}) end, "invalid_argument", "prompt",
+        "model:generate: the prompt is empty and the model adds no BOS token: nothing to continue from")
+    end)
+
+    it("a pool with every slot held is busy", function()
+      local pool = model:session_pool({ slots = 1 })
+      for _ in model:stream(PROMPT, { max_tokens = 5, pool = pool }) do -- holds the slot until it ends
+        assert_typed(function() model:generate(PROMPT, { pool = pool }) end, "busy", nil,
+          "session pool: all 1 slots are busy")
+        break
+      end
+    end)
+
+    it("other misuse stays a plain message", function()
+      local ok, err = pcall(model.generate, model, 42)
+      assert.is_false(ok)
+      assert.is_nil(errors.kind(err))
+      assert.are.equal("string", type(err))
+    end)
+  end)
 end)

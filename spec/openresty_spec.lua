@@ -755,12 +755,28 @@ describe("OpenResty server", function()
       local many = {}
       for i = 1, 10000 do many[i] = "a" end
       cases[#cases + 1] = { "/v1/embeddings", { input = many }, "input" }
+      -- the engine's typed context_exceeded errors, mapped by kind
+      local long = ("And the LORD spake. "):rep(1500)
+      local exceeded = {
+        { "/v1/chat/completions", { messages = { { role = "user", content = long } } }, "messages" },
+        { "/v1/completions", { prompt = long, n = 2 }, "prompt" },
+        { "/v1/embeddings", { input = { "x", long } }, "input" },
+      }
+      for _, c in ipairs(exceeded) do
+        c[4] = "context_length_exceeded"
+        cases[#cases + 1] = c
+      end
       for _, c in ipairs(cases) do
         local code, body = post(srv.base, c[1], c[2], AUTH)
         assert.are.equal(400, code, body)
         local e = decode(body).error
         assert.are.equal(c[3], e.param)
         assert.are.equal("invalid_request_error", e.type)
+        if c[4] then
+          assert.are.equal(c[4], e.code, body)
+          assert.truthy(e.message:find("^This model's maximum context length is exceeded: [^:]* %d+ tokens but the context holds %d+"),
+            e.message)
+        end
       end
       assert.are.equal(0, health(srv).pool.busy) -- nothing left holding a slot
     end)

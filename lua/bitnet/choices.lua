@@ -51,7 +51,7 @@ function M.start(model, prompt, opts, fname)
   local ctx = sessions[1]:n_ctx()
   if #ids > ctx then
     for _, s in ipairs(sessions) do s:close() end
-    error(("%s: the prompt is %d tokens but the context holds %d (n_ctx)"):format(fname, #ids, ctx), 3)
+    generate.raise_too_long(fname, #ids, ctx)
   end
   local base = { async = true }
   for k, v in pairs(opts) do

@@ -6,6 +6,7 @@
 -- engine evaluates their tokens together, 64 rows a forward pass.
 -- Requiring it adds model:embed to every bitnet.Model.
 local core = require("bitnet.core")
+local errors = require("bitnet.errors")
 
 local M = {}
 
@@ -43,7 +44,8 @@ end
 
 --- M.inputs(model, input, fname) -> list of id lists, single: input is a
 -- string, a list of token ids, or a list of either; single tells whether it
--- was one input. Raises naming the bad input.
+-- was one input. Raises naming the bad input; one longer than the training
+-- context is a typed error (bitnet.errors) of kind context_exceeded.
 function M.inputs(model, input, fname)
   local tok = model:tokenizer()
   local single = type(input) == "string" or (type(input) == "table" and type(input[1]) == "number")
@@ -57,7 +59,8 @@ function M.inputs(model, input, fname)
   for i, v in ipairs(list) do
     out[i] = input_ids(model, tok, v, i, fname)
     if limit > 0 and #out[i] > limit then
-      error(("%s: input %d is %d tokens but the context holds %d (n_ctx_train)"):format(fname, i, #out[i], limit), 3)
+      errors.raise("context_exceeded",
+        ("%s: input %d is %d tokens but the context holds %d (n_ctx_train)"):format(fname, i, #out[i], limit), "input")
     end
   end
   return out, single

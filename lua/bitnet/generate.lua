@@ -40,6 +40,7 @@ local template = require("bitnet.template")
 local pool = require("bitnet.pool")
 local grammar = require("bitnet.grammar")
 local tools = require("bitnet.tools")
+local errors = require("bitnet.errors")
 
 local M = {}
 
@@ -101,6 +102,12 @@ local function check_integer(v, key, min, fname)
   return v
 end
 
+-- The request field a prompt comes from (a typed error's param): the
+-- messages of a chat, else the prompt.
+local function prompt_field(fname)
+  return fname:find("chat", 1, true) and "messages" or "prompt"
+end
+
 --- M.prompt_tokens(model, tok, prompt, fname) -> ids: the tokens a
 -- generation starts from: text (BOS by default, specials parsed) or ids.
 local function prompt_tokens(model, tok, prompt, fname)
@@ -122,11 +129,21 @@ local function prompt_tokens(model, tok, prompt, fname)
     error(("%s: argument 1 (prompt) must be a string or an array of token ids, got %s"):format(fname, type(prompt)), 4)
   end
   if #ids == 0 then
-    error(("%s: the prompt is empty and the model adds no BOS token: nothing to continue from"):format(fname), 4)
+    errors.raise("invalid_argument",
+      ("%s: the prompt is empty and the model adds no BOS token: nothing to continue from"):format(fname),
+      prompt_field(fname))
   end
   return ids
 end
 M.prompt_tokens = prompt_tokens
+
+--- M.raise_too_long(fname, n, ctx): raises the typed error (kind
+-- context_exceeded, param the prompt's request field) of a prompt of n tokens
+-- that a context of ctx cannot hold.
+function M.raise_too_long(fname, n, ctx)
+  errors.raise("context_exceeded",
+    ("%s: the prompt is %d tokens but the context holds %d (n_ctx)"):format(fname, n, ctx), prompt_field(fname))
+end
 
 -- Keeps the longest prefix of ids the session already holds (rewinding the
 -- rest); returns its length. The caller feeds ids after it.
@@ -285,7 +302,7 @@ local function start(model, prompt, opts, fname)
   local ctx = sess:n_ctx()
   if #ids > ctx then
     if own_session then sess:close() end
-    error(("%s: the prompt is %d tokens but the context holds %d (n_ctx)"):format(fname, #ids, ctx), 3)
+    M.raise_too_long(fname, #ids, ctx)
   end
 
   local shift_keep = M.check_context_shift(opts.context_shift, ids, tok, ctx, fname)

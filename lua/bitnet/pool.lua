@@ -5,6 +5,7 @@
 -- next turn, or requests sharing a system prompt, skip what is cached.
 -- Requiring it adds model:session_pool to every bitnet.Model.
 local core = require("bitnet.core")
+local errors = require("bitnet.errors")
 
 local M = {}
 
@@ -57,7 +58,8 @@ end
 
 --- pool:acquire(ids) -> session, slot: the free slot best for a prompt of
 -- these token ids (the generation functions call this with `pool = P`).
--- Raises "all N slots are busy" when none is free.
+-- Raises a typed error (bitnet.errors) of kind busy, "session pool: all N
+-- slots are busy", when none is free.
 function Pool:acquire(ids)
   if self.closed then error("session pool: the pool is closed", 2) end
   local best, best_common, best_score
@@ -72,7 +74,7 @@ function Pool:acquire(ids)
     end
   end
   if not best then
-    error(("session pool: all %d slots are busy"):format(#self.slots), 3)
+    errors.raise("busy", ("session pool: all %d slots are busy"):format(#self.slots))
   end
   if not best.session then best.session = self.model:session(self.session_opts) end
   self.clock = self.clock + 1

@@ -498,12 +498,6 @@ local function start(kind, input, opts)
   end
   if structured.is_typed(gen) then structured.fail_typed(gen, fail) end
   local msg = tostring(gen):gsub("^.-model:%a+: ", "")
-  if msg:find("slots are busy", 1, true) then fail(503, "the server is busy: " .. msg, nil, "server_busy", "server_error") end
-  if msg:find("context holds", 1, true) then
-    fail(400, "This model's maximum context length is exceeded: " .. msg, kind == "chat" and "messages" or "prompt",
-      "context_length_exceeded")
-  end
-  if msg:find("^the prompt is empty") then fail(400, msg, "prompt", "invalid_value") end
   ngx.log(ngx.ERR, "bitnet: ", tostring(gen))
   fail(500, "the generation could not start: " .. msg, nil, "internal_error")
 end
@@ -1026,11 +1020,8 @@ local function handle_embeddings()
     local started, h = pcall(state.model.embed, state.model, inputs,
       { async = true, pooling = state.settings.pooling })
     if not started then
-      local msg = tostring(h):gsub("^.-model:embed: ", "")
-      if msg:find("context holds", 1, true) then
-        fail(400, "This model's maximum context length is exceeded: " .. msg, "input", "context_length_exceeded")
-      end
-      fail(400, msg, "input", "invalid_value")
+      if structured.is_typed(h) then structured.fail_typed(h, fail) end
+      fail(400, (tostring(h):gsub("^.-model:embed: ", "")), "input", "invalid_value")
     end
     job = h
     while not h:poll() do ngx.sleep(0.005) end

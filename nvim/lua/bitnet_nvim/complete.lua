@@ -315,7 +315,8 @@ local function suggest(t0, retries)
   local ok, gen = pcall(state.model.generate, state.model, ids, sampler_options())
   if not ok then
     stats.requests = stats.requests - 1
-    if tostring(gen):find("slots are busy", 1, true) and retries > 0 then
+    -- bitnet.errors is loaded: generate required it
+    if require("bitnet.errors").kind(gen) == "busy" and retries > 0 then
       vim.defer_fn(function()
         if state.t_change and state.t_change > t0 then return end -- typing went on: its own pause will ask
         suggest(t0, retries - 1)
