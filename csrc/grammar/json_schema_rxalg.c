@@ -447,6 +447,17 @@ static int cmp_block_edge(const void *a, const void *b) {
     return (x->cls > y->cls) - (x->cls < y->cls);
 }
 
+/* live[s] = 1 for the states from which an accepting state is reachable
+ * (live: d->n zeroed bytes). */
+static void mark_live(const dfa *d, uint8_t *live) {
+    for (size_t s = 0; s < d->n; s++) live[s] = d->accept[s];
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (size_t i = 0; i < d->ne; i++)
+            if (live[d->e[i].to] && !live[d->e[i].from]) live[d->e[i].from] = changed = 1;
+    }
+}
+
 static bn_rxid dfa_to_rx(bn_jrx *j, const dfa *d) {
     bn_rx *rx = j->rx;
     size_t n = d->n;
@@ -458,12 +469,7 @@ static bn_rxid dfa_to_rx(bn_jrx *j, const dfa *d) {
         free(block);
         return BN_RX_ERROR;
     }
-    for (size_t s = 0; s < n; s++) live[s] = d->accept[s];
-    for (int changed = 1; changed;) {
-        changed = 0;
-        for (size_t i = 0; i < d->ne; i++)
-            if (live[d->e[i].to] && !live[d->e[i].from]) live[d->e[i].from] = changed = 1;
-    }
+    mark_live(d, live);
     if (!n || !live[0]) {
         free(live);
         free(block);
@@ -575,12 +581,7 @@ static bn_rxid dfa_to_table(bn_jrx *j, const dfa *d) {
     uint8_t *accept = NULL;
     bn_rxid r = BN_RX_ERROR;
     if (!live || !id) goto done;
-    for (size_t s = 0; s < n; s++) live[s] = d->accept[s];
-    for (int changed = 1; changed;) {
-        changed = 0;
-        for (size_t i = 0; i < d->ne; i++)
-            if (live[d->e[i].to] && !live[d->e[i].from]) live[d->e[i].from] = changed = 1;
-    }
+    mark_live(d, live);
     if (!n || !live[0]) {
         r = bn_rx_nothing(j->rx);
         goto done;
