@@ -197,12 +197,9 @@ static int refine_classes(bn_rx *rx, bn_rxid root, byte_classes *c) {
         bn_rx_kind kind = bn_rx_kind_of(rx, id);
         if (kind == BN_RX_BYTES) split_classes(c, bn_rx_set(rx, id));
         else if (kind == BN_RX_DFA) { /* its table's classes, one set at a time */
-            int k;
-            const uint8_t *of = bn_rx_dfa_classes(rx, id, &k);
-            for (int cl = 0; cl < k; cl++) {
-                uint64_t set[4] = {0, 0, 0, 0};
-                for (int b = 0; b < 256; b++)
-                    if (of[b] == cl) set[b >> 6] |= 1ull << (b & 63);
+            for (int cl = 0, k = bn_rx_dfa_n_classes(rx, id); cl < k; cl++) {
+                uint64_t set[4];
+                bn_rx_dfa_class_bytes(rx, id, cl, set);
                 split_classes(c, set);
             }
         } else if (kind == BN_RX_CONCAT || kind == BN_RX_ALT || kind == BN_RX_REPEAT) {

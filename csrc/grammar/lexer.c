@@ -264,12 +264,9 @@ static int refine(bn_lexer *lx, bn_rxid re, uint8_t *seen, int *n_classes) {
         refine_set(lx, bn_rx_set(lx->rx, re), n_classes);
         return 1;
     case BN_RX_DFA: { /* every state of its table tells apart the bytes of different classes */
-        int k;
-        const uint8_t *of = bn_rx_dfa_classes(lx->rx, re, &k);
-        for (int c = 0; c < k; c++) {
-            uint64_t set[4] = {0, 0, 0, 0};
-            for (int b = 0; b < 256; b++)
-                if (of[b] == c) set[b >> 6] |= 1ull << (b & 63);
+        for (int c = 0, k = bn_rx_dfa_n_classes(lx->rx, re); c < k; c++) {
+            uint64_t set[4];
+            bn_rx_dfa_class_bytes(lx->rx, re, c, set);
             refine_set(lx, set, n_classes);
         }
         return 1;

@@ -317,10 +317,13 @@ void bn_rx_dfa_first(const bn_rx *rx, bn_rxid id, uint64_t out[4]) {
         if (row[d->class_of[b]] >= 0) out[b >> 6] |= 1ull << (b & 63);
 }
 
-const uint8_t *bn_rx_dfa_classes(const bn_rx *rx, bn_rxid id, int *n_classes) {
+int bn_rx_dfa_n_classes(const bn_rx *rx, bn_rxid id) { return rx->dfas[rx->node[id].min].n_classes; }
+
+void bn_rx_dfa_class_bytes(const bn_rx *rx, bn_rxid id, int cls, uint64_t out[4]) {
     const rx_dfa *d = &rx->dfas[rx->node[id].min];
-    *n_classes = d->n_classes;
-    return d->class_of;
+    memset(out, 0, 4 * sizeof *out);
+    for (int b = 0; b < 256; b++)
+        if (d->class_of[b] == cls) out[b >> 6] |= 1ull << (b & 63);
 }
 
 /* ---- code-point classes as UTF-8 ---- */

@@ -85,8 +85,10 @@ bn_rxid bn_rx_dfa_state(bn_rx *rx, int32_t table, int32_t state);
 bn_rxid bn_rx_dfa_step(bn_rx *rx, bn_rxid id, uint8_t byte);
 /* BN_RX_DFA: the bytes that keep it alive (bit b of out[b >> 6]). */
 void bn_rx_dfa_first(const bn_rx *rx, bn_rxid id, uint64_t out[4]);
-/* BN_RX_DFA: its table's byte classes (class_of[256]) and their number. */
-const uint8_t *bn_rx_dfa_classes(const bn_rx *rx, bn_rxid id, int *n_classes);
+/* BN_RX_DFA: the number of its table's byte classes, and the bytes of class
+ * cls (bit b of out[b >> 6]): a lexer's classes must split along them. */
+int bn_rx_dfa_n_classes(const bn_rx *rx, bn_rxid id);
+void bn_rx_dfa_class_bytes(const bn_rx *rx, bn_rxid id, int cls, uint64_t out[4]);
 
 /* Inspection (for compiling to automata and for tests). */
 bn_rx_kind bn_rx_kind_of(const bn_rx *rx, bn_rxid id);
