@@ -54,19 +54,6 @@ function M.tmpname()
   return p
 end
 
--- a writable stream that keeps what it is given
-local function sink()
-  local parts = {}
-  return {
-    write = function(self, ...)
-      for _, s in ipairs({ ... }) do parts[#parts + 1] = tostring(s) end
-      return self
-    end,
-    flush = function() end,
-    text = function() return table.concat(parts) end,
-  }
-end
-
 -- a readable stream over a string (read("*l") and read("*a"))
 local function source(s)
   local pos = 1
@@ -90,7 +77,7 @@ end
 -- `bitnet` command (bitnet.cli.main) in process, reading stdin from the
 -- string; tty: whether stderr counts as a terminal (progress bars).
 function M.run_cli(args, stdin, tty)
-  local out, err = sink(), sink()
+  local out, err = M.sink(), M.sink()
   local status = require("bitnet.cli").main(args,
     { stdout = out, stderr = err, stdin = source(stdin or ""), stderr_is_tty = tty or false })
   return status, out.text(), err.text()
