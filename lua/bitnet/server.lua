@@ -639,25 +639,45 @@ local function echo_text(input, tok)
   return require("bitnet.generate").valid_utf8(tok:decode(input, { special = true }))
 end
 
+-- Runs body(aborted, track, id, created, object) holding a slot: track(r)
+-- names what a client leaving cancels (a generation or a set of choices),
+-- settled before the slot is released; the request's counters, a body's
+-- error re-raised, 499 for a client gone.
+local function serve_admitted(kind, body)
+  local aborted, running = { yes = false }, nil
+  -- nil when lua_check_client_abort is off: then a failed flush still cancels
+  ngx.on_abort(function()
+    aborted.yes = true
+    if running then running:cancel() end
+  end)
+  admit()
+  local function track(r)
+    running = r
+    if aborted.yes then r:cancel() end
+  end
+  local ok, err = pcall(function()
+    local object = kind == "chat" and "chat.completion" or "text_completion"
+    body(aborted, track, request_id(kind == "chat" and "chatcmpl" or "cmpl"), ngx.time(), object)
+  end)
+  if running then settle(running) end
+  release()
+  state.served = state.served + 1
+  if aborted.yes then state.aborted = state.aborted + 1 end
+  if running and running.info and running.info.finish_reason == "cancelled" then state.cancelled = state.cancelled + 1 end
+  if not ok then error(err, 0) end
+  if aborted.yes then return ngx.exit(499) end
+end
+
 -- Completions and chats with n > 1, logprobs or echo: each choice streamed
 -- with its index (or returned together), logprobs per token, usage counting
 -- the prompt once.
 local function handle_choices(kind, input, opts, meta)
   local cjson = json()
   local tok = state.model:tokenizer()
-  local aborted = { yes = false }
-  local run
-  ngx.on_abort(function()
-    aborted.yes = true
-    if run then run:cancel() end
-  end)
-  admit()
-  local ok, err = pcall(function()
+  return serve_admitted(kind, function(aborted, track, id, created, object)
     local gen = start(kind, input, opts)
-    run = gen.gens and gen or one_choice(gen)
-    if aborted.yes then run:cancel() end
-    local id, created = request_id(kind == "chat" and "chatcmpl" or "cmpl"), ngx.time()
-    local object = kind == "chat" and "chat.completion" or "text_completion"
+    local run = gen.gens and gen or one_choice(gen)
+    track(run)
     local n, chat = meta.n or 1, kind == "chat"
     local texts, sent, offsets, echoed = {}, {}, {}, {}
     for i = 1, n do texts[i], sent[i], offsets[i] = {}, 0, 0 end
@@ -783,12 +803,6 @@ local function handle_choices(kind, input, opts, meta)
     ngx.print(encode(cjson, { id = id, object = object, created = created, model = state.id, choices = choices,
       usage = use }))
   end)
-  if run then settle(run) end
-  release()
-  state.served = state.served + 1
-  if aborted.yes then state.aborted = state.aborted + 1 end
-  if not ok then error(err, 0) end
-  if aborted.yes then return ngx.exit(499) end
 end
 
 -- The call deltas a tool generation decided since the last call, as
@@ -819,19 +833,9 @@ local function handle_generation(kind)
   else input, opts, meta = M.completion_request(req, ctx) end
   if meta.choices then return handle_choices(kind, input, opts, meta) end
 
-  local aborted = { yes = false }
-  local gen
-  -- nil when lua_check_client_abort is off: then a failed flush still cancels
-  ngx.on_abort(function()
-    aborted.yes = true
-    if gen then gen:cancel() end
-  end)
-  admit()
-  local ok, err = pcall(function()
-    gen = start(kind, input, opts)
-    if aborted.yes then gen:cancel() end
-    local id, created = request_id(kind == "chat" and "chatcmpl" or "cmpl"), ngx.time()
-    local object = kind == "chat" and "chat.completion" or "text_completion"
+  return serve_admitted(kind, function(aborted, track, id, created, object)
+    local gen = start(kind, input, opts)
+    track(gen)
     if meta.stream then
       ngx.header["Content-Type"] = "text/event-stream"
       ngx.header["Cache-Control"] = "no-cache"
@@ -881,13 +885,6 @@ local function handle_generation(kind)
         choices = { choice }, usage = usage(info) }))
     end
   end)
-  if gen then settle(gen) end
-  release()
-  state.served = state.served + 1
-  if aborted.yes then state.aborted = state.aborted + 1 end
-  if gen and gen.info and gen.info.finish_reason == "cancelled" then state.cancelled = state.cancelled + 1 end
-  if not ok then error(err, 0) end
-  if aborted.yes then return ngx.exit(499) end
 end
 
 local function handle_models(id)
