@@ -90,7 +90,7 @@ describe("bitnet command", function()
       assert.are.equal(small .. "\n", out)
       status, _, err = run({ "run", MODEL, "-p", "x", "--kernel", "warp" })
       assert.are.equal(1, status)
-      assert.truthy(err:find("unknown kernel 'warp'", 1, true))
+      assert.truthy(err:find("unknown kernel path 'warp' (this CPU runs: ", 1, true), err)
       -- --opt=value, short options glued to their value, sampler options and stop strings
       local opts = { max_tokens = 20, temperature = 0.9, top_k = 30, top_p = 0.9, min_p = 0.01, seed = 7,
         repeat_penalty = 1.2, repeat_last_n = 16, presence_penalty = 0.1, frequency_penalty = 0.1, typical_p = 0.95 }
@@ -281,6 +281,12 @@ describe("bitnet command", function()
       p:close()
       assert.truthy(out:find("run needs a prompt", 1, true))
       assert.truthy(out:find("status=2\n", 1, true))
+      -- a path forced by the environment is named as such when refused
+      p = assert(io.popen("BITNET_KERNEL=warp " .. interp .. " bin/bitnet info " .. MODEL .. " 2>&1; echo \"status=$?\""))
+      out = p:read("*a")
+      p:close()
+      assert.truthy(out:find("BITNET_KERNEL: unknown kernel path 'warp' (this CPU runs: ", 1, true), out)
+      assert.truthy(out:find("status=1\n", 1, true), out)
     end)
   end)
 end)

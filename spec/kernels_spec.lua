@@ -39,8 +39,15 @@ describe("kernel paths", function()
   end)
 
   it("refuses a path this CPU cannot run, or an unknown one", function()
-    assert.has_error(function() bitnet.load(gguf .. "b158-relu2-i2_s/model.gguf", { kernel = "sse9" }) end,
-      "bitnet.load: unknown kernel 'sse9'")
+    local runs = table.concat(paths, ", ")
+    local ok, err = pcall(bitnet.load, gguf .. "b158-relu2-i2_s/model.gguf", { kernel = "sse9" })
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("bitnet.load: unknown kernel path 'sse9' (this CPU runs: " .. runs .. ")", 1, true), err)
+    -- a path of the other CPU family is known, and cannot run here
+    local other = runs:find("neon", 1, true) and "avx2" or "neon"
+    ok, err = pcall(bitnet.load, gguf .. "b158-relu2-i2_s/model.gguf", { kernel = other })
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("kernel path '" .. other .. "' cannot run on this CPU (it runs: " .. runs .. ")", 1, true), err)
   end)
 
   for _, name in ipairs(fixtures) do

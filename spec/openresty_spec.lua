@@ -73,8 +73,26 @@ local function curl(method, url, body, extra)
   return code, out, headers
 end
 
+-- JSON text with every object's keys sorted, as the module encodes a Lua
+-- table. dkjson writes keys in the table's hash order, which LuaJIT
+-- randomizes per process: a schema sent in that order renders a different
+-- prompt (same length, keys permuted) than the module's for the same tools.
+local function encode_sorted(value)
+  local keys, seen = {}, {}
+  local function walk(v)
+    if type(v) ~= "table" then return end
+    for k, x in pairs(v) do
+      if type(k) == "string" and not seen[k] then seen[k] = true; keys[#keys + 1] = k end
+      walk(x)
+    end
+  end
+  walk(value)
+  table.sort(keys)
+  return json.encode(value, { keyorder = keys })
+end
+
 local function post(base, path, obj, extra)
-  local code, body, headers = curl("POST", base .. path, type(obj) == "string" and obj or json.encode(obj), extra)
+  local code, body, headers = curl("POST", base .. path, type(obj) == "string" and obj or encode_sorted(obj), extra)
   return code, body, headers
 end
 

@@ -108,6 +108,9 @@ const bn_kernels *bn_kernels_select(const char *force);
 /* The paths this CPU can run, best first, NULL-terminated; returns the
  * count (at most max - 1 entries are written). */
 int bn_kernels_available(const bn_kernels **out, int max);
+/* Why `name` was refused (bn_kernels_select gave NULL), into buf: unknown,
+ * or a path this CPU cannot run, with the paths it can. */
+void bn_kernels_refusal(const char *name, char *buf, size_t cap);
 
 /* Per-token absmax int8 quantization, the BitNet b1.58 definition:
  * s = 127 / max(max|x|, 1e-5), q = clamp(round_half_even(x*s), -128, 127).

@@ -1,6 +1,7 @@
 /* select.c: runtime choice of the kernel path. The x86 paths are compiled
  * with per-function target attributes, so one build runs on any x86-64 and
  * this file decides, by asking the CPU, which of them may be called. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,4 +76,21 @@ const bn_kernels *bn_kernels_select(const char *force) {
     for (size_t i = 0; i < N_PATHS; i++)
         if ((any || strcmp(force, all_paths[i]->name) == 0) && supported(all_paths[i])) return all_paths[i];
     return NULL;
+}
+
+/* Every path name of every architecture: a name from another CPU family is
+ * known (it cannot run here), a misspelling is not. */
+static const char *const known_names[] = {"avx512", "avx2", "neondot", "neon", "ref"};
+
+void bn_kernels_refusal(const char *name, char *buf, size_t cap) {
+    int known = 0;
+    for (size_t i = 0; i < sizeof known_names / sizeof known_names[0]; i++)
+        if (strcmp(name, known_names[i]) == 0) known = 1;
+    const bn_kernels *runs[16];
+    int n = bn_kernels_available(runs, 16);
+    size_t len = (size_t)snprintf(buf, cap, known ? "kernel path '%s' cannot run on this CPU (it runs:"
+                                                  : "unknown kernel path '%s' (this CPU runs:", name);
+    for (int i = 0; i < n && len < cap; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s %s", i ? "," : "", runs[i]->name);
+    if (len < cap) snprintf(buf + len, cap - len, ")");
 }

@@ -35,7 +35,11 @@ static int l_load(lua_State *L) {
     if (threads < 0 || threads > 256) luaL_error(L, "bitnet.load: option 'threads' must be 0..256");
     o.threads = (int)threads;
     o.kernel = bn_opt_string(L, 2, "kernel", NULL, "bitnet.load");
-    if (o.kernel && !bn_kernels_select(o.kernel)) luaL_error(L, "bitnet.load: unknown kernel '%s'", o.kernel);
+    if (o.kernel && !bn_kernels_select(o.kernel)) {
+        char why[160];
+        bn_kernels_refusal(o.kernel, why, sizeof why);
+        luaL_error(L, "bitnet.load: %s", why);
+    }
     o.output_head = bn_opt_string(L, 2, "output_head", NULL, "bitnet.load");
     if (o.output_head && strcmp(o.output_head, "native") && strcmp(o.output_head, "int8"))
         luaL_error(L, "bitnet.load: option 'output_head' must be \"native\" or \"int8\"");

@@ -4,6 +4,7 @@
  * loaders and transforms use model.c; model.c calls none of them. */
 #include "model/load.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -28,7 +29,11 @@ bn_model *bn_model_load(const char *path, const bn_load_opts *opts, bn_err *err)
     }
     const bn_kernels *k = bn_kernels_select(opts ? opts->kernel : NULL);
     if (!k) {
-        bn_errf(err, "unknown kernel path '%s'", opts && opts->kernel ? opts->kernel : "");
+        /* the load option was empty or absent: the environment forced it */
+        int from_env = !(opts && opts->kernel && *opts->kernel);
+        char why[160];
+        bn_kernels_refusal(from_env ? getenv("BITNET_KERNEL") : opts->kernel, why, sizeof why);
+        bn_errf(err, "%s%s", from_env ? "BITNET_KERNEL: " : "", why);
         return NULL;
     }
     bn_model *m = S_ISDIR(st.st_mode) ? bn_model_load_hf(path, opts, err) : bn_model_load_gguf(path, opts, err);
