@@ -154,7 +154,7 @@ static int exists(const char *path) {
 static int make_file(const bench_file *f) {
     if (exists(f->file) || !f->linear) return 1;
     fprintf(stderr, "bench: converting %s from %s (once)\n", f->file, BASE);
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_load_opts lo = {0};
     bn_model *m = bn_model_load(BASE, &lo, &err);
     if (!m) {
@@ -257,7 +257,7 @@ static double lua_decode_ms(bn_model *m, const int32_t *prompt, int np, int n) {
  * microseconds per token, Lua loop minus C loop, best of five each. */
 static double lua_overhead_us(void) {
     const char *path = "../shared/fixtures/gguf/b158-relu2-i2_s/model.gguf";
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_load_opts lo = {0};
     lo.threads = 1;
     bn_model *m = bn_model_load(path, &lo, &err);
@@ -281,7 +281,7 @@ static double lua_overhead_us(void) {
 
 static void run_child(const bench_file *f, int threads, int quick, int lua_loop_too, run_result *r) {
     memset(r, 0, sizeof *r);
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_load_opts lo = {0};
     lo.threads = threads;
     lo.output_head = f->head;
@@ -386,7 +386,7 @@ static int run(const bench_file *f, int threads, int quick, int lua_loop_too, ru
 static double tokenizer_mbs(void) {
     const char *vocab = "../shared/tokenizer-tests/ggml-vocab-llama3-bpe.gguf";
     const char *text_path = "../shared/corpora/sherlock.txt";
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_tokenizer *t = bn_tokenizer_load(vocab, &err);
     FILE *fp = fopen(text_path, "rb");
     if (!t || !fp) {

@@ -110,7 +110,7 @@ int main(int argc, char **argv) {
     }
     int layers = argc > 2 ? atoi(argv[2]) : L_DEFAULT;
     if (layers < 1 || layers > L_DEFAULT) layers = L_DEFAULT;
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_gguf_writer *w = bn_gw_new(32);
     uint8_t *buf = malloc(CHUNK);
     if (!w || !buf) {

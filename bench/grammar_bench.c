@@ -75,7 +75,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--quiet")) quiet = 1;
         else if (!strcmp(argv[i], "--cpu-time")) bench_clock = CLOCK_THREAD_CPUTIME_ID;
     }
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_tokenizer *tok = bn_tokenizer_load(argv[1], &err);
     if (!tok) {
         fprintf(stderr, "%s\n", err.msg);
@@ -110,7 +110,7 @@ int main(int argc, char **argv) {
         n_schema++;
         cJSON *schema = schema_text ? cJSON_Parse(schema_text) : NULL;
         double t0 = now_us();
-        bn_err cerr = {{0}};
+        bn_err cerr = {0};
         bn_grammar *g = NULL;
         if (schema) {
             bn_gb *gb = bn_gb_new(NULL);

@@ -17,7 +17,7 @@ static bn_tokenizer *vocab[2]; /* set once in LLVMFuzzerInitialize, then only re
 
 static bn_tokenizer *load(const char *env, const char *def) {
     const char *p = getenv(env) ? getenv(env) : def;
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_tokenizer *t = bn_tokenizer_load(p, &err);
     if (!t) {
         fprintf(stderr, "fuzz_encode: %s (set %s)\n", err.msg, env);
@@ -39,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const bn_tokenizer *t = vocab[spm];
     const char *text = (const char *)data + 1;
     size_t len = size - 1;
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_ids ids = {0};
     bn_bytes out = {0};
     size_t bad;

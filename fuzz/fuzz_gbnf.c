@@ -18,7 +18,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const uint8_t *nul = memchr(data, 0, size);
     size_t gn = nul ? (size_t)(nul - data) : size;
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_gb *gb = bn_gb_new(&fuzz_limits);
     if (!bn_gbnf_parse(gb, (const char *)data, gn, NULL, &err)) {
         if (!err.msg[0]) abort(); /* a refusal must say why */

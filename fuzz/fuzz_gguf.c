@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int fd = fuzz_memfd(data, size, path, sizeof path);
     if (fd < 0) return 0;
     const uint8_t *file = fuzz_pad_fd(fd, size, pad) ? fuzz_map(fd, size + pad) : NULL;
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_gguf g;
     int parsed = file && bn_gguf_parse(&g, file, size + pad, "fuzz", &err);
     if (parsed) {

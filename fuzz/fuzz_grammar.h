@@ -17,7 +17,7 @@ static const bn_grammar_limits fuzz_limits = {100000, 100000, 10000, 200000, 200
 static int fuzz_grammar_init(void) {
     const char *path = getenv("BITNET_FUZZ_VOCAB");
     if (!path) path = "models/kjv-bitnet-6m/kjv-bitnet-6m.gguf";
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_tokenizer *t = bn_tokenizer_load(path, &err);
     if (!t) {
         fprintf(stderr, "fuzz: %s (set BITNET_FUZZ_VOCAB or run from the checkout)\n", err.msg);
@@ -33,7 +33,7 @@ static int fuzz_grammar_init(void) {
  * every token the mask allows must commit on a copy, a few that it does
  * not must be refused. Aborts on a disagreement. */
 static void fuzz_grammar_run(bn_gb *gb, const uint8_t *text, size_t n) {
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_grammar *g = bn_grammar_compile(gb, fuzz_vocab, &err);
     if (!g) {
         if (!err.msg[0]) abort();

@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (fd < 0) return 0;
     const uint8_t *file = fuzz_map(fd, nst + pad);
     close(fd);
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_st_set set = {0};
     int parsed = file && bn_st_parse(&set, file, nst + pad, "fuzz", &err);
     bn_st_free(&set);

@@ -54,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int n_hist = (mask >> 12) & 15;
     int32_t hist[16];
     for (int i = 0; i < n_hist; i++) hist[i] = (int32_t)(take32(&in) % 2048);
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_sampler *s = bn_sampler_new(&p, bias_ids, bias, n_bias, &err);
     if (!s) return 0;
     int n_vocab = (int)(in.n / 4);
@@ -68,7 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (int i = 0; i < n_hist; i++) bn_sampler_accept(s, hist[i]);
     bn_sampler *c = bn_sampler_clone(s, &err);
     for (int round = 0; round < 3; round++) {
-        bn_err e2 = {{0}};
+        bn_err e2 = {0};
         int32_t id = bn_sampler_sample(s, logits, n_vocab, &e2);
         if (id < -1 || id >= n_vocab || (id == -1 && !e2.msg[0])) {
             fprintf(stderr, "sampler returned %d for %d logits (%s)\n", (int)id, n_vocab, e2.msg);
@@ -76,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         /* a clone makes the same choices */
         if (c) {
-            bn_err e3 = {{0}};
+            bn_err e3 = {0};
             int32_t id2 = bn_sampler_sample(c, logits, n_vocab, &e3);
             if (id2 != id) {
                 fprintf(stderr, "clone chose %d, source %d\n", (int)id2, (int)id);

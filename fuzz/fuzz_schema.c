@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t sn = nul ? (size_t)(nul - data) : size;
     cJSON *schema = cJSON_ParseWithLength((const char *)data, sn);
     if (!schema) return 0;
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_gb *gb = bn_gb_new(&fuzz_limits);
     bn_json_opts jo = {(size & 1) ? BN_JSON_WS_COMPACT : BN_JSON_WS_FLEXIBLE, (unsigned)(size % 5), (int)(size >> 3 & 1)};
     int ok = bn_json_schema_compile(gb, schema, &jo, &err);

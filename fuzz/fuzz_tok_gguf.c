@@ -6,7 +6,7 @@
 #include "tokenizer/tokenizer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_gguf g;
     if (!bn_gguf_parse(&g, data, size, "fuzz", &err)) return 0;
     bn_tokenizer *t = bn_tokenizer_from_gguf(&g, &err);

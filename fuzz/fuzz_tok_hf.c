@@ -14,7 +14,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     snprintf(tpath, sizeof tpath, "%s/tokenizer.json", dir);
     snprintf(cpath, sizeof cpath, "%s/tokenizer_config.json", dir);
     if (!fuzz_put(dir, "tokenizer.json", tok, ntok, 0) || !fuzz_put(dir, "tokenizer_config.json", cfg, ncfg, 0)) return 0;
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_tokenizer *t = bn_tokenizer_from_hf(tpath, ncfg ? cpath : NULL, &err);
     if (!t) return 0;
     fuzz_run_tokenizer(t);

@@ -105,7 +105,7 @@ static inline void fuzz_split(const uint8_t *data, size_t size, const uint8_t **
 /* Two tokens through a model that loaded: the forward pass on whatever
  * shapes the input gave it. */
 static inline void fuzz_run_model(bn_model *m) {
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_session *s = bn_session_new(m, 8, &err);
     if (s) {
         int32_t ids[2] = {0, m->hp.n_vocab - 1};
@@ -120,7 +120,7 @@ static inline void fuzz_run_model(bn_model *m) {
 static inline void fuzz_run_tokenizer(const bn_tokenizer *t) {
     static const char text[] = "Hello world! \xC3\xA9t\xC3\xA9 <s> <|eot_id|>\n\n  123 \xF0\x9F\x98\x80 \xFF\xFE end";
     for (int special = 0; special < 2; special++) {
-        bn_err err = {{0}};
+        bn_err err = {0};
         bn_ids ids = {0};
         bn_bytes out = {0};
         bn_encode_opts o = {.add_bos = -1, .parse_special = special};

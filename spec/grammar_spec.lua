@@ -397,6 +397,23 @@ describe("generation under a grammar", function()
     end
   end)
 
+  it("reports a logit_bias that bans every token the grammar allows: raised in sync, a typed error in async", function()
+    local g = assert(bitnet.grammar({ regex = "yes|no" }, model))
+    local m = g:matcher()
+    m:mask()
+    local bias = {}
+    for _, id in ipairs(m:allowed()) do bias[id] = -math.huge end
+    local ok, err = pcall(model.generate, model, "x", { grammar = g, logit_bias = bias, temperature = 0 })
+    assert.is_false(ok)
+    assert.matches("every token the grammar allows here is banned", tostring(err), 1, true)
+    local gen = model:generate("x", { grammar = g, logit_bias = bias, temperature = 0, async = true })
+    assert.is_true(gen:wait(60))
+    assert.are.equal("error", gen.info.finish_reason)
+    assert.are.equal("invalid_argument", require("bitnet.errors").kind(gen.error))
+    assert.matches("every token the grammar allows here is banned", tostring(gen.error), 1, true)
+    gen:close()
+  end)
+
   it("raises when a generation names two grammars or a bad one", function()
     assert.has_error(function() model:generate("x", { json = true, regex = "a" }) end)
     assert.has_error(function() model:generate("x", { json_schema = '{"$ref": "#/nowhere"}' }) end)

@@ -1052,6 +1052,26 @@ describe("OpenResty server", function()
       assert.are.equal(want, r.choices[1].message.content or "")
     end)
 
+    it("answers a logit_bias that bans every token the schema allows as the request's error (400), streamed or not", function()
+      local ban = {}
+      for id = 0, model:tokenizer():n_vocab() - 1 do ban[tostring(id)] = -100 end
+      local req = { messages = ASK, response_format = rf(CITY), logit_bias = ban, max_tokens = 8, temperature = 0 }
+      local code, body = post(srv.base, "/v1/chat/completions", req)
+      assert.are.equal(400, code, body)
+      local e = decode(body).error
+      assert.are.equal("invalid_request_error", e.type)
+      assert.matches("every token the grammar allows here is banned", e.message, 1, true)
+      req.stream = true
+      code, body = post(srv.base, "/v1/chat/completions", req, "-N")
+      assert.are.equal(200, code) -- the status went with the first event
+      local ev = events(body)
+      assert.are.equal("[DONE]", ev[#ev])
+      e = decode(ev[#ev - 1]).error
+      assert.are.equal("invalid_request_error", e.type)
+      assert.matches("every token the grammar allows here is banned", e.message, 1, true)
+      assert.are.equal(0, health(srv).pool.busy)
+    end)
+
     it("refuses bad response formats and tools with OpenAI's error body, and keeps serving", function()
       local function err(param, code, body)
         assert.are.equal(400, code, body)

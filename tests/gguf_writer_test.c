@@ -38,7 +38,7 @@ static unsigned char *slurp(const char *path, size_t *n) {
 
 /* Writes a file with alignment `align` and checks it reads back. */
 static void roundtrip(uint32_t align, const char *path) {
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_gguf_writer *w = bn_gw_new(align);
     CHECK(w != NULL);
     uint8_t u8 = 200;
@@ -62,21 +62,21 @@ static void roundtrip(uint32_t align, const char *path) {
     CHECK(bn_gw_set_array(w, "t.f32s", GGUF_T_F32, fs, 3, &err));
     CHECK(bn_gw_set_array(w, "t.empty", GGUF_T_I32, NULL, 0, &err));
     /* refusals */
-    bn_err e2 = {{0}};
+    bn_err e2 = {0};
     CHECK(!bn_gw_set_u32(w, "t.u32", 1, &e2) && strstr(e2.msg, "set twice"));
-    bn_err e3 = {{0}};
+    bn_err e3 = {0};
     CHECK(!bn_gw_set_scalar(w, "t.bad", GGUF_T_STRING, "x", &e3) && strstr(e3.msg, "not a numeric scalar"));
     uint64_t ne_a[2] = {3, 5}, ne_b[1] = {7}, ne_c[1] = {1};
     CHECK(bn_gw_add_tensor(w, "a", GGML_F32, 2, ne_a, 60, &err));
     CHECK(bn_gw_add_tensor(w, "b", GGML_F16, 1, ne_b, 14, &err));
     CHECK(bn_gw_add_tensor(w, "c", GGML_F32, 1, ne_c, 4, &err));
-    bn_err e4 = {{0}};
+    bn_err e4 = {0};
     CHECK(!bn_gw_add_tensor(w, "a", GGML_F32, 1, ne_c, 4, &e4) && strstr(e4.msg, "added twice"));
     FILE *f = fopen(path, "wb");
     CHECK(f != NULL);
     if (!f) return;
     CHECK(bn_gw_begin(w, f, path, &err));
-    bn_err e5 = {{0}};
+    bn_err e5 = {0};
     CHECK(!bn_gw_set_u32(w, "late", 1, &e5) && strstr(e5.msg, "after the header"));
     float a[15];
     for (int i = 0; i < 15; i++) a[i] = (float)i;
@@ -89,7 +89,7 @@ static void roundtrip(uint32_t align, const char *path) {
     memcpy(bc, b, 14);
     memcpy(bc + 14, &c, 4);
     CHECK(bn_gw_write(w, bc, 18, &err)); /* across the boundary of b and c */
-    bn_err e6 = {{0}};
+    bn_err e6 = {0};
     CHECK(!bn_gw_write(w, &c, 1, &e6) && strstr(e6.msg, "more tensor data than declared"));
     CHECK(bn_gw_finish(w, &err));
     fclose(f);
@@ -101,7 +101,7 @@ static void roundtrip(uint32_t align, const char *path) {
     CHECK(data != NULL);
     if (!data) return;
     bn_gguf g;
-    bn_err perr = {{0}};
+    bn_err perr = {0};
     int ok = bn_gguf_parse(&g, data, n, path, &perr);
     CHECK(ok);
     if (!ok) {
@@ -172,14 +172,14 @@ static void roundtrip(uint32_t align, const char *path) {
 }
 
 static void incomplete(const char *path) {
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_gguf_writer *w = bn_gw_new(32);
     uint64_t ne[1] = {4};
     CHECK(bn_gw_add_tensor(w, "x", GGML_F32, 1, ne, 16, &err));
     FILE *f = fopen(path, "wb");
     CHECK(bn_gw_begin(w, f, path, &err));
     CHECK(bn_gw_write(w, "abcd", 4, &err));
-    bn_err e = {{0}};
+    bn_err e = {0};
     CHECK(!bn_gw_finish(w, &e) && strstr(e.msg, "tensor 'x' is missing 12 bytes of data"));
     fclose(f);
     bn_gw_free(w);

@@ -150,7 +150,7 @@ static void test_ecma(void) {
     for (size_t i = 0; i < sizeof rx_cases / sizeof rx_cases[0]; i++) {
         const rx_case *c = &rx_cases[i];
         bn_rx *rx = bn_rx_new(0);
-        bn_err err = {{0}};
+        bn_err err = {0};
         bn_rxid re;
         int ok = bn_ecma_regex(rx, c->pattern, strlen(c->pattern), c->mode, c->spelling, 0, &re, &err);
         CHECK(ok, "pattern /%s/ refused: %s", c->pattern, err.msg);
@@ -167,7 +167,7 @@ static void test_ecma(void) {
     for (size_t i = 0; i < sizeof rx_errors / sizeof rx_errors[0]; i++) {
         const rx_error_case *c = &rx_errors[i];
         bn_rx *rx = bn_rx_new(0);
-        bn_err err = {{0}};
+        bn_err err = {0};
         bn_rxid re;
         int ok = bn_ecma_regex(rx, c->pattern, strlen(c->pattern), BN_ECMA_SEARCH, BN_ECMA_RAW, 0, &re, &err);
         CHECK(!ok && strstr(err.msg, c->message), "/%s/: expected an error with \"%s\", got %s \"%s\"", c->pattern,
@@ -175,7 +175,7 @@ static void test_ecma(void) {
         bn_rx_free(rx);
     }
     bn_rx *rx = bn_rx_new(0);
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_rxid re;
     /* \0 is U+0000 (strlen cannot show it above). */
     CHECK(bn_ecma_regex(rx, "a\\0b", 4, BN_ECMA_FULLMATCH, BN_ECMA_RAW, 0, &re, &err), "%s", err.msg);
@@ -488,7 +488,7 @@ static void test_gbnf_cases(void) {
     bn_gb_free(dgb);
     /* A root other than "root". */
     bn_gb *gb = bn_gb_new(NULL);
-    bn_err err = {{0}};
+    bn_err err = {0};
     const char *g = "start ::= \"s\"\n";
     CHECK(bn_gbnf_parse(gb, g, strlen(g), "start", &err), "%s", err.msg);
     CHECK(gb_accepts(gb, "s", 1), "root 'start'");
@@ -530,7 +530,7 @@ static void test_gbnf_fixtures(const char *dir) {
         CHECK(g, "cannot read %s", path);
         if (!g) continue;
         bn_gb *gb = bn_gb_new(NULL);
-        bn_err err = {{0}};
+        bn_err err = {0};
         int ok = bn_gbnf_parse(gb, g, len, NULL, &err);
         CHECK(ok, "%s: %s", entry->string, err.msg);
         n_grammars++;
@@ -557,7 +557,7 @@ typedef struct {
 
 static void try_pattern(const char *pattern, const char *where, tally *t) {
     bn_rx *rx = bn_rx_new(0);
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_rxid re;
     t->total++;
     if (bn_ecma_regex(rx, pattern, strlen(pattern), BN_ECMA_SEARCH, BN_ECMA_JSON_STRING, 0, &re, &err))
@@ -619,7 +619,7 @@ static void test_diff(const char *path, bn_ecma_spelling spelling) {
             *t1 = *t2 = 0;
             int want = t2[1] == '1';
             bn_rx *rx = bn_rx_new(0);
-            bn_err err = {{0}};
+            bn_err err = {0};
             bn_rxid re;
             if (bn_ecma_regex(rx, line, strlen(line), BN_ECMA_SEARCH, spelling, 0, &re, &err)) {
                 int got = rx_accepts(rx, re, t1 + 1, strlen(t1 + 1));

@@ -16,7 +16,7 @@ static int failures;
 #define CHECK(c, ...) do { if (!(c)) { failures++; printf("FAIL %s:%d: ", __FILE__, __LINE__); printf(__VA_ARGS__); printf("\n"); } } while (0)
 
 static bn_grammar *gbnf(bn_vocab *v, const char *text) {
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_gb *gb = bn_gb_new(NULL);
     if (!bn_gbnf_parse(gb, text, strlen(text), NULL, &err)) {
         printf("gbnf: %s\n", err.msg);
@@ -29,7 +29,7 @@ static bn_grammar *gbnf(bn_vocab *v, const char *text) {
 }
 
 static bn_grammar *schema(bn_vocab *v, const char *text) {
-    bn_err err = {{0}};
+    bn_err err = {0};
     cJSON *doc = cJSON_Parse(text);
     bn_gb *gb = bn_gb_new(NULL);
     bn_json_opts jo = {BN_JSON_WS_FLEXIBLE, 0, 0};
@@ -43,7 +43,7 @@ static bn_grammar *schema(bn_vocab *v, const char *text) {
 
 /* Every token: mask bit == (feed prefix, commit token succeeds). */
 static void brute(bn_grammar *g, const char *prefix, int stride) {
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_vocab *v = bn_grammar_vocab(g);
     int32_t n = bn_vocab_n_tokens(v);
     uint32_t *bits = calloc(((size_t)n + 31) / 32, 4);
@@ -71,7 +71,7 @@ static void brute(bn_grammar *g, const char *prefix, int stride) {
 }
 
 static void accepts(bn_grammar *g, const char *text, int want) {
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_matcher *m = bn_matcher_new(g, &err);
     int r = bn_matcher_feed(m, text, strlen(text), &err);
     int ok = r == BN_MATCH_OK && bn_matcher_is_complete(m);
@@ -91,7 +91,7 @@ static void bn_ids_push_test(bn_ids *v, int32_t id) {
  * token: each token must be in the mask before it is committed, and the
  * end must be complete with end-of-generation allowed. */
 static void tokens_accepted(bn_grammar *g, const bn_tokenizer *t, const char *text) {
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_ids ids = {0};
     bn_encode_opts eo = {0, 0};
     bn_vocab *v = bn_grammar_vocab(g);
@@ -145,7 +145,7 @@ static void tokens_accepted(bn_grammar *g, const bn_tokenizer *t, const char *te
 }
 
 static void run_vocab(const char *path) {
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_tokenizer *t = bn_tokenizer_load(path, &err);
     if (!t) {
         CHECK(0, "%s: %s", path, err.msg);

@@ -285,7 +285,7 @@ static void test_schemas(bn_vocab *v) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         for (int ws = 0; ws < 2; ws++) {
-            bn_err err = {{0}};
+            bn_err err = {0};
             bn_grammar *g = compile(v, cases[i].schema, ws ? BN_JSON_WS_COMPACT : BN_JSON_WS_FLEXIBLE, &err);
             CHECK(g != NULL, "schema %zu compiles: %s", i, err.msg);
             if (!g) break;
@@ -309,7 +309,7 @@ static void test_schemas(bn_vocab *v) {
         "{\"oneOf\":[{\"type\":\"number\"},{\"type\":\"integer\"}]}", "{\"type\":\"string\",\"pattern\":\"(?=a)\"}",
     };
     for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
-        bn_err err = {{0}};
+        bn_err err = {0};
         bn_grammar *g = compile(v, refused[i], BN_JSON_WS_FLEXIBLE, &err);
         CHECK(g == NULL, "refused: %s", refused[i]);
         if (g) bn_grammar_free(g);
@@ -317,7 +317,7 @@ static void test_schemas(bn_vocab *v) {
     }
     /* any JSON value, and objects only (JSON mode) */
     for (int object_only = 0; object_only < 2; object_only++) {
-        bn_err err = {{0}};
+        bn_err err = {0};
         bn_gb *gb = bn_gb_new(NULL);
         bn_json_opts opts = {BN_JSON_WS_FLEXIBLE, 4, 0};
         int ok = bn_json_any_compile(gb, object_only, &opts, &err);
@@ -342,7 +342,7 @@ static void test_schemas(bn_vocab *v) {
     k += (size_t)sprintf(deep + k, "{}");
     for (size_t i = 0; i < depth; i++) deep[k++] = '}';
     deep[k] = 0;
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_grammar *g = compile(v, deep, BN_JSON_WS_FLEXIBLE, &err);
     CHECK(g == NULL || 1, "deep schema");
     printf("deep schema: %s\n", g ? "compiled" : err.msg);
@@ -429,7 +429,7 @@ static void run_sample(bn_vocab *v, const bn_tokenizer *tok, const char *path, i
         }
         n_schemas++;
         cJSON *schema = cJSON_Parse(cJSON_GetObjectItem(rec, "schema")->valuestring);
-        bn_err err = {{0}};
+        bn_err err = {0};
         clock_t t0 = clock();
         bn_gb *gb = bn_gb_new(NULL);
         bn_json_opts opts = {BN_JSON_WS_FLEXIBLE, 0, 0};
@@ -459,7 +459,7 @@ static void run_sample(bn_vocab *v, const bn_tokenizer *tok, const char *path, i
         for (const cJSON *t = tests ? tests->child : NULL; t; t = t->next) {
             int valid = cJSON_IsTrue(cJSON_GetObjectItem(t, "valid"));
             const char *text = cJSON_GetObjectItem(t, "text")->valuestring;
-            bn_err e = {{0}};
+            bn_err e = {0};
             int got = tokens ? accepts_tokens(g, tok, text, strlen(text), &e) : accepts(g, text, strlen(text), &e);
             if (valid) n_valid++;
             else n_invalid++;
@@ -517,7 +517,7 @@ int main(int argc, char **argv) {
     bn_rx_free(rx);
     printf("regexes: %d failures\n", failures);
 
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_tokenizer *t = bn_tokenizer_load(argv[1], &err);
     bn_vocab *v = t ? bn_vocab_new(t, &err) : NULL;
     if (!v) {

@@ -611,7 +611,7 @@ static void parse_rule(gbnf_parser *p) {
         fail_budget(p);
         return;
     }
-    bn_err derr = {{0}};
+    bn_err derr = {0};
     if (!bn_gb_define(p->gb, rule, body, &derr)) fail_at(p, name_start, "%s", derr.msg);
 }
 

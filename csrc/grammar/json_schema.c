@@ -433,7 +433,7 @@ bn_rxid js_pattern(js_ctx *c, const cJSON *pattern) {
     intptr_t cached;
     if (cache_get(c->patterns, s, n, &cached)) return (bn_rxid)cached;
     bn_rxid out = BN_RX_ERROR;
-    bn_err e = {{0}};
+    bn_err e = {0};
     if (!bn_ecma_regex(c->rx, s, n, BN_ECMA_SEARCH, BN_ECMA_JSON_STRING, 0, &out, &e)) {
         js_fail(c, pattern, "unsupported pattern /%s/ (%s)", s, e.msg);
         return BN_RX_ERROR;
@@ -655,7 +655,7 @@ static int split(js_ctx *c, js_bset *set, const cJSON *members, const cJSON *at,
         js_shape **shapes = js_alloc(c, n_groups * sizeof *shapes);
         uint8_t *apart = js_alloc(c, (size_t)n_groups * n_groups);
         if (!shapes || !apart) return 0;
-        bn_err *saved = c->err, scratch = {{0}};
+        bn_err *saved = c->err, scratch = {0};
         c->err = &scratch;
         int ok = 1;
         for (g = 0; g < n_groups && ok; g++) {
@@ -680,7 +680,7 @@ static int split(js_ctx *c, js_bset *set, const cJSON *members, const cJSON *at,
             uint32_t j = 0;
             for (const cJSON *o = members->child; o; o = o->next, j++) {
                 if (j == g || apart[g * n_groups + j]) continue;
-                bn_err *outer = c->err, why = {{0}};
+                bn_err *outer = c->err, why = {0};
                 c->err = &why;
                 int negated = negate(c, &groups[g], o, at, 0);
                 c->err = outer;

@@ -296,7 +296,7 @@ static bn_gx emit_array(js_ctx *c, const js_shape *s) {
 
 /* The content regex of the names propertyNames allows (canonical). */
 static bn_rxid property_names_rx(js_ctx *c, const js_shape *s) {
-    bn_err *saved = c->err, scratch = {{0}};
+    bn_err *saved = c->err, scratch = {0};
     c->err = &scratch;
     js_bset set;
     bn_rxid acc = bn_rx_nothing(c->rx);

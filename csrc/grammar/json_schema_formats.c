@@ -107,7 +107,7 @@ bn_rxid bn_jfmt_regex(bn_rx *rx, const char *name) {
     const format *f = find(name);
     if (!f) return BN_RX_ERROR;
     bn_rxid out = BN_RX_ERROR;
-    bn_err err = {{0}};
+    bn_err err = {0};
     if (!bn_ecma_regex(rx, f->pattern, strlen(f->pattern), BN_ECMA_FULLMATCH, BN_ECMA_JSON_STRING, 0, &out, &err))
         return BN_RX_ERROR;
     return out;

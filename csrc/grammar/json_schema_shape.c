@@ -733,7 +733,7 @@ int js_shape_accepts_member(js_ctx *c, const js_shape *s, const cJSON *v, int of
 
 int js_list_accepts(js_ctx *c, js_list list, const cJSON *v) {
     if (c->depth > JS_MAX_DEPTH) return -1;
-    bn_err *saved = c->err, scratch = {{0}};
+    bn_err *saved = c->err, scratch = {0};
     c->err = &scratch;
     c->depth++;
     js_bset set;
@@ -844,7 +844,7 @@ int js_shapes_disjoint(js_ctx *c, const js_shape *a, const js_shape *b, unsigned
 
 int js_lists_disjoint(js_ctx *c, js_list a, js_list b, unsigned depth) {
     if (depth > 6) return 0;
-    bn_err *saved = c->err, scratch = {{0}};
+    bn_err *saved = c->err, scratch = {0};
     c->err = &scratch;
     js_bset x, y;
     int ok = js_expand(c, a, &x) && js_expand(c, b, &y);

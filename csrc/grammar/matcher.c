@@ -76,12 +76,20 @@ static void *mfail(bn_matcher *m, const char *msg) {
     return NULL;
 }
 
+/* mfail for a budget the grammar went past: the caller's grammar is at
+ * fault, not the library (bn_err.input). */
+static void *mbudget(bn_matcher *m, const char *msg) {
+    if (!m->failed) bn_errf_input(m->err, "%s", msg);
+    m->failed = 1;
+    return NULL;
+}
+
 /* Counts work done in this call; 0 (and the call fails) past the budget,
  * so an ambiguous grammar ends in an error instead of minutes of work. */
 static int spend(bn_matcher *m, size_t units) {
     m->spent += units;
     if (m->spent <= m->g->lim.max_work) return 1;
-    mfail(m, "the grammar is too ambiguous: one step needed more work than max_work allows");
+    mbudget(m, "the grammar is too ambiguous: one step needed more work than max_work allows");
     return 0;
 }
 
@@ -135,7 +143,7 @@ static int32_t start_of(bn_matcher *m, pnode *p) {
     bn_column *c = p->col;
     if (c->lex_start == -3) c->lex_start = bn_lexer_start(m->g->lexer, c->allowed, (size_t)c->n_allowed);
     if (c->lex_start == BN_LEX_BUDGET) {
-        mfail(m, "the grammar needs more lexer states than max_dfa_states allows");
+        mbudget(m, "the grammar needs more lexer states than max_dfa_states allows");
         c->lex_start = -3;
         return BN_LEX_BUDGET;
     }
@@ -154,7 +162,7 @@ static pnode *scan(bn_matcher *m, pnode *p, int32_t lexeme) {
     bn_chart_view view = {p->base->cols, p->base->n, m->path, p->depth};
     bn_column *col = NULL;
     int r = bn_earley_scan(&m->g->cfg, m->work, &view, lexeme, m->g->lim.max_items, &col);
-    if (r == BN_EARLEY_BUDGET) return mfail(m, "a parser column grew past max_items (an ambiguous or very large grammar)");
+    if (r == BN_EARLEY_BUDGET) return mbudget(m, "a parser column grew past max_items (an ambiguous or very large grammar)");
     if (!spend(m, col ? (size_t)col->n_items + 1 : 1)) {
         bn_column_free(col);
         return NULL;
@@ -189,7 +197,7 @@ static int push_conf(bn_matcher *m, confset *out, pnode *p, int32_t s) {
     for (size_t i = 0; i < out->n; i++)
         if (out->v[i].p == p && out->v[i].s == s) return 1;
     if (out->n >= m->g->lim.max_branches) {
-        mfail(m, "the grammar is too ambiguous: more readings of the text than max_branches");
+        mbudget(m, "the grammar is too ambiguous: more readings of the text than max_branches");
         return 0;
     }
     if (!bn_grow((void **)&out->v, &out->cap, out->n + 1, sizeof *out->v)) return mfail(m, "out of memory"), 0;
@@ -209,7 +217,7 @@ static int step(bn_matcher *m, const confset *in, uint8_t b, confset *out) {
         int32_t s = in->v[i].s;
         if (s < 0) continue;
         int32_t t = bn_lexer_step(lx, &v, s, b);
-        if (t == BN_LEX_BUDGET) return mfail(m, "the grammar needs more lexer states than max_dfa_states allows"), 0;
+        if (t == BN_LEX_BUDGET) return mbudget(m, "the grammar needs more lexer states than max_dfa_states allows"), 0;
         if (t >= 0 && !push_conf(m, out, p, t)) return 0;
         if (!v.n_acc[s]) continue;
         size_t n_acc;
@@ -223,7 +231,7 @@ static int step(bn_matcher *m, const confset *in, uint8_t b, confset *out) {
             if (s0 < 0) continue;
             bn_lexer_view_of(lx, &v);
             t = bn_lexer_step(lx, &v, s0, b);
-            if (t == BN_LEX_BUDGET) return mfail(m, "the grammar needs more lexer states than max_dfa_states allows"), 0;
+            if (t == BN_LEX_BUDGET) return mbudget(m, "the grammar needs more lexer states than max_dfa_states allows"), 0;
             if (t >= 0 && !push_conf(m, out, q, t)) return 0;
         }
     }
@@ -350,10 +358,10 @@ int bn_matcher_reset(bn_matcher *m, bn_err *err) {
     int32_t s0 = BN_LEX_DEAD;
     if (r == BN_EARLEY_OK) s0 = bn_lexer_start(m->g->lexer, c0->allowed, (size_t)c0->n_allowed);
     pthread_mutex_unlock(&m->g->lock);
-    if (r != BN_EARLEY_OK) return bn_errf(err, "the grammar's first column grew past max_items");
+    if (r != BN_EARLEY_OK) return bn_errf_input(err, "the grammar's first column grew past max_items");
     if (s0 == BN_LEX_BUDGET) {
         bn_column_free(c0);
-        return bn_errf(err, "the grammar needs more lexer states than max_dfa_states allows");
+        return bn_errf_input(err, "the grammar needs more lexer states than max_dfa_states allows");
     }
     c0->lex_start = s0;
     c0->kept = 1;
@@ -494,7 +502,7 @@ int bn_matcher_feed(bn_matcher *m, const void *s, size_t n, bn_err *err) {
 
 int bn_matcher_is_complete(bn_matcher *m) {
     if (m->ended) return 1;
-    bn_err scratch = {{0}};
+    bn_err scratch = {0};
     begin_call(m, &scratch);
     pthread_mutex_lock(&m->g->lock);
     int r = complete_locked(m);
@@ -570,7 +578,7 @@ static int eval_boundary(bn_matcher *m, pnode *p, const bn_token_classes *tc, ui
 
 static int mask_conf(bn_matcher *m, pnode *p, int32_t s, uint32_t *bits, int depth) {
     if (s < 0) return 1;
-    if (depth > 64) return mfail(m, "the grammar chains too many empty lexeme ends"), 0;
+    if (depth > 64) return mbudget(m, "the grammar chains too many empty lexeme ends"), 0;
     const bn_token_classes *tc = bn_grammar_classes(m->g, s, m->err);
     if (!tc) {
         m->failed = 1;
@@ -629,7 +637,7 @@ int bn_matcher_mask(bn_matcher *m, uint32_t *bits, size_t *count, bn_err *err) {
 
 size_t bn_matcher_forced_bytes(bn_matcher *m, uint8_t *out, size_t cap) {
     if (m->ended) return 0;
-    bn_err scratch = {{0}};
+    bn_err scratch = {0};
     begin_call(m, &scratch);
     pthread_mutex_lock(&m->g->lock);
     confset a = {0, 0, 0}, b = {0, 0, 0}, only = {0, 0, 0};

@@ -859,7 +859,7 @@ fail:
     free(c.bt);
     free(c.subs);
     free(c.replayed);
-    if (r < 0) bn_errf(err, "the grammar needs more than %zu lexer states (max_dfa_states)", g->lim.max_dfa_states);
+    if (r < 0) bn_errf_input(err, "the grammar needs more than %zu lexer states (max_dfa_states)", g->lim.max_dfa_states);
     else bn_errf(err, "out of memory computing token classes");
     return NULL;
 }
@@ -869,7 +869,7 @@ const bn_token_classes *bn_grammar_classes(bn_grammar *g, int32_t s, bn_err *err
      * state clamped to the longest token */
     s = bn_lexer_clamped(g->lexer, s, (uint32_t)bn_vocab_max_len(g->vocab));
     if (s < 0) {
-        bn_errf(err, "the grammar needs more than %zu lexer states (max_dfa_states)", g->lim.max_dfa_states);
+        bn_errf_input(err, "the grammar needs more than %zu lexer states (max_dfa_states)", g->lim.max_dfa_states);
         return NULL;
     }
     if ((size_t)s < g->cap_classes && g->classes[s]) return g->classes[s];

@@ -83,7 +83,7 @@ static int l_convert(lua_State *L) {
             lua_pop(L, 1);
         }
     }
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_model *m;
     if (is_model) {
         m = bn_check_model(L, 1);

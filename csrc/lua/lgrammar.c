@@ -50,7 +50,7 @@ static bn_vocab *push_vocab(lua_State *L, const bn_tokenizer *t) {
     lvocab *u = lua_newuserdata(L, sizeof *u);
     u->v = NULL;
     luaL_setmetatable(L, VOCAB_MT);
-    bn_err err = {{0}};
+    bn_err err = {0};
     u->v = bn_vocab_new(t, &err);
     if (!u->v) luaL_error(L, "bitnet.grammar: %s", err.msg);
     lua_pushlightuserdata(L, (void *)t);
@@ -114,7 +114,7 @@ static int l_grammar(lua_State *L) {
 
     bn_vocab *v = push_vocab(L, t); /* stack: ..., vocab */
     int vocab_idx = lua_gettop(L);
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_gb *gb = bn_gb_new(NULL);
     if (!gb) return luaL_error(L, "%s: out of memory", fname);
     int ok = 0;
@@ -225,7 +225,7 @@ static void push_matcher(lua_State *L, bn_grammar *g) {
     lmatcher *u = lua_newuserdata(L, sizeof *u);
     memset(u, 0, sizeof *u);
     luaL_setmetatable(L, BN_MATCHER_MT);
-    bn_err err = {{0}};
+    bn_err err = {0};
     u->n_vocab = bn_vocab_n_tokens(bn_grammar_vocab(g));
     u->bits = calloc(((size_t)u->n_vocab + 31) / 32 + 1, sizeof *u->bits);
     if (!u->bits) luaL_error(L, "bitnet.Grammar:matcher: out of memory");
@@ -256,7 +256,7 @@ static int l_matcher_tostring(lua_State *L) {
 }
 
 static void compute_mask(lua_State *L, lmatcher *u, size_t *count) {
-    bn_err err = {{0}};
+    bn_err err = {0};
     size_t c = 0;
     if (!bn_matcher_mask(u->m, u->bits, &c, &err)) luaL_error(L, "bitnet.Matcher:mask: %s", err.msg);
     u->mask_valid = 1;
@@ -306,7 +306,7 @@ static int l_matcher_allowed(lua_State *L) {
 static int l_matcher_commit(lua_State *L) {
     lmatcher *u = check_matcher(L, 1);
     int32_t id = check_token(L, u, 2, "bitnet.Matcher:commit");
-    bn_err err = {{0}};
+    bn_err err = {0};
     int r = bn_matcher_commit(u->m, id, &err);
     if (r == BN_MATCH_ERROR) return luaL_error(L, "bitnet.Matcher:commit: %s", err.msg);
     if (r == BN_MATCH_OK) u->mask_valid = 0;
@@ -319,7 +319,7 @@ static int l_matcher_feed(lua_State *L) {
     lmatcher *u = check_matcher(L, 1);
     size_t len;
     const char *s = luaL_checklstring(L, 2, &len);
-    bn_err err = {{0}};
+    bn_err err = {0};
     int r = bn_matcher_feed(u->m, s, len, &err);
     if (r == BN_MATCH_ERROR) return luaL_error(L, "bitnet.Matcher:feed: %s", err.msg);
     if (r == BN_MATCH_OK) u->mask_valid = 0;
@@ -353,7 +353,7 @@ static int l_matcher_forced(lua_State *L) {
 /* m:reset() -> the matcher, back at the start of the text. */
 static int l_matcher_reset(lua_State *L) {
     lmatcher *u = check_matcher(L, 1);
-    bn_err err = {{0}};
+    bn_err err = {0};
     if (!bn_matcher_reset(u->m, &err)) return luaL_error(L, "bitnet.Matcher:reset: %s", err.msg);
     u->mask_valid = 0;
     lua_settop(L, 1);

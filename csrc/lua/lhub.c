@@ -79,7 +79,7 @@ static int l_http(lua_State *L) {
     req.max_body = (size_t)bn_opt_integer(L, 1, "max_body", 64 << 20, fname);
     req.headers = header_lines(L, 1, fname);
     bn_http_resp resp;
-    bn_err err = {{0}};
+    bn_err err = {0};
     if (!bn_http_request(&req, &resp, &err)) {
         lua_pushnil(L);
         lua_pushstring(L, err.msg);
@@ -155,7 +155,7 @@ static int l_fetch(lua_State *L) {
         luaL_error(L, "%s: option 'progress' must be a function", fname);
     }
     bn_fetch_result res;
-    bn_err err = {{0}};
+    bn_err err = {0};
     int ok = bn_fetch(&req, &res, &err);
     if (prog.raised) return lua_error(L); /* the callback's error, after the cleanup */
     int top = lua_gettop(L);
@@ -191,7 +191,7 @@ static int l_lock(lua_State *L) {
     u->fd = -1;
     luaL_getmetatable(L, LOCK_MT);
     lua_setmetatable(L, -2);
-    bn_err err = {{0}};
+    bn_err err = {0};
     u->fd = bn_lock(path, &err);
     if (u->fd < 0) {
         lua_pushnil(L);
@@ -228,19 +228,19 @@ static int push_result(lua_State *L, int ok, const bn_err *err) {
 
 /* core.fs_mkdirs(path) -> true | nil, message */
 static int l_mkdirs(lua_State *L) {
-    bn_err err = {{0}};
+    bn_err err = {0};
     return push_result(L, bn_mkdirs(luaL_checkstring(L, 1), &err), &err);
 }
 
 /* core.fs_symlink(target, link) -> true | nil, message (replaces link) */
 static int l_symlink(lua_State *L) {
-    bn_err err = {{0}};
+    bn_err err = {0};
     return push_result(L, bn_symlink(luaL_checkstring(L, 1), luaL_checkstring(L, 2), &err), &err);
 }
 
 /* core.fs_remove(path) -> true | nil, message (directories whole) */
 static int l_remove(lua_State *L) {
-    bn_err err = {{0}};
+    bn_err err = {0};
     return push_result(L, bn_remove_tree(luaL_checkstring(L, 1), &err), &err);
 }
 
@@ -255,7 +255,7 @@ static int add_name(void *ud, const char *name) {
 static int l_list(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     lua_newtable(L);
-    bn_err err = {{0}};
+    bn_err err = {0};
     if (!bn_list_dir(path, add_name, L, &err)) {
         lua_pushnil(L);
         lua_pushstring(L, err.msg);

@@ -62,7 +62,7 @@ static int l_job(lua_State *L) {
     bn_ljob *u = lua_newuserdata(L, sizeof *u);
     u->j = NULL;
     luaL_setmetatable(L, BN_JOB_MT);
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_sampler *copy = bn_sampler_clone(smp, &err);
     if (!copy) luaL_error(L, "bitnet.job: %s", err.msg);
     u->j = bn_job_start(s, copy, ids, (int)n, (int)n_prefix, &o, &err);
@@ -79,9 +79,10 @@ static void set_number(lua_State *L, const char *k, double v) {
 
 /* job:poll() -> ids, state [, logprobs]
  * The tokens produced since the last poll (a table, maybe empty) and the
- * job's state: { finish, error, n_sampled, prompt_fed, prefill_seconds,
- * decode_seconds, drafted, accepted, passes }, where finish is nil while
- * it runs, then "stop" | "length" | "cancelled" | "error"; with the
+ * job's state: { finish, error, error_input, n_sampled, prompt_fed,
+ * prefill_seconds, decode_seconds, drafted, accepted, passes }, where
+ * finish is nil while it runs, then "stop" | "length" | "cancelled" |
+ * "error" (error_input: the request's fault, see bn_err.input); with the
  * logprobs option, a third table of each token's record ({ id, logprob,
  * top }). Never waits. */
 static int l_poll(lua_State *L) {
@@ -111,6 +112,8 @@ static int l_poll(lua_State *L) {
     if (st.end == BN_JOB_ERROR) {
         lua_pushstring(L, st.error);
         lua_setfield(L, -2, "error");
+        lua_pushboolean(L, st.error_input);
+        lua_setfield(L, -2, "error_input");
     }
     set_number(L, "n_sampled", st.n_sampled);
     set_number(L, "prompt_fed", st.prompt_fed);

@@ -57,7 +57,7 @@ static int l_load(lua_State *L) {
         if (given && max_memory <= 0) luaL_error(L, "bitnet.load: option 'max_memory' must be a positive number of bytes");
     }
     o.max_memory = (uint64_t)max_memory;
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_model *m = bn_model_open(path, &o, (int)n_ctx, &err);
     if (!m) {
         lua_pushnil(L);
@@ -182,7 +182,7 @@ static int l_session(lua_State *L) {
     bn_session_opts so = {(int)n_ctx, strcmp(kv_type, "f16") == 0};
     bn_lsession *u = lua_newuserdata(L, sizeof *u);
     u->s = NULL;
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_session *s = bn_session_open(m, &so, &err);
     if (!s) luaL_error(L, "model:session: %s", err.msg);
     s->jitter = jitter;
@@ -206,7 +206,7 @@ static int l_load_session(lua_State *L) {
     if (n_ctx < 0 || n_ctx > (1 << 20)) luaL_error(L, "model:load_session: option 'n_ctx' must be 1..1048576");
     bn_lsession *u = lua_newuserdata(L, sizeof *u);
     u->s = NULL;
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_session *s = bn_session_load(m, path, (int)n_ctx, &err);
     if (!s) {
         lua_pushnil(L);

@@ -124,7 +124,7 @@ static int l_sampler(lua_State *L) {
     int32_t *ids;
     float *bias;
     int n_bias = read_logit_bias(L, 1, &ids, &bias);
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_sampler *s = bn_sampler_new(&p, ids, bias, n_bias, &err);
     if (!s) luaL_error(L, "%s: %s", fname, err.msg);
     u->s = s;
@@ -165,7 +165,7 @@ static int l_sample(lua_State *L) {
     bn_sampler *s = check_sampler(L, 1);
     int n;
     const float *logits = source_logits(L, 2, &n, "smp:sample");
-    bn_err err = {{0}};
+    bn_err err = {0};
     int32_t id = bn_sampler_sample(s, logits, n, &err);
     if (id < 0) luaL_error(L, "smp:sample: %s", err.msg);
     lua_pushinteger(L, id);
@@ -182,7 +182,7 @@ static int l_candidates(lua_State *L) {
     if (!bn_isintegral(L, 3, &k) || k < 1) luaL_error(L, "smp:candidates: argument 2 (k) must be an integer >= 1");
     int n;
     const float *logits = source_logits(L, 2, &n, "smp:candidates");
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_cand *c = bn_sampler_prepare(s, logits, n, &err);
     if (!c) luaL_error(L, "smp:candidates: %s", err.msg);
     double lse = bn_cand_logsumexp(c, n);
@@ -308,7 +308,7 @@ static int l_greedy(lua_State *L) {
 static int l_set_grammar(lua_State *L) {
     bn_sampler *s = check_sampler(L, 1);
     struct bn_grammar *g = lua_isnoneornil(L, 2) ? NULL : bn_check_grammar(L, 2);
-    bn_err err = {{0}};
+    bn_err err = {0};
     if (!bn_sampler_set_grammar(s, g, &err)) luaL_error(L, "smp:set_grammar: %s", err.msg);
     return 0;
 }
@@ -320,7 +320,7 @@ static int l_commit(lua_State *L) {
     bn_sampler *s = check_sampler(L, 1);
     lua_Integer id = 0;
     if (!bn_isintegral(L, 2, &id) || id < 0 || id > INT32_MAX) luaL_error(L, "smp:commit: argument 1 must be a token id");
-    bn_err err = {{0}};
+    bn_err err = {0};
     if (!bn_sampler_grammar_commit(s, (int32_t)id, &err)) luaL_error(L, "smp:commit: %s", err.msg);
     return 0;
 }
@@ -334,7 +334,7 @@ static int l_forced_tokens(lua_State *L) {
     if (max < 0) max = 0;
     if (max > 4096) max = 4096;
     int32_t *ids = lua_newuserdata(L, (size_t)(max ? max : 1) * sizeof *ids);
-    bn_err err = {{0}};
+    bn_err err = {0};
     int n = bn_sampler_grammar_forced(s, ids, (int)max, &err);
     if (n < 0) luaL_error(L, "smp:forced_tokens: %s", err.msg);
     lua_createtable(L, n, 0);

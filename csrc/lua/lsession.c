@@ -104,7 +104,7 @@ static int l_nll(lua_State *L) {
         free(ids);
         luaL_error(L, "sess:nll: %s", problem);
     }
-    bn_err err = {{0}};
+    bn_err err = {0};
     double nll = n ? bn_session_nll(s, ids, n, (int)from - 1, &err) : 0.0;
     bn_session_unclaim(s);
     free(ids);
@@ -189,7 +189,7 @@ static int l_save(lua_State *L) {
     bn_check_session(L, 1);
     const char *path = luaL_checkstring(L, 2);
     bn_session *s = bn_claim_session(L, 1);
-    bn_err err = {{0}};
+    bn_err err = {0};
     int rc = bn_session_save(s, path, &err);
     bn_session_unclaim(s);
     if (rc != 0) {

@@ -77,7 +77,7 @@ static int encode_at(lua_State *L, const bn_tokenizer *t, const char *fname) {
     }
     o.parse_special = bn_opt_boolean(L, 3, "special", 0, fname);
     bn_ids ids = {0};
-    bn_err err = {{0}};
+    bn_err err = {0};
     if (!bn_tokenizer_encode(t, text, len, &o, &ids, &err)) {
         bn_ids_free(&ids);
         return luaL_error(L, "%s: %s", fname, err.msg);
@@ -163,7 +163,7 @@ static int decode_at(lua_State *L, const bn_tokenizer *t, const char *fname) {
  * file (vocabulary-only files too). */
 static int l_tokenizer_load(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
-    bn_err err = {{0}};
+    bn_err err = {0};
     bn_tokenizer *t = bn_tokenizer_load(path, &err);
     if (!t) {
         lua_pushnil(L);

@@ -207,7 +207,7 @@ static int fill(ctx *c, bn_model *m) {
                       !bn_ternary_from_pair_order(&L->wk, hp->n_kv_heads, c->path, c->err)))
             return 0;
     }
-    bn_err model_err = {{0}};
+    bn_err model_err = {0};
     if (!bn_model_check(m, &model_err)) return bn_errf(c->err, "%s: %s", c->path, model_err.msg);
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         const bn_gguf_tensor *t = &g->tensors[i];
@@ -217,7 +217,7 @@ static int fill(ctx *c, bn_model *m) {
 }
 
 static void load_tokenizer(ctx *c, bn_model *m) {
-    bn_err terr = {{0}};
+    bn_err terr = {0};
     m->tokenizer = bn_tokenizer_from_gguf(c->g, &terr);
     if (!m->tokenizer)
         snprintf(m->tokenizer_error, sizeof m->tokenizer_error, "%s", terr.msg[0] ? terr.msg : "the file has no tokenizer");

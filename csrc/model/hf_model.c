@@ -294,7 +294,7 @@ static int load_packed(ctx *c, const bn_st_tensor *t, const char *name, int64_t 
     if (!c->convention)
         return bn_errf(c->err, "%s: cannot tell whether weight_scale multiplies or divides the packed weights (%s); "
                        "load with scale_convention = \"multiply\" or \"divide\"", c->dir, c->convention_why);
-    bn_err terr = {{0}};
+    bn_err terr = {0};
     if (!bn_ternary_alloc(w, rows, cols, &terr)) return bn_errf(c->err, "%s: %s", c->dir, terr.msg);
     int8_t *row = malloc((size_t)cols);
     if (!row) return bn_errf(c->err, "%s: out of memory", c->dir);
@@ -376,7 +376,7 @@ static int fill(ctx *c, bn_model *m) {
     memset(m->layers, 0, sizeof(bn_layer) * (size_t)hp->n_layers);
     for (int l = 0; l < hp->n_layers; l++)
         if (!load_layer(c, m, l)) return 0;
-    bn_err model_err = {{0}};
+    bn_err model_err = {0};
     if (!bn_model_check(m, &model_err)) return bn_errf(c->err, "%s: %s", c->dir, model_err.msg);
     /* logical weights (packed ones count 4 a byte): norms, matrices, embeddings */
     int64_t norms = 2LL * hp->n_embd + (c->attn_sub ? (int64_t)hp->n_heads * hp->head_dim + hp->n_ff : 0);
@@ -394,7 +394,7 @@ static int fill(ctx *c, bn_model *m) {
  * {name, template} from which the "default" one is taken. */
 static void load_chat_template(ctx *c, bn_model *m) {
     int absent;
-    bn_err ignored = {{0}};
+    bn_err ignored = {0};
     bn_err *saved = c->err;
     c->err = &ignored; /* a broken tokenizer_config.json does not fail the load */
     cJSON *tc = read_json(c, "tokenizer_config.json", &absent);
@@ -425,7 +425,7 @@ static void load_tokenizer(ctx *c, bn_model *m) {
         snprintf(m->tokenizer_error, sizeof m->tokenizer_error, "%s: the directory has no tokenizer.json", c->dir);
         return;
     }
-    bn_err terr = {{0}};
+    bn_err terr = {0};
     m->tokenizer = bn_tokenizer_from_hf(tok, stat(cfg, &st) == 0 ? cfg : NULL, &terr);
     if (!m->tokenizer)
         snprintf(m->tokenizer_error, sizeof m->tokenizer_error, "%s", terr.msg[0] ? terr.msg : "tokenizer.json could not be read");

@@ -313,7 +313,7 @@ int bn_fetch(const bn_fetch_req *req, bn_fetch_result *res, bn_err *err) {
     } else if (rc != CURLE_OK) {
         bn_http_fail(err, rc, req->url, req->stall_timeout);
         if (res->attempts > 1) { /* say how hard we tried */
-            bn_err e2 = {{0}};
+            bn_err e2 = {0};
             bn_errf(&e2, "%s (after %d attempts)", err->msg, res->attempts);
             memcpy(err->msg, e2.msg, sizeof e2.msg);
         }

@@ -63,6 +63,7 @@ struct bn_job {
     double *pooled;               /* pooling: n_embd sums (mean) or the last row */
     bn_job_end fresh_end;
     char fresh_error[sizeof(((bn_job_status *)0)->error)];
+    int fresh_error_input;
     bn_job_status run;            /* the figures as the engine counts them; published into st */
     double t_decode0;
 };
@@ -93,6 +94,14 @@ static void end_job(bn_job *j, bn_job_end end, const char *msg) {
     if (j->fresh_end != BN_JOB_RUNNING) return;
     j->fresh_end = end;
     if (msg) snprintf(j->fresh_error, sizeof j->fresh_error, "%s", msg);
+    j->fresh_error_input = 0;
+}
+
+/* Ends the job's step with an error from err, keeping whose fault it was. */
+static void end_job_err(bn_job *j, const bn_err *err) {
+    if (j->fresh_end != BN_JOB_RUNNING) return;
+    end_job(j, BN_JOB_ERROR, err->msg);
+    j->fresh_error_input = err->input;
 }
 
 /* With context_shift, makes room when the context is full: keeps `keep`
@@ -114,10 +123,10 @@ static int32_t choose(bn_job *j, const float *logits) {
         end_job(j, BN_JOB_LENGTH, NULL);
         return -1;
     }
-    bn_err err = {{0}};
+    bn_err err = {0};
     int32_t id = bn_sampler_sample(j->smp, logits, m->hp.n_vocab, &err);
     if (id < 0) {
-        end_job(j, BN_JOB_ERROR, err.msg);
+        end_job_err(j, &err);
         return -1;
     }
     j->run.n_sampled++;
@@ -128,7 +137,7 @@ static int32_t choose(bn_job *j, const float *logits) {
     }
     bn_sampler_accept(j->smp, id);
     if (!bn_sampler_grammar_commit(j->smp, id, &err)) {
-        end_job(j, BN_JOB_ERROR, err.msg);
+        end_job_err(j, &err);
         return -1;
     }
     if (m->tokenizer && bn_tokenizer_is_eog(m->tokenizer, id)) {
@@ -299,6 +308,7 @@ static void publish(bn_engine *e, plan_entry *plan, int np, double t_end) {
         if (j->fresh_end != BN_JOB_RUNNING) {
             j->st.end = j->fresh_end;
             memcpy(j->st.error, j->fresh_error, sizeof j->st.error);
+            j->st.error_input = j->fresh_error_input;
             for (int i = 0; i < e->n_jobs; i++)
                 if (e->jobs[i] == j) detach(e, i);
         }

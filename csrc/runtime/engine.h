@@ -46,6 +46,8 @@ enum { BN_POOL_NONE = 0, BN_POOL_MEAN, BN_POOL_LAST };
 typedef struct {
     bn_job_end end;
     char error[512];            /* when end is BN_JOB_ERROR */
+    int error_input;            /* ... and the error is the request's (bn_err.input): a grammar
+                                   past its budget, a logit_bias that bans every allowed token */
     int n_tokens;               /* tokens produced so far */
     int n_sampled;              /* tokens chosen, an end-of-generation one included */
     int prompt_fed;             /* prompt tokens the job evaluated */

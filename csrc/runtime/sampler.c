@@ -206,7 +206,7 @@ void bn_sampler_copy_state(bn_sampler *dst, const bn_sampler *src) {
     dst->hist_len = src->hist_len;
     dst->hist_next = src->hist_next;
     if (dst->matcher && src->matcher) {
-        bn_err err = {{0}}; /* only out of memory can fail a read of text that was read before */
+        bn_err err = {0}; /* only out of memory can fail a read of text that was read before */
         bn_matcher_copy_state(dst->matcher, src->matcher, &err);
         dst->mask_fresh = 0;
     }
@@ -217,7 +217,7 @@ void bn_sampler_reset(bn_sampler *s) {
     s->hist_next = 0;
     seed_rng(s->rng, s->p.seed);
     if (s->matcher) {
-        bn_err err = {{0}};
+        bn_err err = {0};
         bn_matcher_reset(s->matcher, &err);
         s->mask_fresh = 0;
     }
@@ -321,7 +321,7 @@ static void apply_penalties(bn_sampler *s, bn_cand *c, int n_vocab) {
 bn_cand *bn_sampler_prepare(bn_sampler *s, const float *logits, int n_vocab, bn_err *err) {
     s->have_last = 0;
     if (s->n_bias > 0 && s->bias_ids[s->n_bias - 1] >= n_vocab) {
-        bn_errf(err, "logit_bias id %d is outside the vocabulary (%d ids)", (int)s->bias_ids[s->n_bias - 1], n_vocab);
+        bn_errf_input(err, "logit_bias id %d is outside the vocabulary (%d ids)", (int)s->bias_ids[s->n_bias - 1], n_vocab);
         return NULL;
     }
     bn_cand *c = bn_sampler_scratch(s, n_vocab);
@@ -350,7 +350,7 @@ bn_cand *bn_sampler_prepare(bn_sampler *s, const float *logits, int n_vocab, bn_
             else if (c[i].logit > -INFINITY) any = 1;
         }
         if (!any) {
-            bn_errf(err, count ? "every token the grammar allows here is banned (logit_bias or -inf logits)"
+            bn_errf_input(err, count ? "every token the grammar allows here is banned (logit_bias or -inf logits)"
                                : "the grammar allows no token here");
             return NULL;
         }

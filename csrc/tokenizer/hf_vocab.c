@@ -167,7 +167,7 @@ static int special_ids(bn_gguf_writer *w, const vocab *v, const cJSON *tok, cons
                                            {"pad_token", "padding"}};
     char key[64], path[1200];
     int absent;
-    bn_err ignored = {{0}};
+    bn_err ignored = {0};
     snprintf(path, sizeof path, "%s/config.json", dir);
     cJSON *cfg = parse_file(path, &absent, &ignored);
     int ok = 1;

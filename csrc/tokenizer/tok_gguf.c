@@ -193,7 +193,7 @@ bn_tokenizer *bn_tokenizer_from_gguf_file(const char *path, bn_err *err) {
     bn_gguf g;
     bn_tokenizer *t = NULL;
     if (bn_gguf_parse(&g, mf.data, mf.size, path, err)) {
-        bn_err inner = {{0}};
+        bn_err inner = {0};
         t = build(&g, &inner);
         if (!t) bn_errf(err, "%s: %s", path, inner.msg);
         bn_gguf_free(&g);

@@ -478,7 +478,7 @@ bn_tokenizer *bn_tokenizer_from_hf(const char *tokenizer_json_path, const char *
     if (!cJSON_IsObject(j) || (cfg && !cJSON_IsObject(cfg)))
         bn_errf(err, "%s: the JSON is not an object", cJSON_IsObject(j) ? tokenizer_config_path : tokenizer_json_path);
     else {
-        bn_err inner = {{0}};
+        bn_err inner = {0};
         t = build(j, cfg, &inner);
         if (!t) bn_errf(err, "%s: %s", tokenizer_json_path, inner.msg);
     }

@@ -643,7 +643,9 @@ function AsyncGeneration:pump()
     end
     if not self.info and st.finish then
       self:take_status(st)
-      if st.finish == "error" then self.error = st.error end
+      -- the request's fault (a grammar past its budget, a logit_bias that bans
+      -- every token the grammar allows) is a typed invalid_argument error
+      if st.finish == "error" then self.error = st.error_input and errors.new("invalid_argument", st.error) or st.error end
       self:finish(st.finish)
     elseif self.info then -- ended here (stop string, on_token): the engine need not go on
       job:cancel()

@@ -539,6 +539,23 @@ local function sse(cjson, obj)
   return flushed ~= nil
 end
 
+-- A generation that ended in an error: the request's fault (a typed
+-- invalid_argument: a grammar past its budget, a logit_bias banning every
+-- token the grammar allows) is a 400, anything else a 500. Streamed, the
+-- status is sent already: the error goes as an event, then [DONE].
+local function generation_failed(cjson, err, streamed)
+  local request = structured.is_typed(err) and err.kind == "invalid_argument"
+  local msg = (request and "" or "generation failed: ") .. tostring(err)
+  if streamed then
+    sse(cjson, { error = { message = msg, type = request and "invalid_request_error" or "server_error",
+      param = cjson.null, code = request and "invalid_value" or "internal_error" } })
+    sse(cjson, "[DONE]")
+    return
+  end
+  if request then fail(400, msg, nil, "invalid_value") end
+  fail(500, msg, nil, "internal_error")
+end
+
 -- ---- logprobs, n, echo (responses) ----
 
 -- Debian's lua-cjson has no empty-array marker: this string stands for []
@@ -756,15 +773,7 @@ local function handle_choices(kind, input, opts, meta)
     if aborted.yes then return end
     local infos, completion = run.infos, 0
     for _, info in ipairs(infos) do
-      if info.finish_reason == "error" then
-        if meta.stream then
-          sse(cjson, { error = { message = "generation failed: " .. tostring(info.error or run.error), type = "server_error",
-            param = cjson.null, code = "internal_error" } })
-          sse(cjson, "[DONE]")
-          return
-        end
-        fail(500, "generation failed: " .. tostring(info.error or run.error), nil, "internal_error")
-      end
+      if info.finish_reason == "error" then return generation_failed(cjson, info.error or run.error, meta.stream) end
       completion = completion + info.completion_tokens
     end
     local use = usage({ prompt_tokens = infos[1].prompt_tokens, completion_tokens = completion,
@@ -855,8 +864,7 @@ local function handle_generation(kind)
       if aborted.yes then return end
       local info = gen.info
       if info.finish_reason == "error" then
-        sse(cjson, { error = { message = "generation failed: " .. tostring(gen.error), type = "server_error",
-          param = cjson.null, code = "internal_error" } })
+        return generation_failed(cjson, gen.error, true)
       else
         sse(cjson, chunk(kind == "chat" and {} or "", FINISH[info.finish_reason])) -- {} encodes as an object
         if meta.include_usage then
@@ -871,7 +879,7 @@ local function handle_generation(kind)
       drive(gen, function(piece) parts[#parts + 1] = piece end, aborted)
       if aborted.yes then return end
       local info = gen.info
-      if info.finish_reason == "error" then fail(500, "generation failed: " .. tostring(gen.error), nil, "internal_error") end
+      if info.finish_reason == "error" then generation_failed(cjson, gen.error, false) end
       local text = table.concat(parts)
       local choice = { index = 0, logprobs = cjson.null, finish_reason = FINISH[info.finish_reason] }
       if kind == "chat" then
