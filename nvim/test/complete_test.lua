@@ -265,6 +265,21 @@ local function run()
   wait_until(function() return api.nvim_get_current_line() ~= line_before end, 2000, "a plain <Tab>")
   eq(line_before .. "\t", api.nvim_get_current_line(), "<Tab> with no suggestion")
   leave_insert()
+  -- a mapping of the user's own on the key: with nothing shown <Tab> is
+  -- theirs, and theirs again once completion is off
+  vim.cmd("BitnetCompleteToggle")
+  vim.cmd("inoremap <Tab> TAB!")
+  vim.cmd("BitnetCompleteToggle")
+  eq(true, c.enabled(), "enabled again")
+  line_before = api.nvim_get_current_line()
+  api.nvim_input("A<Tab>")
+  wait_until(function() return api.nvim_get_current_line() ~= line_before end, 2000, "the user's <Tab>")
+  eq(line_before .. "TAB!", api.nvim_get_current_line(), "<Tab> falls through to the user's mapping")
+  leave_insert()
+  vim.cmd("BitnetCompleteToggle")
+  eq("TAB!", vim.fn.maparg("<Tab>", "i"), "the user's mapping given back")
+  vim.cmd("iunmap <Tab>")
+  vim.cmd("BitnetCompleteToggle")
 
   -- 7. :BitnetCompleteToggle and :BitnetComplete with auto = false
   R.phase = "toggle and command"

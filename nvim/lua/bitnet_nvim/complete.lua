@@ -2,7 +2,8 @@
 -- text around the cursor (bitnet_nvim/context.lua) goes to an async
 -- generation on the engine, and the suggestion shows as virtual text at the
 -- cursor (extmarks in the namespace `bitnet_complete`), updated as tokens
--- arrive. <Tab> accepts it (a normal Tab when nothing is shown), other keys
+-- arrive. <Tab> accepts it (when nothing is shown: the mapping it replaced, or
+-- a normal Tab), other keys
 -- accept a word or a line; typing that matches its start keeps the rest
 -- shown; any other change dismisses it and cancels the generation; leaving
 -- insert mode clears it. A session pool keeps the buffer's context cached
@@ -415,24 +416,61 @@ function M.accept(what)
   return true
 end
 
+-- The user's own global insert-mode mapping of lhs (maparg's dict), or nil.
+-- A buffer-local one is left alone: it shadows ours in its buffer anyway.
+local function previous_mapping(lhs)
+  local m = vim.fn.maparg(lhs, "i", false, true)
+  if type(m) ~= "table" or next(m) == nil or m.buffer == 1 then return nil end
+  return m
+end
+
+-- The keys of a mapping we took over, as our expr mapping returns them:
+-- its expression's value or its callback's, or its rhs (fed as it was
+-- mapped: remapped unless it was noremap). Neovim 0.7 has no mapset().
+local function fall_through(prev, lhs)
+  if not prev then return lhs end
+  if prev.callback then
+    local keys = prev.callback()
+    if prev.expr == 1 then return keys or "" end
+    return ""
+  end
+  local rhs = prev.rhs:gsub("<[Ss][Ii][Dd]>", "<SNR>" .. tostring(prev.sid) .. "_")
+  if prev.expr == 1 then return vim.api.nvim_eval(rhs) end
+  if prev.noremap == 1 then return rhs end
+  api.nvim_feedkeys(api.nvim_replace_termcodes(rhs, true, true, true), "m", false)
+  return ""
+end
+
+-- Puts back a mapping we took over (as maparg described it).
+local function restore(prev)
+  local opts = { expr = prev.expr == 1, noremap = prev.noremap == 1, silent = prev.silent == 1,
+    nowait = prev.nowait == 1, desc = prev.desc }
+  if prev.callback then opts.callback = prev.callback end
+  pcall(api.nvim_set_keymap, "i", prev.lhs, prev.callback and "" or prev.rhs, opts)
+end
+
 local function map_keys()
   for _, k in ipairs(KEY_OPTIONS) do
     local lhs = cfg[k]
     if lhs then
       local what = k == "accept" and "all" or k:match("_(%a+)$")
+      local prev = previous_mapping(lhs)
       vim.keymap.set("i", lhs, function()
         if M.visible() then
           return ("<Cmd>lua require('bitnet_nvim.complete').accept(%q)<CR>"):format(what)
         end
-        return lhs
+        return fall_through(prev, lhs)
       end, { expr = true, desc = "bitnet: accept the suggestion (" .. what .. ")" })
-      state.mapped[#state.mapped + 1] = lhs
+      state.mapped[#state.mapped + 1] = { lhs = lhs, prev = prev }
     end
   end
 end
 
 local function unmap_keys()
-  for _, lhs in ipairs(state.mapped) do pcall(vim.keymap.del, "i", lhs) end
+  for _, m in ipairs(state.mapped) do
+    pcall(vim.keymap.del, "i", m.lhs)
+    if m.prev then restore(m.prev) end
+  end
   state.mapped = {}
 end
 
