@@ -552,7 +552,7 @@ local function generation_failed(cjson, err, streamed)
     sse(cjson, "[DONE]")
     return
   end
-  if request then fail(400, msg, nil, "invalid_value") end
+  if request then structured.fail_typed(err, fail) end
   fail(500, msg, nil, "internal_error")
 end
 
