@@ -100,10 +100,11 @@ static int build_rem_tries(bn_token_classes *tc, const bound_tmp *bt, size_t m, 
  * plain-text state, an "absorb" answer says which plain text the state
  * reads with every state on the way alive and no lexeme able to end:
  * every string of at most k bytes, or (for a class like [^,"]) every
- * string of any length with no byte of a set K. Below a trie node in such
- * a state the walk marks those tokens at once (from the vocabulary's
- * precomputed sets, or a whole subtree whose bytes avoid K) and visits
- * only the nodes with other tokens below. */
+ * string of any length with no byte of a set K. The walk asks it of the
+ * state at the trie's root, marks those tokens at once (from the
+ * vocabulary's precomputed sets, or a whole subtree whose bytes avoid K)
+ * and visits only the nodes with other tokens below. (Asked again at wide
+ * nodes deeper down, it cost more than the nodes it let the walk skip.) */
 
 struct bn_absorb {
     uint16_t k;    /* plain strings of at most k bytes are read whole (ABSORB_UNKNOWN: not asked yet) */
@@ -116,7 +117,6 @@ struct bn_walk_level {
     int32_t state;   /* lexer state after the path */
     uint32_t lim;    /* plain tokens this deep below the region's root are inside ... */
     uint32_t kset;   /* ... that avoid these bytes (0: none; tokens marked in bulk) */
-    uint8_t plain;   /* plain-text state after the path */
     uint8_t in_kset; /* the path from the region's root avoids the kset's bytes */
 };
 
@@ -383,49 +383,116 @@ static int accept_free(bn_grammar *g, bn_lexer_view *lv, int32_t s, uint8_t p) {
     return a->free == 1;
 }
 
-/* The absorb answer for (s, p), computed on first use: a search without
- * exclusions; when that finds a limit and s reads several lexemes (the
- * keys of an object with any string besides: a search would spell every
- * key out), the parts one by one: one part that reads all plain text and
- * none that can end on plain text answer for the whole; else a search
- * that excludes the bytes that end the state (kept when it closes with
- * few of them). Returns a copy; k == ABSORB_UNKNOWN when out of memory. */
+/* Bytes that may begin a match of re (a superset: bit b of out[b >> 6]),
+ * looked at to a small depth (deeper: every byte). */
+static void first_bytes(bn_rx *rx, bn_rxid re, int depth, uint64_t out[4]) {
+    size_t n;
+    if (depth > 16) {
+        out[0] = out[1] = out[2] = out[3] = ~0ull;
+        return;
+    }
+    switch (bn_rx_kind_of(rx, re)) {
+    case BN_RX_BYTES: {
+        const uint64_t *set = bn_rx_set(rx, re);
+        for (int w = 0; w < 4; w++) out[w] |= set[w];
+        break;
+    }
+    case BN_RX_CONCAT: {
+        bn_rxid a = bn_rx_parts(rx, re, &n)[0], b = bn_rx_parts(rx, re, &n)[1];
+        first_bytes(rx, a, depth + 1, out);
+        if (bn_rx_nullable(rx, a)) first_bytes(rx, b, depth + 1, out);
+        break;
+    }
+    case BN_RX_ALT:
+        bn_rx_parts(rx, re, &n);
+        for (size_t i = 0; i < n; i++) first_bytes(rx, bn_rx_parts(rx, re, &n)[i], depth + 1, out);
+        break;
+    case BN_RX_REPEAT: {
+        uint32_t lo, hi;
+        bn_rx_bounds(rx, re, &lo, &hi);
+        if (hi > 0) first_bytes(rx, bn_rx_parts(rx, re, &n)[0], depth + 1, out);
+        break;
+    }
+    case BN_RX_DFA: {
+        uint64_t f[4];
+        bn_rx_dfa_first(rx, re, f);
+        for (int w = 0; w < 4; w++) out[w] |= f[w];
+        break;
+    }
+    default: break; /* nothing, empty */
+    }
+}
+
+/* Whether the part with expression re may read every plain string from
+ * plain state p: it must at least take every byte plain text may go on
+ * with. Looked at before a part's state is made: most parts of a state of
+ * many (an object's key names) fail this at their first byte. */
+static int may_read_all_plain(bn_grammar *g, bn_rxid re, uint8_t p) {
+    uint64_t f[4] = {0, 0, 0, 0};
+    first_bytes(bn_gb_rx(g->gb), re, 0, f);
+    for (int b = 0; b < 256; b++)
+        if (bn_plain_next(p, (uint8_t)b) != BN_PLAIN_DEAD && !has_byte(f, (uint8_t)b)) return 0;
+    return 1;
+}
+
+static struct bn_absorb absorb_of(bn_grammar *g, bn_lexer_view *lv, int32_t s, uint8_t p, int as_part);
+
+/* The answer of a state of several parts from its parts: one part that
+ * reads all plain text and none that can end on plain text answer for the
+ * whole (what every part says of a text, the whole says too). 1 with *out
+ * set, 0 when the parts do not tell, -1 when out of memory. */
+static int absorb_by_parts(bn_grammar *g, bn_lexer_view *lv, int32_t s, uint8_t p, struct bn_absorb *out) {
+    size_t H = horizon(g), n_parts = bn_lexer_n_parts(g->lexer, s);
+    struct bn_absorb best = {0, 0, 0, 0};
+    for (size_t i = 0; i < n_parts; i++) {
+        bn_rxid re = bn_lexer_part_regex(g->lexer, s, i);
+        int free_of_ends = !bn_rx_nullable(bn_gb_rx(g->gb), re) && !may_be_plain(g, re, 0); /* every match has a non-plain byte */
+        int candidate = (best.k < H || best.kset) && may_read_all_plain(g, re, p);
+        if (free_of_ends && !candidate) continue;
+        int32_t part = bn_lexer_part(g->lexer, s, i);
+        bn_lexer_view_of(g->lexer, lv);
+        if (part < 0) return 0;
+        if (candidate) { /* the part that reads everything: not found yet */
+            struct bn_absorb pa = absorb_of(g, lv, part, p, 1);
+            if (pa.k == ABSORB_UNKNOWN) return -1;
+            if (pa.k >= H) {
+                if (best.k < H || !pa.kset) best = pa;
+                continue;
+            }
+        }
+        if (free_of_ends) continue;
+        int fr = accept_free(g, lv, part, p);
+        if (fr <= 0) return fr;
+    }
+    if (best.k < H) return 0;
+    *out = (struct bn_absorb){(uint16_t)H, 0, 0, best.kset};
+    return 1;
+}
+
+/* The absorb answer for (s, p), computed on first use. A state that reads
+ * several lexemes (the keys of an object with any string besides: a search
+ * would spell every key out) asks its parts first (absorb_by_parts). Then
+ * a search without exclusions; when that finds a limit and s has one part,
+ * a search that excludes the bytes that end the state (kept when it closes
+ * with few of them). Returns a copy; k == ABSORB_UNKNOWN when out of
+ * memory. */
 static struct bn_absorb absorb_of(bn_grammar *g, bn_lexer_view *lv, int32_t s, uint8_t p, int as_part) {
     const struct bn_absorb oom = {ABSORB_UNKNOWN, 0, 0, 0};
     struct bn_absorb *slot = absorb_slot(g, s, p);
     if (!slot) return oom;
     if (slot->k != ABSORB_UNKNOWN && (!slot->lower || slot->k >= 8)) return *slot; /* (a small bound: ask) */
     size_t H = horizon(g);
-    int cut = 0;
-    int k = absorb_search(g, lv, s, p, H, NULL, ABSORB_MAX_NEW, as_part ? ABSORB_PART_SCALE : 1, 0, &cut);
-    if (k < 0) return oom;
-    struct bn_absorb a = {(uint16_t)k, 0, 0, 0};
     size_t n_parts = bn_lexer_n_parts(g->lexer, s);
-    if ((size_t)k < H && cut && n_parts > 1 && n_parts <= 4096) { /* (a limit found is a limit of the whole) */
-        struct bn_absorb best = {0, 0, 0, 0};
-        int ok = 1;
-        for (size_t i = 0; i < n_parts && ok; i++) {
-            int32_t part = bn_lexer_part(g->lexer, s, i);
-            bn_lexer_view_of(g->lexer, lv);
-            if (part < 0) {
-                ok = 0;
-                break;
-            }
-            if (best.k < H || best.kset) { /* the part that reads everything: not found yet */
-                struct bn_absorb pa = absorb_of(g, lv, part, p, 1);
-                if (pa.k == ABSORB_UNKNOWN) return oom;
-                if (pa.k >= H) {
-                    if (best.k < H || !pa.kset) best = pa;
-                    continue;
-                }
-            }
-            bn_rxid re = bn_lexer_part_regex(g->lexer, s, i);
-            if (!bn_rx_nullable(bn_gb_rx(g->gb), re) && !may_be_plain(g, re, 0)) continue; /* every match has a non-plain byte */
-            int fr = accept_free(g, lv, part, p);
-            if (fr < 0) return oom;
-            ok = fr;
-        }
-        if (ok && best.k >= H) a = (struct bn_absorb){(uint16_t)H, 0, 0, best.kset};
+    struct bn_absorb a = {0, 0, 0, 0};
+    int by_parts = 0;
+    if (n_parts > 1 && n_parts <= 4096) {
+        by_parts = absorb_by_parts(g, lv, s, p, &a);
+        if (by_parts < 0) return oom;
+    }
+    if (!by_parts) {
+        int k = absorb_search(g, lv, s, p, H, NULL, ABSORB_MAX_NEW, as_part ? ABSORB_PART_SCALE : 1, 0, NULL);
+        if (k < 0) return oom;
+        a = (struct bn_absorb){(uint16_t)k, 0, 0, 0};
     }
     if ((size_t)a.k < H && n_parts == 1) { /* (a state of many parts has answered above, or cannot) */
         uint64_t excl[4] = {0, 0, 0, 0};
@@ -460,16 +527,6 @@ static void mark_plain_all(uint32_t *bits, const bn_vocab *v, size_t lim) {
     }
 }
 
-/* Marks the plain tokens of at most lim bytes strictly below trie node i. */
-static void mark_plain_below(uint32_t *bits, const bn_vocab *v, size_t i, size_t lim) {
-    const bn_trie_node *nodes = bn_vocab_trie(v, &(size_t){0});
-    const uint32_t *first = bn_vocab_first_tok(v);
-    const uint16_t *len = bn_vocab_plain_len(v);
-    const int32_t *order = bn_vocab_order(v);
-    for (uint32_t k = first[i + 1], n = first[nodes[i].end]; k < n; k++)
-        if (len[k] && len[k] <= lim) bits[order[k] >> 5] |= 1u << (order[k] & 31);
-}
-
 /* Sets the bits of tokens order[from..to) in bits. */
 static void mark_tokens(uint32_t *bits, const int32_t *order, uint32_t from, uint32_t to) {
     for (uint32_t k = from; k < to; k++) bits[order[k] >> 5] |= 1u << (order[k] & 31);
@@ -484,10 +541,10 @@ static void mark_tokens(uint32_t *bits, const int32_t *order, uint32_t from, uin
  * (the listed names with any other string besides) differ in a few
  * subtrees and share the rest. */
 
-enum { OP_MARK, OP_PLAIN, OP_ENTRY, OP_SUB };
+enum { OP_MARK, OP_ENTRY, OP_SUB };
 struct bn_walk_op {
     uint8_t kind;
-    uint32_t a, b; /* MARK: positions a..b; PLAIN: node a, depth b; ENTRY: token a, offset b; SUB: node a */
+    uint32_t a, b; /* MARK: positions a..b; ENTRY: token a, offset b; SUB: node a */
     int32_t lexeme; /* ENTRY, SUB */
 };
 
@@ -582,11 +639,6 @@ static int op_mark(walk_ctx *c, uint32_t from, uint32_t to) {
     return record(c, (struct bn_walk_op){OP_MARK, from, to, 0});
 }
 
-static int op_plain(walk_ctx *c, uint32_t node, uint32_t lim) {
-    mark_plain_below(c->inside, c->v, node, lim);
-    return record(c, (struct bn_walk_op){OP_PLAIN, node, lim, 0});
-}
-
 static int op_entry(walk_ctx *c, int32_t token, int32_t lexeme, uint32_t offset) {
     if (!bn_grow((void **)&c->bt, &c->cap_bt, c->n_bt + 1, sizeof *c->bt)) return 0;
     c->bt[c->n_bt++] = (bound_tmp){token, lexeme, offset, NULL, 0};
@@ -611,7 +663,6 @@ static int replay(walk_ctx *c, const struct bn_walk_memo *e) {
     for (uint32_t k = 0; k < e->n; k++) {
         struct bn_walk_op op = c->g->memo_ops[e->first + k]; /* (the array may move) */
         int ok = op.kind == OP_MARK    ? op_mark(c, op.a, op.b)
-                 : op.kind == OP_PLAIN ? op_plain(c, op.a, op.b)
                  : op.kind == OP_ENTRY ? op_entry(c, (int32_t)op.a, op.lexeme, op.b)
                                        : op_sub(c, op.lexeme, op.a);
         if (!ok) return c->replaying = 0;
@@ -632,7 +683,7 @@ static int walk(walk_ctx *c, int32_t s0) {
     struct bn_walk_level *w = g->walk;
     bn_lexer_view lv;
     bn_lexer_view_of(g->lexer, &lv);
-    w[0] = (struct bn_walk_level){s0, 0, 0, BN_PLAIN_START, 1};
+    w[0] = (struct bn_walk_level){s0, 0, 0, 1};
     struct bn_absorb a0 = absorb_of(g, &lv, s0, BN_PLAIN_START, 0);
     if (a0.k == ABSORB_UNKNOWN || !note_replayed(c, a0.k) || !note_replayed(c, a0.kset)) return 0;
     if (a0.k > 0) {
@@ -688,28 +739,11 @@ static int walk(walk_ctx *c, int32_t s0) {
         struct bn_walk_level *here = &w[d];
         *here = *up;
         here->state = s;
-        here->plain = bn_plain_next(up->plain, nd->byte);
         if (up->kset && has_byte(g->ksets[up->kset], nd->byte)) here->in_kset = 0;
         if (!op_mark(c, nd->tok_first, nd->tok_first + nd->tok_n)) return 0;
         if (nd->end == i + 1) { /* a leaf */
             i++;
             continue;
-        }
-        if (!lv.n_acc[s] && here->plain != BN_PLAIN_DEAD && nd->end - i > 32 &&
-            (here->lim < nd->max_below || (here->kset && !here->in_kset))) {
-            struct bn_absorb a = absorb_of(g, &lv, s, here->plain, 0);
-            if (a.k == ABSORB_UNKNOWN) return 0;
-            if (a.kset) { /* a region of its own: its subtrees that avoid the set are inside */
-                *here = (struct bn_walk_level){s, (uint32_t)(d + a.k), a.kset, here->plain, 1};
-            } else if ((d + a.k > here->lim || here->kset) && (a.k >= 8 || d + a.k >= nd->max_below)) {
-                /* (a few bytes mark little, and the marking reads the whole subtree) */
-                *here = (struct bn_walk_level){s, (uint32_t)(d + a.k), 0, here->plain, 1};
-                if (!op_plain(c, (uint32_t)i, here->lim)) return 0;
-                if (!(nd->flags & BN_TRIE_NOT_PLAIN) && nd->max_below <= here->lim) {
-                    i = nd->end;
-                    continue;
-                }
-            }
         }
         if (lv.n_acc[s]) {
             /* every token below may end a lexeme here and go on: a large
